@@ -1,0 +1,201 @@
+"""One run of one container as a host process: start (in the pod's namespaces through the launcher, or
+directly in loopback mode), log pumping, exit status, graceful stop and exec inside the container."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanokube.agent.logs import ContainerLog, pump
+
+LAUNCHER = str(Path(__file__).resolve().parent / "launcher.py")
+
+
+class StartError(Exception):
+    """The program could not be started (waiting/terminated reason StartError, exit code 128)."""
+
+
+@dataclass
+class Isolation:
+    """How to place a process: the pod's netns and what the container's mount namespace shows."""
+
+    netns: str | None = None  # path of the pod's network namespace; None: the host's (loopback mode)
+    hostname: str | None = None
+    domainname: str | None = None
+    files: list[tuple[str, str]] = field(default_factory=list)  # (source, target) single-file binds
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target, readOnly)
+    tmpfs: list[str] = field(default_factory=list)
+
+    @property
+    def namespaced(self) -> bool:
+        return self.netns is not None
+
+
+@dataclass
+class ExitStatus:
+    code: int
+    signal: int | None
+    started_at: float  # epoch seconds
+    finished_at: float
+    oom_killed: bool = False
+
+    @property
+    def ran_for(self) -> float:
+        return self.finished_at - self.started_at
+
+
+class ContainerProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, log: ContainerLog, log_fd: int, pumps: list[asyncio.Task],
+                 isolation: Isolation, env: dict[str, str], cwd: str) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.log = log
+        self._log_fd = log_fd
+        self._pumps = pumps
+        self.isolation = isolation
+        self.env = env
+        self.cwd = cwd
+        self.started_at = time.time()
+        self.exit: ExitStatus | None = None
+        self.exited = asyncio.Event()
+        self._waiter = asyncio.ensure_future(self._wait())
+
+    async def _wait(self) -> None:
+        rc = await self.proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # the rest of the container's process group goes with it
+        for task in self._pumps:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2.0)
+        os.close(self._log_fd)
+        self.log.end_run()
+        sig = -rc if rc < 0 else None
+        self.exit = ExitStatus(code=128 + sig if sig else rc, signal=sig, started_at=self.started_at,
+                               finished_at=time.time())
+        self.exited.set()
+
+    @property
+    def running(self) -> bool:
+        return self.exit is None
+
+    def signal(self, sig: int) -> None:
+        if self.exit is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    async def stop(self, grace: float) -> ExitStatus:
+        """SIGTERM, then SIGKILL to the whole process group once ``grace`` seconds have passed."""
+        if self.exit is None:
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.exited.wait(), max(grace, 0.0))
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                await self.exited.wait()
+        assert self.exit is not None
+        return self.exit
+
+    async def run_inside(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run a command in this container's namespaces with its environment (exec probes and hooks).
+        Returns (exit code, output); exit code -1 on timeout."""
+        if self.isolation.namespaced and self.exit is None:
+            full = ["nsenter", "-t", str(self.pid), "-n", "-u", "-m", "-i", f"--wd={self.cwd}", "--", *argv]
+            cwd = None
+        else:
+            full, cwd = argv, self.cwd if os.path.isdir(self.cwd) else None
+        try:
+            proc = await asyncio.create_subprocess_exec(*full, env=self.env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                        start_new_session=True)
+        except OSError as err:
+            return 126, str(err)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return -1, ""
+        return proc.returncode or 0, out.decode(errors="replace")[:4096]
+
+
+async def _read_status(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    chunks: list[bytes] = []
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            chunks.append(data)
+            return
+        loop.remove_reader(fd)
+        if not done.done():
+            done.set_result(b"".join(chunks))
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        return await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Isolation, log: ContainerLog,
+                restart: int) -> ContainerProcess:
+    """Start one container run; its output goes to ``log``'s file for ``restart``. Raises StartError."""
+    path = log.start_run(restart)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    status_r = status_w = None
+    try:
+        if isolation.namespaced:
+            status_r, status_w = os.pipe()
+            spec = {"netns": isolation.netns, "hostname": isolation.hostname, "domainname": isolation.domainname,
+                    "files": isolation.files, "mounts": isolation.mounts, "tmpfs": isolation.tmpfs,
+                    "cwd": cwd, "argv": argv, "status_fd": status_w}
+            full = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)]
+            proc = await asyncio.create_subprocess_exec(
+                *full, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, pass_fds=(status_w,))
+            os.close(status_w)
+            status_w = None
+            failure = await _read_status(status_r)
+            status_r = None
+            if failure:
+                await proc.wait()
+                raise StartError(failure.decode(errors="replace"))
+        else:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            except FileNotFoundError as err:
+                if err.filename == cwd:
+                    raise StartError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory"
+                                     ) from err
+                raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from err
+            except OSError as err:
+                raise StartError(str(err)) from err
+    except BaseException:
+        for fd in (status_r, status_w, log_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        log.end_run()
+        raise
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout", log_fd, log)),
+             asyncio.ensure_future(pump(proc.stderr, "stderr", log_fd, log))]
+    return ContainerProcess(proc, log, log_fd, pumps, isolation, env, cwd)

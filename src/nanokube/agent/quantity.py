@@ -1,0 +1,34 @@
+"""Parsing resource quantities ("500m", "128Mi", "1e3") into exact numbers for the downward API."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+
+_SUFFIX = {
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+}
+
+
+def parse_quantity(text: str | int | float) -> Decimal:
+    if isinstance(text, int | float):
+        return Decimal(str(text))
+    s = text.strip()
+    for suffix in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E"):
+        if s.endswith(suffix) and not (suffix == "E" and "e" in s.lower()[:-1]):
+            number = s[: -len(suffix)]
+            break
+    else:
+        suffix, number = "", s
+    try:
+        return Decimal(number) * _SUFFIX[suffix]
+    except InvalidOperation as err:
+        raise ValueError(f"invalid quantity {text!r}") from err
+
+
+def ceil_div(value: Decimal, divisor: Decimal) -> int:
+    return math.ceil(value / divisor)

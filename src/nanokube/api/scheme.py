@@ -1,0 +1,97 @@
+"""The resources nanokube serves: group, version, kind, plural, scope, short names, subresources.
+
+This table feeds discovery, routing, storage keys and the OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    singular: str = field(default="")
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    def key_prefix(self, namespace: str | None = None) -> str:
+        """Storage key prefix: /registry/<group>/<plural>/[<ns>/]."""
+        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"/registry/{self.group or 'core'}/{self.plural}/{namespace}/{name}"
+        return f"/registry/{self.group or 'core'}/{self.plural}/{name}"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
+    Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "binding", "eviction"), ("all",)),
+    Resource("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
+    Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
+    Resource("", "v1", "Secret", "secrets", True),
+    Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
+    Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), ("status",)),
+    Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), ("status",)),
+    Resource("", "v1", "Node", "nodes", False, ("no",), ("status",)),
+    Resource("", "v1", "Event", "events", True, ("ev",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True),
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", True),
+    Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+    Resource("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
+)
+
+BY_GROUP_VERSION_PLURAL: dict[tuple[str, str, str], Resource] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES
+}
+BY_KIND: dict[tuple[str, str], Resource] = {(r.group, r.kind): r for r in RESOURCES}
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return BY_GROUP_VERSION_PLURAL.get((group, version, plural))
+
+
+def by_kind(group: str, kind: str) -> Resource:
+    return BY_KIND[(group, kind)]
+
+
+def groups() -> dict[str, list[str]]:
+    """Group name -> served versions (core group is '')."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out

@@ -1,0 +1,512 @@
+"""The HTTP face of the API server: routes Kubernetes REST paths to the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from nanokube.api import errors, meta
+from nanokube.api.errors import ApiError
+from nanokube.api.scheme import Resource, by_kind, lookup
+from nanokube.apiserver import discovery, fields, openapi, patching, printing
+from nanokube.apiserver.http import (
+    decode_body,
+    json_response,
+    query_bool,
+    read_body,
+    status_response,
+    success_status,
+    wants_table,
+)
+from nanokube.apiserver.registry import Registry
+from nanokube.apiserver.watch import serve_watch
+from nanokube.store.base import Store
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = ("/version", "/healthz", "/readyz", "/livez")
+NODES = by_kind("", "Node")
+PODS = by_kind("", "Pod")
+
+
+@dataclass
+class Target:
+    res: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+@dataclass
+class ApiServerState:
+    store: Store
+    registry: Registry
+    token: str | None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def parse_target(path: str) -> Target | None:
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return None
+    if parts[0] == "api" and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    ns = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        candidate = lookup(group, version, rest[2])
+        if candidate is not None and candidate.namespaced:
+            ns, rest = rest[1], rest[2:]
+    res = lookup(group, version, rest[0])
+    if res is None:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource",
+                       {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+    name = rest[1] if len(rest) >= 2 else None
+    sub = rest[2] if len(rest) >= 3 else None
+    if len(rest) > 3 or (sub and sub not in res.subresources):
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return Target(res, ns, name, sub)
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise errors.bad_request(f"Invalid dry run value: {v}; only All is supported")
+    return bool(values)
+
+
+class Handlers:
+    def __init__(self, state: ApiServerState) -> None:
+        self.state = state
+        self.registry = state.registry
+
+    # -- table helpers -------------------------------------------------------------------------------
+    def _table(self, request: web.Request, res: Resource, raws: list[bytes], list_meta: dict[str, Any],
+               api_version: str) -> bytes:
+        objs = [orjson.loads(r) for r in raws]
+        include = request.query.get("includeObject", "Metadata")
+        table = printing.to_table(res.plural, res.group, objs, now=meta.now(), include_object=include,
+                                  list_meta=list_meta, api_version=api_version)
+        return orjson.dumps(table)
+
+    # -- verbs ---------------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        target = parse_target(request.path)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        t = target
+        if t.subresource == "log":
+            return await self.pod_log(request, t)
+        if t.subresource == "scale":
+            return await self.scale(request, t)
+        if t.subresource == "binding":
+            return await self.binding(request, t)
+        if t.name is None:
+            if method == "GET":
+                if query_bool(request, "watch"):
+                    return await self.watch(request, t)
+                return await self.list(request, t)
+            if method == "POST":
+                return await self.create(request, t)
+            if method == "DELETE":
+                return await self.delete_collection(request, t)
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        if method == "GET":
+            return await self.get(request, t)
+        if method == "PUT":
+            return await self.update(request, t)
+        if method == "PATCH":
+            return await self.patch(request, t)
+        if method == "DELETE":
+            return await self.delete(request, t)
+        if method == "POST" and t.subresource is None:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    async def get(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        kv = await self.registry.get_raw(t.res, t.namespace, t.name)
+        table_version = wants_table(request)
+        if table_version:
+            return json_response(self._table(request, t.res, [kv.value], {"resourceVersion": str(kv.revision)},
+                                             table_version))
+        return json_response(kv.value)
+
+    async def list(self, request: web.Request, t: Target) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError as exc:
+            raise errors.bad_request("invalid limit") from exc
+        raws, rev, cont, remaining = await self.registry.list(
+            t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+            limit=limit, continue_token=q.get("continue"))
+        list_meta: dict[str, Any] = {"resourceVersion": str(rev)}
+        if cont:
+            list_meta["continue"] = cont
+            list_meta["remainingItemCount"] = remaining
+        table_version = wants_table(request)
+        if table_version:
+            return json_response(self._table(request, t.res, raws, list_meta, table_version))
+        head = orjson.dumps({"kind": t.res.list_kind, "apiVersion": t.res.api_version, "metadata": list_meta})
+        body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
+        return json_response(body)
+
+    async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        table_version = wants_table(request)
+        table = None
+        if table_version:
+            def table(raw: bytes, first: bool) -> bytes:
+                obj = orjson.loads(raw)
+                out = printing.to_table(t.res.plural, t.res.group, [obj], now=meta.now(),
+                                        include_object=request.query.get("includeObject", "Metadata"),
+                                        list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                        api_version=table_version)
+                if not first:
+                    out["columnDefinitions"] = []
+                return orjson.dumps(out)
+        return await serve_watch(request, self.state.store, t.res, t.namespace, table=table)
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await read_body(request)
+        return decode_body(raw, request.headers.get("Content-Type", "application/json"))
+
+    def _field_validation(self, request: web.Request, res: Resource, obj: Any) -> list[str]:
+        mode = request.query.get("fieldValidation", "Warn")
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(f"fieldValidation parameter unsupported: {mode}")
+        if mode == "Ignore" or not isinstance(obj, dict):
+            return []
+        return fields.check_fields(res, obj, strict=(mode == "Strict"))
+
+    async def create(self, request: web.Request, t: Target) -> web.Response:
+        obj = await self._body(request)
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        self._check_kind(t.res, obj)
+        warnings = self._field_validation(request, t.res, obj)
+        result = await self.registry.create(t.res, t.namespace, obj, dry_run=_dry_run(request))
+        return json_response(result.raw, 201, warnings=warnings)
+
+    @staticmethod
+    def _check_kind(res: Resource, obj: dict[str, Any]) -> None:
+        kind = obj.get("kind")
+        if kind and kind != res.kind:
+            raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) does not match "
+                                     f"the expected API version ({res.api_version})"
+                                     if obj.get("apiVersion") not in (None, res.api_version)
+                                     else f"the kind in the data ({kind}) does not match the expected kind "
+                                          f"({res.kind})")
+
+    async def update(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        obj = await self._body(request)
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        if t.subresource not in (None, "status", "finalize"):
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        self._check_kind(t.res, obj)
+        warnings = self._field_validation(request, t.res, obj)
+        sub = "status" if t.subresource == "status" else None
+        if t.subresource == "finalize":
+            result = await self.finalize_namespace(t.name, obj, _dry_run(request))
+        else:
+            result = await self.registry.update(t.res, t.namespace, t.name, obj, subresource=sub,
+                                                dry_run=_dry_run(request))
+        return json_response(result.raw, warnings=warnings)
+
+    async def finalize_namespace(self, name: str, obj: dict[str, Any], dry_run: bool) -> Any:
+        current = await self.registry.get_raw(t_res := by_kind("", "Namespace"), None, name)
+        old = orjson.loads(current.value)
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["finalizers"] = obj.get("spec", {}).get("finalizers") or []
+        return await self.registry.update(t_res, None, name, new, dry_run=dry_run, current=current)
+
+    async def patch(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        raw = await read_body(request)
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        sub = t.subresource if t.subresource == "status" else None
+        dry_run = _dry_run(request)
+        force = query_bool(request, "force")
+        manager = request.query.get("fieldManager", "")
+        for attempt in range(8):
+            try:
+                current = await self.registry.get_raw(t.res, t.namespace, t.name)
+            except ApiError as err:
+                if err.code == 404 and ctype == "application/apply-patch+yaml":
+                    applied = decode_body(raw, "application/yaml")
+                    self._check_kind(t.res, applied)
+                    warnings = self._field_validation(request, t.res, applied)
+                    created = patching.apply_create(applied, manager)
+                    result = await self.registry.create(t.res, t.namespace, created, dry_run=dry_run)
+                    return json_response(result.raw, 201, warnings=warnings)
+                raise
+            live = orjson.loads(current.value)
+            new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force)
+            warnings = self._field_validation(request, t.res, new)
+            if "resourceVersion" not in (new.get("metadata") or {}) or \
+                    new["metadata"]["resourceVersion"] == str(current.revision):
+                new.setdefault("metadata", {})["resourceVersion"] = str(current.revision)
+            try:
+                result = await self.registry.update(t.res, t.namespace, t.name, new, subresource=sub,
+                                                    dry_run=dry_run, current=current)
+            except ApiError as err:
+                if err.code == 409 and err.reason == "Conflict" and attempt < 7 and \
+                        b'"resourceVersion"' not in raw:
+                    continue
+                raise
+            return json_response(result.raw, warnings=warnings)
+        raise errors.conflict(t.res.group, t.res.plural, t.name)
+
+    async def delete(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        options: dict[str, Any] = {}
+        raw = await read_body(request)
+        if raw.strip():
+            options = decode_body(raw, request.headers.get("Content-Type", "application/json")) or {}
+        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
+            if key in request.query:
+                value: Any = request.query[key]
+                if key == "gracePeriodSeconds":
+                    value = int(value)
+                elif key == "orphanDependents":
+                    value = value.lower() == "true"
+                options[key] = value
+        _obj, body, deleted_now = await self.registry.delete(t.res, t.namespace, t.name, options,
+                                                            dry_run=_dry_run(request))
+        return json_response(body, 200 if deleted_now else 202)
+
+    async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        raws, _rev, _cont, _rem = await self.registry.list(
+            t.res, t.namespace, label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"))
+        options: dict[str, Any] = {}
+        raw = await read_body(request)
+        if raw.strip():
+            options = decode_body(raw, request.headers.get("Content-Type", "application/json")) or {}
+        dry_run = _dry_run(request)
+        items = []
+        for item_raw in raws:
+            item = orjson.loads(item_raw)
+            md = item["metadata"]
+            try:
+                obj, _b, _now = await self.registry.delete(t.res, md.get("namespace"), md["name"], options,
+                                                          dry_run=dry_run)
+                items.append(obj)
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+        head = {"kind": t.res.list_kind, "apiVersion": t.res.api_version, "metadata": {}, "items": items}
+        return json_response(head)
+
+    # -- subresources --------------------------------------------------------------------------------
+    async def scale(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        current = await self.registry.get_raw(t.res, t.namespace, t.name)
+        obj = orjson.loads(current.value)
+        if request.method in ("PUT", "PATCH"):
+            raw = await read_body(request)
+            scale = self._to_scale(obj)
+            if request.method == "PUT":
+                wanted = decode_body(raw, request.headers.get("Content-Type", "application/json"))
+            else:
+                ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+                wanted = patching.apply_plain_patch(scale, raw, ctype)
+            replicas = (wanted.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.invalid_object("autoscaling", "Scale", t.name, [
+                    errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+            obj["spec"]["replicas"] = replicas
+            rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            obj["metadata"]["resourceVersion"] = rv or str(current.revision)
+            result = await self.registry.update(t.res, t.namespace, t.name, obj, dry_run=_dry_run(request),
+                                                current=current)
+            obj = result.obj
+        return json_response(self._to_scale(obj))
+
+    @staticmethod
+    def _to_scale(obj: dict[str, Any]) -> dict[str, Any]:
+        from nanokube.api.selectors import selector_string
+
+        md = obj["metadata"]
+        sel = selector_string(obj.get("spec", {}).get("selector"))
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in md},
+                "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                           "selector": "" if sel == "<none>" else sel}}
+
+    async def binding(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        if request.method != "POST":
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        body = await self._body(request)
+        node = (body.get("target") or {}).get("name")
+        if not node:
+            raise errors.invalid_object("", "Binding", t.name, [errors.required("target.name")])
+        current = await self.registry.get_raw(t.res, t.namespace, t.name)
+        pod = orjson.loads(current.value)
+        if pod["spec"].get("nodeName"):
+            raise errors.conflict("", "pods/binding", t.name,
+                                  f"pod {t.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
+        pod["spec"]["nodeName"] = node
+        conds = pod.setdefault("status", {}).setdefault("conditions", [])
+        conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": meta.rfc3339()})
+        pod["metadata"]["resourceVersion"] = str(current.revision)
+        await self.registry.update(t.res, t.namespace, t.name, pod, current=current)
+        # Binding writes spec and status together; the registry's update keeps status, so write it again.
+        fresh = await self.registry.get_raw(t.res, t.namespace, t.name)
+        pod2 = orjson.loads(fresh.value)
+        pod2.setdefault("status", {})["conditions"] = conds
+        await self.registry.update(t.res, t.namespace, t.name, pod2, subresource="status", current=fresh)
+        return json_response(success_status(), 201)
+
+    async def pod_log(self, request: web.Request, t: Target) -> web.StreamResponse:
+        assert t.name is not None
+        pod = await self.registry.get(PODS, t.namespace, t.name)
+        node_name = pod.get("spec", {}).get("nodeName")
+        containers = [c["name"] for c in pod["spec"].get("containers", [])]
+        container = request.query.get("container") or (containers[0] if len(containers) == 1 else None)
+        if container is None:
+            raise errors.bad_request(f"a container name must be specified for pod {t.name}, choose one of: "
+                                     f"[{' '.join(containers)}]")
+        all_names = containers + [c["name"] for c in pod["spec"].get("initContainers", [])]
+        if container not in all_names:
+            raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
+        if not node_name:
+            raise errors.bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
+                                     "ContainerCreating")
+        node = await self.registry.get(NODES, None, node_name)
+        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+        address = next((a["address"] for a in node.get("status", {}).get("addresses", [])
+                        if a.get("type") == "InternalIP"), None)
+        if not port or not address:
+            raise errors.bad_request(f"node {node_name} has no kubelet endpoint")
+        params = {k: v for k, v in request.query.items() if k != "container"}
+        url = f"http://{address}:{port}/containerLogs/{t.namespace}/{t.name}/{container}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, params=params) as upstream:
+            if upstream.status >= 300:
+                body = await upstream.read()
+                try:
+                    data = orjson.loads(body)
+                    raise ApiError(upstream.status, data.get("reason", "BadRequest"), data.get("message", ""))
+                except orjson.JSONDecodeError:
+                    raise errors.bad_request(body.decode(errors="replace")) from None
+            resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+
+
+def build_app(state: ApiServerState) -> web.Application:
+    handlers = Handlers(state)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        if state.token and request.path not in PUBLIC_PATHS:
+            auth = request.headers.get("Authorization", "")
+            given = auth[7:].strip() if auth.startswith("Bearer ") else ""
+            if not given or not hmac.compare_digest(given, state.token):
+                return status_response(errors.unauthorized())
+        try:
+            return await handler(request)
+        except ApiError as err:
+            return status_response(err)
+        except web.HTTPException:
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return status_response(errors.internal(type(exc).__name__))
+
+    async def version(_: web.Request) -> web.Response:
+        return json_response(discovery.version())
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if not state.ready.is_set():
+            return web.Response(status=500, text="not ready")
+        return web.Response(text="ok")
+
+    async def api_root(_: web.Request) -> web.Response:
+        return json_response(discovery.core_versions())
+
+    async def apis_root(_: web.Request) -> web.Response:
+        return json_response(discovery.group_list())
+
+    async def core_v1(request: web.Request) -> web.Response:
+        doc = discovery.resource_list("", request.match_info["version"])
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(doc)
+
+    async def api_group(request: web.Request) -> web.Response:
+        doc = discovery.group(request.match_info["group"])
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(doc)
+
+    async def api_group_version(request: web.Request) -> web.Response:
+        doc = discovery.resource_list(request.match_info["group"], request.match_info["version"])
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(doc)
+
+    async def openapi_doc(request: web.Request) -> web.Response:
+        reply = openapi.serve(request.path, request.query.get("hash"), request.headers.get("Accept"),
+                              request.headers.get("If-None-Match"))
+        if reply is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return web.Response(status=reply.status, body=reply.body or None, headers=reply.headers)
+
+    app = web.Application(middlewares=[guard], client_max_size=4 * 1024 * 1024)
+    r = app.router
+    r.add_get("/version", version)
+    r.add_get("/version/", version)
+    for p in ("/healthz", "/livez"):
+        r.add_get(p, healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/api", api_root)
+    r.add_get("/api/", api_root)
+    r.add_get("/apis", apis_root)
+    r.add_get("/apis/", apis_root)
+    r.add_get("/api/{version}", core_v1)
+    r.add_get("/apis/{group}", api_group)
+    r.add_get("/apis/{group}/{version}", api_group_version)
+    r.add_get("/openapi/v2", openapi_doc)
+    r.add_get("/openapi/v3", openapi_doc)
+    r.add_get("/openapi/v3/{tail:.+}", openapi_doc)
+    r.add_route("*", "/api/{tail:.+}", handlers.handle)
+    r.add_route("*", "/apis/{tail:.+}", handlers.handle)
+    return app
+
+
+def age_now() -> datetime:
+    return meta.now()

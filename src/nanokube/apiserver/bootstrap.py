@@ -1,0 +1,96 @@
+"""Objects every cluster has from its first start: system namespaces, the `kubernetes` and `kube-dns`
+Services and the endpoints the apiserver itself owns. Idempotent: run on every start."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from nanokube.api.errors import ApiError
+from nanokube.api.scheme import by_kind
+from nanokube.apiserver.registry import Registry
+
+log = logging.getLogger(__name__)
+
+NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# kube-proxy skips Services carrying this label; the DNS server answers on the ClusterIP itself.
+SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
+
+
+@dataclass
+class BootstrapSpec:
+    kubernetes_ip: str
+    api_address: str
+    api_port: int
+    kube_dns_ip: str
+    dns_address: str
+    dns_port: int
+
+
+def _service(name: str, ns: str, ip: str, ports: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": ports}}
+
+
+def _slice(name: str, ns: str, service: str, address: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": service,
+                                    "endpointslice.kubernetes.io/managed-by": "nanokube-apiserver"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True, "serving": True,
+                                                                  "terminating": False}}],
+            "ports": ports}
+
+
+def _endpoints(name: str, ns: str, address: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns},
+            "subsets": [{"addresses": [{"ip": address}], "ports": ports}]}
+
+
+async def _ensure(registry: Registry, kind: str, group: str, obj: dict[str, Any], *, replace: bool) -> None:
+    res = by_kind(group, kind)
+    md = obj["metadata"]
+    try:
+        current = await registry.get(res, md.get("namespace"), md["name"])
+    except ApiError as err:
+        if err.code != 404:
+            raise
+        await registry.create(res, md.get("namespace"), obj)
+        return
+    if replace:
+        body = {k: v for k, v in current.items() if k not in ("subsets", "endpoints", "ports", "addressType")}
+        body.update({k: v for k, v in obj.items() if k != "metadata"})
+        body["metadata"] = {**current["metadata"], "labels": md.get("labels", current["metadata"].get("labels"))}
+        if body != current:
+            await registry.update(res, md.get("namespace"), md["name"], body)
+
+
+async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
+    for ns in NAMESPACES:
+        await _ensure(registry, "Namespace", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                      replace=False)
+    await _ensure(registry, "Service", "", _service(
+        "kubernetes", "default", spec.kubernetes_ip,
+        [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": spec.api_port}],
+        {"component": "apiserver", "provider": "kubernetes"}), replace=False)
+    api_ports = [{"name": "https", "port": spec.api_port, "protocol": "TCP"}]
+    await _ensure(registry, "Endpoints", "", _endpoints("kubernetes", "default", spec.api_address, api_ports),
+                  replace=True)
+    await _ensure(registry, "EndpointSlice", "discovery.k8s.io",
+                  _slice("kubernetes", "default", "kubernetes", spec.api_address, api_ports), replace=True)
+    dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                 {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                 {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
+    await _ensure(registry, "Service", "", _service(
+        "kube-dns", "kube-system", spec.kube_dns_ip, dns_ports,
+        {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true",
+         SERVICE_PROXY_NAME: "nanokube-dns"}), replace=False)
+    ep_ports = [{"name": "dns", "port": spec.dns_port, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": spec.dns_port, "protocol": "TCP"}]
+    await _ensure(registry, "Endpoints", "", _endpoints("kube-dns", "kube-system", spec.dns_address, ep_ports),
+                  replace=True)
+    await _ensure(registry, "EndpointSlice", "discovery.k8s.io",
+                  _slice("kube-dns", "kube-system", "kube-dns", spec.dns_address, ep_ports), replace=True)

@@ -1,0 +1,78 @@
+"""The cluster CA and the API server's serving certificate (kubectl sends bearer tokens only over TLS)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def ensure_certs(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tuple[Path, Path, Path]:
+    """Create (once) a CA and (whenever the SANs change) a serving cert. Returns (ca, cert, key) paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
+    crt, key = directory / "server.crt", directory / "server.key"
+    now = datetime.datetime.now(datetime.UTC)
+    if not ca_crt.exists() or not ca_key.exists():
+        ca_private = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = (x509.CertificateBuilder().subject_name(_name("nanokube-ca")).issuer_name(_name("nanokube-ca"))
+                   .public_key(ca_private.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=3650))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                content_commitment=False, key_encipherment=False,
+                                                data_encipherment=False, key_agreement=False,
+                                                encipher_only=False, decipher_only=False), critical=True)
+                   .sign(ca_private, hashes.SHA256()))
+        _write_private(ca_key, _key_pem(ca_private))
+        ca_crt.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        crt.unlink(missing_ok=True)
+    wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
+    sans_file = directory / "server.sans"
+    if crt.exists() and key.exists() and sans_file.exists() and sans_file.read_text() == "\n".join(wanted):
+        return ca_crt, crt, key
+    ca_private = serialization.load_pem_private_key(ca_key.read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(ca_crt.read_bytes())
+    server_private = ec.generate_private_key(ec.SECP256R1())
+    alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(ip_sans))]
+    alt += [x509.DNSName(name) for name in sorted(set(dns_sans))]
+    cert = (x509.CertificateBuilder().subject_name(_name("nanokube-apiserver")).issuer_name(ca_cert.subject)
+            .public_key(server_private.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_private, hashes.SHA256()))  # type: ignore[arg-type]
+    _write_private(key, _key_pem(server_private))
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    sans_file.write_text("\n".join(wanted))
+    return ca_crt, crt, key
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx

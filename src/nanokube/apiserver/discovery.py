@@ -1,0 +1,116 @@
+"""Legacy (non-aggregated) discovery documents built from the scheme, as kube-apiserver serves them."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import Any
+
+import orjson
+
+from nanokube.api.scheme import RESOURCES, Resource, groups
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-nanokube",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "python3.11",
+    "compiler": "cpython",
+    "platform": "linux/amd64",
+}
+
+_SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "log": ["get"],
+    "binding": ["create"],
+    "eviction": ["create"],
+    "finalize": ["update"],
+}
+
+
+def _storage_hash(res: Resource) -> str:
+    digest = hashlib.sha256(f"{res.group}/{res.version}/{res.kind}".encode()).digest()
+    import base64
+
+    return base64.b64encode(digest[:8]).decode()
+
+
+def _resource_entries(res: Resource) -> list[dict[str, Any]]:
+    entry: dict[str, Any] = {
+        "name": res.plural,
+        "singularName": res.singular_name,
+        "namespaced": res.namespaced,
+        "kind": res.kind,
+        "verbs": list(res.verbs),
+        "storageVersionHash": _storage_hash(res),
+    }
+    if res.short_names:
+        entry["shortNames"] = list(res.short_names)
+    if res.categories:
+        entry["categories"] = list(res.categories)
+    out = [entry]
+    for sub in res.subresources:
+        sub_entry: dict[str, Any] = {
+            "name": f"{res.plural}/{sub}",
+            "singularName": "",
+            "namespaced": res.namespaced,
+            "kind": res.kind,
+            "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"]),
+        }
+        if sub == "scale":
+            sub_entry.update(group="autoscaling", version="v1", kind="Scale")
+        elif sub == "binding":
+            sub_entry["kind"] = "Binding"
+        elif sub == "eviction":
+            sub_entry.update(group="policy", version="v1", kind="Eviction")
+        elif sub == "log":
+            sub_entry["kind"] = "Pod"
+        out.append(sub_entry)
+    return out
+
+
+@cache
+def resource_list(group: str, version: str) -> bytes | None:
+    members = [r for r in RESOURCES if r.group == group and r.version == version]
+    if not members:
+        return None
+    gv = f"{group}/{version}" if group else version
+    resources: list[dict[str, Any]] = []
+    for r in members:
+        resources.extend(_resource_entries(r))
+    return orjson.dumps({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                         "resources": resources})
+
+
+@cache
+def core_versions() -> bytes:
+    return orjson.dumps({"kind": "APIVersions", "versions": ["v1"],
+                         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]})
+
+
+def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
+    entries = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
+    return {"name": name, "versions": entries, "preferredVersion": entries[0]}
+
+
+@cache
+def group_list() -> bytes:
+    docs = [_group_doc(name, versions) for name, versions in groups().items() if name]
+    return orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
+
+
+@cache
+def group(name: str) -> bytes | None:
+    versions = groups().get(name)
+    if not versions or not name:
+        return None
+    return orjson.dumps({"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name, versions)})
+
+
+@cache
+def version() -> bytes:
+    return orjson.dumps(VERSION_INFO)

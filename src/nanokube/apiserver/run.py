@@ -1,0 +1,58 @@
+"""The API server component: store + registry + HTTP, started and stopped as one task."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from nanokube.apiserver.app import ApiServerState, build_app
+from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
+from nanokube.apiserver.registry import Registry
+from nanokube.apiserver.services import ServiceHooks, delete_service_endpoints
+from nanokube.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiServerSettings:
+    host: str
+    port: int
+    token: str | None
+    service_cidr: str
+    node_port_range: str
+    bootstrap: BootstrapSpec
+    ssl_context: ssl.SSLContext | None = None
+
+
+class PortInUse(Exception):
+    pass
+
+
+async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asyncio.Event) -> None:
+    hooks = ServiceHooks(settings.service_cidr, settings.node_port_range)
+    await hooks.repair(store)
+    registry = Registry(store, {"services": hooks})
+    registry.after_delete.append(lambda res, obj: delete_service_endpoints(registry, res, obj))
+    await bootstrap(registry, settings.bootstrap)
+    state = ApiServerState(store=store, registry=registry, token=settings.token)
+    app = build_app(state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=1024,
+                       ssl_context=settings.ssl_context)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise PortInUse(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    state.ready.set()
+    ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,89 @@
+"""`nanokube` command line: server, agent, explain."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
+
+
+def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("server", help="run the API server, controllers, a node agent, proxy and DNS")
+    p.add_argument("--data-dir", type=Path, default=None, help="state, token, kubeconfig, volumes, logs "
+                   "(default ~/.local/share/nanokube, root: /var/lib/nanokube)")
+    p.add_argument("--api-listen", default="127.0.0.1:6443", help="HOST:PORT of the API (default 127.0.0.1:6443)")
+    p.add_argument("--network", default="auto", help="auto|netns|loopback (auto: netns when root on Linux with nft)")
+    p.add_argument("--service-cidr", default="", help="ClusterIP range (netns 10.96.0.0/12, loopback 127.96.0.0/16)")
+    p.add_argument("--pod-cidr", default="", help="pod range (netns 10.244.0.0/16, loopback 127.244.0.0/16)")
+    p.add_argument("--lb-pool", default="", help="LoadBalancer addresses, CIDR or A-B "
+                   "(netns 10.250.0.0/24, loopback 127.240.0.0/24)")
+    p.add_argument("--service-node-port-range", default="30000-32767", help="node port range (default 30000-32767)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
+    p.add_argument("--dns-listen", default=None, help="HOST:PORT of the cluster DNS (default: kube-dns ClusterIP:53)")
+    p.add_argument("--dns-ttl", type=int, default=5, help="TTL of cluster DNS answers (default 5)")
+    p.add_argument("--dns-pods", default="verified", choices=["disabled", "insecure", "verified"],
+                   help="pod A records a-b-c-d.<ns>.pod.<zone> (default verified)")
+    p.add_argument("--dns-upstream", action="append", default=None,
+                   help="resolver for names outside the cluster zone (repeatable; default /etc/resolv.conf)")
+    p.add_argument("--node-name", default=None, help="name of this node (default: the host name)")
+    p.add_argument("--node-ip", default="", help="address of this node (loopback 127.0.0.1; netns: the pod gateway)")
+    p.add_argument("--no-agent", action="store_true", help="run no node agent (pods stay Pending)")
+    p.add_argument("--components", default="controllers,agent,proxy,dns",
+                   help="comma list of components to run besides the API (default all)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                   help="seconds without a Lease renewal before a node turns NotReady (default 40)")
+    p.add_argument("--image-dir", type=Path, action="append", default=None,
+                   help="directory of your own image catalogue entries (default DATA_DIR/images)")
+    p.add_argument("--backoff-base", type=float, default=10.0, help="container restart back-off base (default 10 s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str, ...]]:
+    network = resolve_network(args.network)
+    host, port = parse_hostport(args.api_listen, 6443)
+    s = ServerSettings(data_dir=args.data_dir or default_data_dir(), api_host=host, api_port=port, network=network,
+                       service_cidr=args.service_cidr, pod_cidr=args.pod_cidr, lb_pool=args.lb_pool,
+                       node_port_range=args.service_node_port_range, cluster_domain=args.cluster_domain,
+                       dns_ttl=args.dns_ttl, dns_pods=args.dns_pods, dns_upstreams=args.dns_upstream,
+                       node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
+                       backoff_base=args.backoff_base)
+    if args.node_name:
+        s.node_name = args.node_name
+    if args.dns_listen:
+        s.dns_listen = parse_hostport(args.dns_listen, 53)
+    if args.image_dir:
+        s.image_dirs = list(args.image_dir)
+    components = tuple(c.strip() for c in args.components.split(",") if c.strip())
+    unknown = set(components) - {"controllers", "agent", "proxy", "dns"}
+    if unknown:
+        raise SettingsError(f"--components: unknown {', '.join(sorted(unknown))}")
+    if args.no_agent:
+        components = tuple(c for c in components if c != "agent")
+    return s, components
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nanokube", description="Kubernetes Services, for real, on one machine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _server_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "server":
+        try:
+            settings, components = _settings_from(args)
+            settings.fill_defaults()
+        except SettingsError as exc:
+            print(f"nanokube: {exc}", file=sys.stderr)
+            return 2
+        from nanokube.server import main_server
+
+        return main_server(settings, components)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""What the controllers are told by `nanokube server`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ControllerSettings:
+    lb_pool: str  # CIDR ("127.240.0.0/24") or range ("10.250.0.10-10.250.0.20")
+    data_dir: Path
+    node_monitor_grace_period: float = 40.0
+    max_endpoints_per_slice: int = 100
+    lb_class: str | None = "nanokube.io/lb"  # besides Services with no loadBalancerClass

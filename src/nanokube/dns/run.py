@@ -1,0 +1,124 @@
+"""Wiring: settings, informers -> cache -> engine -> listeners; `run_dns` is what `nanokube server` calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nanokube.dns.cache import KINDS, DnsCache
+from nanokube.dns.engine import DnsEngine
+from nanokube.dns.forward import Forwarder, parse_upstream, resolv_conf_upstreams
+from nanokube.dns.records import trim_endpointslice, trim_namespace, trim_pod, trim_service
+from nanokube.dns.resolver import Resolver
+from nanokube.dns.server import DnsServer
+
+if TYPE_CHECKING:
+    from nanokube.client import ApiClient
+
+log = logging.getLogger(__name__)
+
+POD_MODES = ("disabled", "insecure", "verified")
+
+
+@dataclass
+class DnsSettings:
+    listen: list[tuple[str, int]]
+    cluster_domain: str = "cluster.local"
+    ttl: int = 5
+    pods_mode: str = "verified"
+    upstreams: list[str] | None = None  # None: the nameservers of /etc/resolv.conf
+    dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # (namespace, name) the NS record names
+    check_loops: bool = True
+    kinds: tuple[str, ...] = field(default=KINDS)
+
+    def __post_init__(self) -> None:
+        if self.pods_mode not in POD_MODES:
+            raise ValueError(f"pods_mode must be one of {', '.join(POD_MODES)}")
+        if not 0 <= self.ttl <= 3600:
+            raise ValueError("ttl must be between 0 and 3600")
+
+
+@dataclass
+class DnsComponents:
+    cache: DnsCache
+    engine: DnsEngine
+    server: DnsServer
+    forwarder: Forwarder
+
+
+def build_dns(settings: DnsSettings, cache: DnsCache | None = None) -> DnsComponents:
+    """Everything but the informers; tests and benchmarks feed `cache` directly."""
+    kinds = settings.kinds if settings.pods_mode == "verified" else tuple(k for k in settings.kinds if k != "pods")
+    cache = cache or DnsCache(kinds=kinds)
+    upstreams = ([parse_upstream(u) for u in settings.upstreams] if settings.upstreams is not None
+                 else resolv_conf_upstreams())
+    forwarder = Forwarder(upstreams, listen=settings.listen)
+    ns_addresses = tuple(ipaddress.ip_address(h).packed for h, _ in settings.listen
+                         if h not in ("", "0.0.0.0", "::"))
+    resolver = Resolver(cache, zone=settings.cluster_domain, ttl=settings.ttl, pods_mode=settings.pods_mode,
+                        dns_service=settings.dns_service, ns_addresses=ns_addresses)
+    engine = DnsEngine(cache, resolver, forwarder)
+    return DnsComponents(cache, engine, DnsServer(engine, settings.listen), forwarder)
+
+
+async def serve(parts: DnsComponents, *, check_loops: bool = True) -> None:
+    """Listen and forward until cancelled (the informer-less half of run_dns)."""
+    await parts.forwarder.start()
+    try:
+        await parts.server.start()
+        try:
+            if check_loops:
+                await parts.forwarder.check_loops()
+            else:
+                parts.forwarder.loop_checked.set()
+            await asyncio.Event().wait()
+        finally:
+            await parts.server.close()
+    finally:
+        parts.forwarder.close()
+
+
+async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Event) -> None:
+    """Serve cluster DNS until cancelled. `ready` is set once listening and all informers have synced.
+    A failing informer or listener ends this coroutine with its error."""
+    from nanokube.api.scheme import by_kind
+    from nanokube.client import Informer
+
+    parts = build_dns(settings)
+    cache = parts.cache
+    plan = [("services", "", "Service", trim_service, cache.on_service_add, cache.on_service_update,
+             cache.on_service_delete),
+            ("endpointslices", "discovery.k8s.io", "EndpointSlice", trim_endpointslice, cache.on_endpointslice_add,
+             cache.on_endpointslice_update, cache.on_endpointslice_delete),
+            ("namespaces", "", "Namespace", trim_namespace, cache.on_namespace_add, cache.on_namespace_update,
+             cache.on_namespace_delete),
+            ("pods", "", "Pod", trim_pod, cache.on_pod_add, cache.on_pod_update, cache.on_pod_delete)]
+    informers = []
+    for kind, group, kind_name, trim, on_add, on_update, on_delete in plan:
+        if settings.pods_mode != "verified" and kind == "pods":
+            continue
+        informer = Informer(client, by_kind(group, kind_name), transform=trim)  # type: ignore[arg-type]
+        informer.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete,
+                             on_synced=lambda k=kind: cache.mark_synced(k))
+        informers.append(informer)
+
+    async def announce() -> None:
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+        while not parts.server.addresses:
+            await asyncio.sleep(0.01)
+        ready.set()
+        log.info("dns: serving %s on %s", settings.cluster_domain, parts.server.addresses)
+
+    async with asyncio.TaskGroup() as group:
+        for informer in informers:
+            group.create_task(informer.run(), name=f"dns-informer-{informer.resource.plural}")
+        group.create_task(serve(parts, check_loops=settings.check_loops), name="dns-server")
+        group.create_task(announce(), name="dns-ready")
+
+
+with contextlib.suppress(ImportError):  # uvloop is optional; run_dns uses whatever loop it is given
+    import uvloop  # noqa: F401

@@ -1,0 +1,137 @@
+"""Entrypoint for the mariadb/mysql catalogue entries, behaving like the official image's entrypoint.
+
+On first start it initialises the data directory (/var/lib/mysql, i.e. the mounted volume) with
+mariadb-install-db, sets the root password from MARIADB_ROOT_PASSWORD / MYSQL_ROOT_PASSWORD (or allows an
+empty one / generates a random one), creates MARIADB_DATABASE and MARIADB_USER if asked, then execs mariadbd
+listening on 3306 on every pod address. Stdlib only; passwords go to the server over stdin, never argv or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+
+DATADIR = "/var/lib/mysql"
+
+
+def host_path(path: str) -> str:
+    """In loopback mode volumes are not mounted: the agent says where each mountPath really is."""
+    mounts = json.loads(os.environ.get("NANOKUBE_MOUNTS") or "{}")
+    best = ""
+    for mount_path in mounts:
+        if (path == mount_path or path.startswith(mount_path.rstrip("/") + "/")) and len(mount_path) > len(best):
+            best = mount_path
+    return mounts[best] + path[len(best):] if best else path
+
+
+def env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ident(value: str) -> str:
+    return "`" + value.replace("`", "``") + "`"
+
+
+def log(msg: str) -> None:
+    print(f"[Entrypoint] {msg}", file=sys.stderr, flush=True)
+
+
+def program(name: str, *fallbacks: str) -> str:
+    for candidate in (name, *fallbacks):
+        found = shutil.which(candidate, path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin")
+        if found:
+            return found
+    raise SystemExit(f"[Entrypoint] {name} is not installed on this machine (apt-get install mariadb-server)")
+
+
+def initialise(datadir: str, socket_path: str, user_args: list[str]) -> None:
+    root_password = env("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
+    allow_empty = env("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "MYSQL_ALLOW_EMPTY_PASSWORD")
+    random_pw = env("MARIADB_RANDOM_ROOT_PASSWORD", "MYSQL_RANDOM_ROOT_PASSWORD")
+    if root_password is None and not allow_empty and not random_pw:
+        raise SystemExit("[Entrypoint] Database is uninitialized and password option is not specified\n"
+                         "\tYou need to specify one of MARIADB_ROOT_PASSWORD, MARIADB_ROOT_PASSWORD_HASH, "
+                         "MARIADB_ALLOW_EMPTY_ROOT_PASSWORD and MARIADB_RANDOM_ROOT_PASSWORD")
+    if random_pw and root_password is None:
+        root_password = secrets.token_urlsafe(24)
+        log(f"GENERATED ROOT PASSWORD: {root_password}")
+    log("Initializing database files")
+    subprocess.run([program("mariadb-install-db", "mysql_install_db"), "--no-defaults", f"--datadir={datadir}",
+                    *user_args, "--auth-root-authentication-method=normal", "--skip-test-db",
+                    "--skip-name-resolve"], check=True, stdout=subprocess.DEVNULL)
+    log("Starting temporary server")
+    temp = subprocess.Popen([program("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}",
+                             f"--socket={socket_path}", "--skip-networking", *user_args])
+    client = program("mariadb", "mysql")
+    deadline = time.monotonic() + 60
+    while True:
+        probe = subprocess.run([client, "--no-defaults", f"--socket={socket_path}", "-uroot", "-e", "SELECT 1"],
+                               capture_output=True)
+        if probe.returncode == 0:
+            break
+        if temp.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("[Entrypoint] temporary server did not start")
+        time.sleep(0.1)
+    pw = root_password or ""
+    sql = ["SET @@SESSION.SQL_LOG_BIN=0;",
+           "DELETE FROM mysql.user WHERE user NOT IN ('mysql.sys', 'mariadb.sys', 'root') OR host NOT IN ('localhost');",
+           f"ALTER USER 'root'@'localhost' IDENTIFIED BY {quote(pw)};",
+           f"CREATE USER 'root'@'%' IDENTIFIED BY {quote(pw)};",
+           "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"]
+    database = env("MARIADB_DATABASE", "MYSQL_DATABASE")
+    if database:
+        sql.append(f"CREATE DATABASE IF NOT EXISTS {ident(database)};")
+    user, user_pw = env("MARIADB_USER", "MYSQL_USER"), env("MARIADB_PASSWORD", "MYSQL_PASSWORD")
+    if user and user_pw is not None:
+        sql.append(f"CREATE USER {quote(user)}@'%' IDENTIFIED BY {quote(user_pw)};")
+        if database:
+            sql.append(f"GRANT ALL ON {ident(database)}.* TO {quote(user)}@'%';")
+    sql.append("FLUSH PRIVILEGES;")
+    done = subprocess.run([client, "--no-defaults", f"--socket={socket_path}", "-uroot"],
+                          input="\n".join(sql).encode(), capture_output=True)
+    if done.returncode != 0:
+        temp.kill()
+        detail = done.stderr.decode(errors="replace")
+        raise SystemExit("[Entrypoint] setting up users failed: " + (detail.replace(pw, "***") if pw else detail))
+    log("Stopping temporary server")
+    temp.terminate()
+    temp.wait(60)
+    log("MariaDB init process done. Ready for start up.")
+
+
+def main() -> None:
+    args = sys.argv[1:] or ["mariadbd"]
+    if os.path.basename(args[0]) not in ("mariadbd", "mysqld"):
+        os.execvp(args[0], args)
+    datadir = host_path(DATADIR)
+    os.makedirs(datadir, exist_ok=True)
+    run_dir = host_path("/run/mysqld") if os.environ.get("NANOKUBE_NETWORK") != "loopback" else \
+        os.path.join(os.environ.get("NANOKUBE_POD_DIR") or datadir, "run")
+    os.makedirs(run_dir, exist_ok=True)
+    socket_path = os.path.join(run_dir, "mysqld.sock")
+    user_args = ["--user=root"] if os.geteuid() == 0 else []
+    if not os.path.isdir(os.path.join(datadir, "mysql")):
+        initialise(datadir, socket_path, user_args)
+    bind = os.environ.get("NANOKUBE_BIND") or "0.0.0.0"
+    argv = [program("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}", f"--socket={socket_path}",
+            f"--bind-address={bind}", "--port=3306", "--skip-name-resolve",
+            f"--pid-file={os.path.join(run_dir, 'mysqld.pid')}", *user_args, *args[1:]]
+    log("starting " + " ".join(argv[1:]))
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""nftables backend: programs table `ip nanokube` from plans, one `nft -f -` transaction per sync.
+
+A full sync replaces the table atomically (`add table; delete table; <everything>` in one transaction,
+so the nat hooks stay registered and established connections keep their translation). An incremental
+sync adds/deletes only the elements of the Services that changed, plus any new pick-N style chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from nanokube.proxy.commands import Commands
+from nanokube.proxy.conntrack import delete_udp_flows, stale_udp_flows
+from nanokube.proxy.elements import ElementMirror
+from nanokube.proxy.hostnet import HostNetwork
+from nanokube.proxy.nftrules import (
+    FAMILY,
+    TABLE,
+    Elements,
+    NetConfig,
+    base_ruleset,
+    chains_needed,
+    dynamic_chain,
+    element_commands,
+    plan_elements,
+)
+from nanokube.proxy.plan import ServicePortPlan
+from nanokube.proxy.state import PlanChange
+
+log = logging.getLogger(__name__)
+
+
+def render_full(cfg: NetConfig, mirror: ElementMirror) -> tuple[str, set[str]]:
+    """The whole table as one transaction that replaces any previous copy; also the dynamic chains made."""
+    elements = mirror.all()
+    chains = sorted({c for v in elements.values() if (c := chains_needed(v))})
+    lines = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", *base_ruleset(cfg)]
+    for name in chains:
+        lines += dynamic_chain(name, cfg)
+    lines += element_commands("add", elements)
+    return "\n".join(lines) + "\n", set(chains)
+
+
+def render_incremental(cfg: NetConfig, chains: set[str], deletes: Elements, adds: Elements) -> tuple[str, set[str]]:
+    new_chains = sorted({c for v in adds.values() if (c := chains_needed(v))} - chains)
+    lines: list[str] = []
+    for name in new_chains:
+        lines += dynamic_chain(name, cfg)
+    lines += element_commands("delete", deletes)
+    lines += element_commands("add", adds)
+    return ("\n".join(lines) + "\n" if lines else ""), set(new_chains)
+
+
+class NftablesBackend:
+    def __init__(self, *, cfg: NetConfig, hostnet: HostNetwork | None, commands: Commands) -> None:
+        self.cfg = cfg
+        self.hostnet = hostnet
+        self.commands = commands
+        self.mirror = ElementMirror()
+        self.chains: set[str] = set()
+        self.last_script = ""
+
+    def _lb_ips(self) -> set[str]:
+        return {key for (name, key) in self.mirror.all() if name == "external-ips"}
+
+    async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
+        self.mirror = ElementMirror()
+        for service_plans in plans.values():
+            for plan in service_plans:
+                self.mirror.set_owner(plan.name, plan_elements(plan))
+        script, self.chains = render_full(self.cfg, self.mirror)
+        self.last_script = script
+        await self.commands.nft(script)
+        if self.hostnet:
+            await self.hostnet.sync(self._lb_ips())
+
+    async def apply(self, changes: dict[str, PlanChange]) -> None:
+        deletes: Elements = {}
+        adds: Elements = {}
+        affinity_fix: list[tuple[ServicePortPlan, ...]] = []
+        for old, new in changes.values():
+            new_names = {p.name for p in new}
+            for plan in old:
+                if plan.name not in new_names:
+                    self._merge(deletes, adds, *self.mirror.set_owner(plan.name, {}))
+            for plan in new:
+                self._merge(deletes, adds, *self.mirror.set_owner(plan.name, plan_elements(plan)))
+            if any(fe.affinity_timeout for p in old for fe in p.frontends):
+                affinity_fix.append(new)
+        script, new_chains = render_incremental(self.cfg, self.chains, deletes, adds)
+        if script:
+            self.last_script = script
+            await self.commands.nft(script)
+            self.chains |= new_chains
+        if self.hostnet and any(k[0] == "external-ips" for k in (*deletes, *adds)):
+            await self.hostnet.sync(self._lb_ips())
+        if affinity_fix:
+            await self._forget_stale_affinity([p for plans in affinity_fix for p in plans],
+                                              [p for old, _ in changes.values() for p in old])
+        flows = [f for old, new in changes.values() for f in stale_udp_flows(old, new)]
+        if flows:
+            await delete_udp_flows(self.commands, flows)
+
+    @staticmethod
+    def _merge(deletes: Elements, adds: Elements, d: Elements, a: Elements) -> None:
+        for k, v in d.items():
+            if adds.pop(k, None) is None:  # added earlier in this same sync: cancel instead of delete
+                deletes[k] = v
+        for k, v in a.items():
+            adds[k] = v
+
+    async def _forget_stale_affinity(self, new: list[ServicePortPlan], old: list[ServicePortPlan]) -> None:
+        """Delete affinity entries of changed frontends whose endpoint is no longer one of theirs."""
+        allowed: dict[str, set[str]] = {}
+        for plan in new:
+            for fe in plan.frontends:
+                if fe.affinity_timeout:
+                    key = f"{fe.ip} . {fe.protocol.lower()} . {fe.port}"
+                    allowed[key] = {f"{ep.ip} . {ep.port}" for ep in fe.endpoints}
+        watched = {f"{fe.ip} . {fe.protocol.lower()} . {fe.port}" for p in old for fe in p.frontends}
+        out = await self.commands.run(["nft", "-j", "list", "map", FAMILY, TABLE, "affinity"])
+        stale: list[str] = []
+        for item in json.loads(out).get("nftables", []):
+            for elem in (item.get("map") or {}).get("elem", []):
+                key_parts = elem[0]["concat"] if isinstance(elem[0], dict) else elem[0]
+                if isinstance(key_parts, dict):
+                    key_parts = key_parts.get("elem", {}).get("val", {}).get("concat", [])
+                value = elem[1]["concat"]
+                client, vip, proto, port = key_parts
+                fkey = f"{vip} . {proto} . {port}"
+                if fkey in watched and f"{value[0]} . {value[1]}" not in allowed.get(fkey, set()):
+                    stale.append(f"{client} . {fkey}")
+        if stale:
+            await self.commands.run(["nft", "-f", "-"], input=f"delete element {FAMILY} {TABLE} affinity "
+                                                              f"{{ {', '.join(stale)} }}\n", check=False)
+
+    async def stop(self) -> None:
+        await self.commands.run(["nft", "delete", "table", FAMILY, TABLE], check=False)
+        if self.hostnet:
+            await self.hostnet.remove()

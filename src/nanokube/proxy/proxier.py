@@ -1,0 +1,143 @@
+"""The proxy's core, independent of the backend: handlers feed trackers, one runner syncs.
+
+Handlers (`on_service_*`, `on_endpointslice_*`) only record and poke the runner. `sync()` does nothing
+until Services and EndpointSlices have both been listed; then it checks the changes out, re-plans the
+changed Services and hands the difference to the backend. Any failure makes the next sync a full one
+(the checked-out changes are already folded into the state, so a full sync loses nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nanokube.aio.runner import BoundedFrequencyRunner
+from nanokube.proxy.model import Obj
+from nanokube.proxy.plan import ServicePortPlan
+from nanokube.proxy.state import PlanChange, ProxyState
+from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None: ...
+    async def apply(self, changes: dict[str, PlanChange]) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceProgramState:
+    programmed_at: float  # time.time() of the sync that last programmed this Service
+    ports: int  # service ports programmed (0 = the Service is no longer proxied)
+    endpoints: int  # distinct endpoints used across its frontends
+
+
+@dataclass
+class ProxyStatus:
+    """What `nanokube explain` shows about the proxy: per Service, when it was last programmed."""
+
+    mode: str = ""
+    services: dict[str, ServiceProgramState] = field(default_factory=dict)
+    last_sync: float = 0.0
+    last_full_sync: float = 0.0
+    last_error: str = ""
+    syncs: int = 0
+
+    def service(self, namespace: str, name: str) -> ServiceProgramState | None:
+        return self.services.get(f"{namespace}/{name}")
+
+
+class Proxier:
+    def __init__(self, *, state: ProxyState, backend: Backend, status: ProxyStatus | None = None,
+                 min_sync_interval: float = 0.0, max_sync_interval: float = 30.0) -> None:
+        self.state = state
+        self.backend = backend
+        self.status = status or ProxyStatus()
+        self.services = ServiceChangeTracker()
+        self.endpoints = EndpointsChangeTracker()
+        self.services_synced = False
+        self.endpoints_synced = False
+        self.need_full = True
+        self.synced_once = asyncio.Event()
+        self.runner = BoundedFrequencyRunner(self.sync, name="proxy sync", min_interval=min_sync_interval,
+                                             max_interval=max_sync_interval)
+
+    # -- handlers: record and poke; never I/O ------------------------------------------------------------
+    def on_service_add(self, obj: Obj) -> None:
+        self.on_service_update(None, obj)
+
+    def on_service_update(self, old: Obj | None, new: Obj | None) -> None:
+        if self.services.update(old, new):
+            self.runner.request()
+
+    def on_service_delete(self, obj: Obj) -> None:
+        self.on_service_update(obj, None)
+
+    def on_services_synced(self) -> None:
+        self.services_synced = True
+        self.runner.request()
+
+    def on_endpointslice_add(self, obj: Obj) -> None:
+        self.on_endpointslice_update(None, obj)
+
+    def on_endpointslice_update(self, old: Obj | None, new: Obj | None) -> None:
+        if self.endpoints.update(old, new):
+            self.runner.request()
+
+    def on_endpointslice_delete(self, obj: Obj) -> None:
+        self.on_endpointslice_update(obj, None)
+
+    def on_endpointslices_synced(self) -> None:
+        self.endpoints_synced = True
+        self.runner.request()
+
+    def request_full_sync(self) -> None:
+        self.need_full = True
+        self.runner.request()
+
+    def set_nodeport_ips(self, ips: tuple[str, ...]) -> None:
+        if ips != self.state.nodeport_ips:
+            self.state.set_nodeport_ips(ips)
+            self.request_full_sync()
+
+    # -- the sync -------------------------------------------------------------------------------------
+    async def sync(self) -> None:
+        if not (self.services_synced and self.endpoints_synced):
+            return
+        changes = self.state.apply(self.services.checkout(), self.endpoints.checkout())
+        now = time.time()
+        full = self.need_full
+        try:
+            if full:
+                self.need_full = True  # stays set if the full sync fails
+                await self.backend.full_sync(self.state.plans)
+                self.need_full = False
+            elif changes:
+                await self.backend.apply(changes)
+        except Exception as err:
+            self.need_full = True
+            self.status.last_error = f"{type(err).__name__}: {err}"[:500]
+            raise
+        self.status.syncs += 1
+        self.status.last_sync = now
+        self.status.last_error = ""
+        if full:
+            self.status.last_full_sync = now
+            self.status.services = {}
+            for key, plans in self.state.plans.items():
+                self._record(key, plans, now)
+        else:
+            for key, (_, new) in changes.items():
+                self._record(key, new, now)
+        self.synced_once.set()
+
+    def _record(self, key: str, plans: tuple[ServicePortPlan, ...], now: float) -> None:
+        eps = {ep.addr for plan in plans for ep in plan.endpoints}
+        self.status.services[key] = ServiceProgramState(programmed_at=now, ports=len(plans), endpoints=len(eps))
+
+    async def run(self) -> None:
+        await self.runner.run()

@@ -1,0 +1,64 @@
+"""The proxy's long-lived view: Service ports and endpoints by Service, and the plan derived from them.
+
+Tracker checkouts are applied here; the result names which Services' plans changed, with the old and
+the new plans, so backends touch only those.
+"""
+
+from __future__ import annotations
+
+from nanokube.proxy.model import ServicePortInfo, ServicePortName, SliceEndpoints
+from nanokube.proxy.plan import ServicePortPlan, plan_service_port
+
+PlanChange = tuple[tuple[ServicePortPlan, ...], tuple[ServicePortPlan, ...]]
+
+
+class ProxyState:
+    def __init__(self, *, node_name: str, nodeport_ips: tuple[str, ...]) -> None:
+        self.node_name = node_name
+        self.nodeport_ips = nodeport_ips
+        self.services: dict[str, dict[ServicePortName, ServicePortInfo]] = {}
+        self.endpoints: dict[str, SliceEndpoints] = {}
+        self.plans: dict[str, tuple[ServicePortPlan, ...]] = {}
+
+    def _plan(self, key: str) -> tuple[ServicePortPlan, ...]:
+        ports = self.services.get(key, {})
+        eps = self.endpoints.get(key, {})
+        return tuple(plan_service_port(name, info, eps, node_name=self.node_name, nodeport_ips=self.nodeport_ips)
+                     for name, info in sorted(ports.items()))
+
+    def apply(self, service_changes: dict[str, tuple[dict, dict]],
+              endpoint_changes: dict[str, tuple[SliceEndpoints, SliceEndpoints]]) -> dict[str, PlanChange]:
+        for key, (_, current) in service_changes.items():
+            if current:
+                self.services[key] = current
+            else:
+                self.services.pop(key, None)
+        for key, (_, current_eps) in endpoint_changes.items():
+            if current_eps:
+                self.endpoints[key] = current_eps
+            else:
+                self.endpoints.pop(key, None)
+        changes: dict[str, PlanChange] = {}
+        for key in {*service_changes, *endpoint_changes}:
+            old = self.plans.get(key, ())
+            new = self._plan(key)
+            if new:
+                self.plans[key] = new
+            else:
+                self.plans.pop(key, None)
+            if old != new:
+                changes[key] = (old, new)
+        return changes
+
+    def set_nodeport_ips(self, ips: tuple[str, ...]) -> dict[str, PlanChange]:
+        """Re-plan every Service with a node port when the node-port addresses change."""
+        if ips == self.nodeport_ips:
+            return {}
+        self.nodeport_ips = ips
+        changes: dict[str, PlanChange] = {}
+        for key, ports in self.services.items():
+            if any(info.node_port for info in ports.values()):
+                old, new = self.plans.get(key, ()), self._plan(key)
+                self.plans[key] = new
+                changes[key] = (old, new)
+        return changes

@@ -1,0 +1,194 @@
+"""Composition root of `nanokube server`: store -> API -> controllers, node agent, proxy, DNS.
+
+Start-up is a chain of ready signals (never sleeps); the first component to fail stops the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nanokube.aio.tasks import run_root_tasks
+from nanokube.apiserver.bootstrap import BootstrapSpec
+from nanokube.apiserver.certs import ensure_certs, server_context
+from nanokube.apiserver.run import ApiServerSettings, run_apiserver
+from nanokube.client import ApiClient
+from nanokube.settings import ServerSettings, SettingsError
+from nanokube.store.sqlite import SqliteStore
+
+log = logging.getLogger("nanokube")
+
+DATA_DIR_MARKER = ".nanokube"
+
+
+def prepare_data_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / DATA_DIR_MARKER
+    if not marker.exists():
+        if any(p for p in path.iterdir() if p.name not in ("kubeconfig.yaml",)):
+            raise SettingsError(f"data dir {path} is not empty and not a nanokube data dir")
+        marker.write_text("nanokube data dir\n")
+    os.chmod(path, 0o700)
+
+
+def load_token(path: Path) -> str:
+    token_file = path / "token"
+    if token_file.exists():
+        return token_file.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def write_kubeconfig(path: Path, server: str, token: str, ca_file: Path) -> Path:
+    ca_data = base64.b64encode(ca_file.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "nanokube", "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "nanokube", "user": {"token": token}}],
+        "contexts": [{"name": "nanokube", "context": {"cluster": "nanokube", "user": "nanokube",
+                                                      "namespace": "default"}}],
+        "current-context": "nanokube",
+    }
+    target = path / "kubeconfig.yaml"
+    tmp = target.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    os.replace(tmp, target)
+    return target
+
+
+async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
+                     components: tuple[str, ...] = ("controllers", "agent", "proxy", "dns")) -> None:
+    settings.fill_defaults()
+    prepare_data_dir(settings.data_dir)
+    token = load_token(settings.data_dir)
+    store = SqliteStore(str(settings.data_dir / "state.db"))
+    await store.start()
+    dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
+    api_ready = asyncio.Event()
+    ca_file, cert_file, key_file = ensure_certs(
+        settings.data_dir / "pki",
+        ip_sans=sorted({"127.0.0.1", settings.node_ip, settings.kubernetes_ip}
+                       | ({settings.api_host} if settings.api_host not in ("", "0.0.0.0") else set())),
+        dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name])
+    api_settings = ApiServerSettings(
+        host=settings.api_host, port=settings.api_port, token=token, service_cidr=settings.service_cidr,
+        node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
+        bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
+                                api_address=settings.api_host if settings.api_host not in ("0.0.0.0", "")
+                                else settings.node_ip,
+                                api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
+                                dns_address=dns_host, dns_port=dns_port))
+    tasks: dict[str, Coroutine[Any, Any, Any]] = {
+        "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
+    client = ApiClient(settings.api_url, token, ca_file=str(ca_file), user_agent="nanokube-server")
+    readies: dict[str, asyncio.Event] = {}
+    try:
+        async def after_api() -> None:
+            await api_ready.wait()
+            kubeconfig = write_kubeconfig(settings.data_dir, settings.api_url, token, ca_file)
+            starters = _component_starters(settings, client, components, readies)
+            sub = {name: coro for name, coro in starters.items()}
+            waiter = asyncio.create_task(_announce(settings, kubeconfig, readies))
+            try:
+                await run_root_tasks(sub, stop=asyncio.Event())
+            finally:
+                waiter.cancel()
+
+        tasks["components"] = after_api()
+        await run_root_tasks(tasks, stop=stop)
+    finally:
+        await client.close()
+        await store.close()
+
+
+async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[str, asyncio.Event]) -> None:
+    for event in readies.values():
+        await event.wait()
+    dns = f"{settings.dns_listen[0]}:{settings.dns_listen[1]}" if settings.dns_listen else "-"
+    print(f"nanokube ready kubeconfig={kubeconfig} api={settings.api_url} dns={dns} "
+          f"network={settings.network} node={settings.node_name}", flush=True)
+
+
+def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
+                        readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
+    out: dict[str, Coroutine[Any, Any, Any]] = {}
+    if "controllers" in components:
+        from nanokube.controllers import ControllerSettings, run_controllers
+
+        readies["controllers"] = asyncio.Event()
+        out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=ControllerSettings(
+            lb_pool=settings.lb_pool, data_dir=settings.data_dir,
+            node_monitor_grace_period=settings.node_monitor_grace_period))
+    if "dns" in components:
+        from nanokube.dns import DnsSettings, run_dns
+
+        readies["dns"] = asyncio.Event()
+        assert settings.dns_listen is not None
+        out["dns"] = run_dns(client=client, ready=readies["dns"], settings=DnsSettings(
+            listen=[settings.dns_listen], cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
+            pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams))
+    if "proxy" in components:
+        from nanokube.proxy import ProxySettings, run_proxy
+
+        readies["proxy"] = asyncio.Event()
+        out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
+            mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
+            node_ips=[settings.node_ip], service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
+            lb_pool=settings.lb_pool, nodeport_addresses=None))
+    if "agent" in components:
+        from nanokube.agent import AgentSettings, run_agent
+
+        readies["agent"] = asyncio.Event()
+        out["agent"] = run_agent(client=client, ready=readies["agent"], settings=AgentSettings(
+            node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
+            data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
+            cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
+            backoff_base=settings.backoff_base))
+    return out
+
+
+def main_server(settings: ServerSettings, components: tuple[str, ...]) -> int:
+    import signal
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(settings, stop=stop, components=components)
+
+    try:
+        asyncio.run(runner())
+    except SettingsError as exc:
+        print(f"nanokube: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from nanokube.apiserver.run import PortInUse
+
+        cause = exc.__cause__ if isinstance(exc.__cause__, (PortInUse, SettingsError)) else exc
+        print(f"nanokube: {cause}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,155 @@
+"""Shared fixtures: a real `nanokube server` process and the real kubectl pointed at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECTL = shutil.which("kubectl") or "kubectl"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running `nanokube server` subprocess."""
+
+    data_dir: Path
+    api_port: int
+    args: list[str]
+    proc: subprocess.Popen[str] | None = None
+    ready_line: str = ""
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="nanokube-log-")))
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig.yaml"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "token").read_text().strip()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "nanokube", "server", "--data-dir", str(self.data_dir),
+                "--api-listen", f"127.0.0.1:{self.api_port}", *self.args]
+
+    def start(self, timeout: float = 30.0) -> Server:
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        buf = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-4000:]}")
+            chunk = self.proc.stdout.read()
+            if chunk:
+                buf += chunk
+                for line in buf.splitlines():
+                    if line.startswith("nanokube ready"):
+                        self.ready_line = line
+                        return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        code = self.proc.returncode
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+        self.proc = None
+        return code
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    # -- kubectl --------------------------------------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
+        proc = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout,
+                              env=full_env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def apply(self, manifest: str | dict, *extra: str) -> str:
+        text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+        return self.kubectl("apply", "-f", "-", *extra, input=text).stdout
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """The official kubernetes Python client configured for this server."""
+        from kubernetes import client, config
+
+        api_client = config.new_client_from_config(config_file=str(self.kubeconfig))
+        return client, api_client
+
+
+def start_server(*args: str, data_dir: Path | None = None) -> Server:
+    data = data_dir or Path(tempfile.mkdtemp(prefix="nanokube-test-"))
+    srv = Server(data_dir=data, api_port=free_port(), args=list(args))
+    return srv.start()
+
+
+@pytest.fixture
+def make_server() -> Iterator:
+    started: list[Server] = []
+
+    def factory(*args: str, data_dir: Path | None = None) -> Server:
+        srv = start_server(*args, data_dir=data_dir)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server() -> Iterator[Server]:
+    """A control-plane-only server (no agent, proxy or DNS) shared by a test module."""
+    srv = start_server("--network", "loopback", "--components=", "--no-agent")
+    try:
+        yield srv
+    finally:
+        srv.stop()

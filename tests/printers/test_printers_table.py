@@ -1,0 +1,144 @@
+"""The Table envelope: column definitions per resource, row objects, list metadata, the default table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nanokube.api.errors import ApiError
+from nanokube.api.scheme import RESOURCES
+from nanokube.apiserver.printing import PRINTERS, to_table
+
+from .objects import NOW, meta, service, tcp
+
+NAME_DOC_START = "Name must be unique within a namespace."
+AGE_DOC_START = "CreationTimestamp is a timestamp representing the server time"
+
+# (name, type, format, priority) of every column, in order, as printers.go declares them.
+S, I = "string", "integer"
+EXPECTED_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str, int]]] = {
+    ("", "namespaces"): [("Name", S, "name", 0), ("Status", S, "", 0), ("Age", S, "", 0)],
+    ("", "pods"): [("Name", S, "name", 0), ("Ready", S, "", 0), ("Status", S, "", 0), ("Restarts", S, "", 0),
+                   ("Age", S, "", 0), ("IP", S, "", 1), ("Node", S, "", 1), ("Nominated Node", S, "", 1),
+                   ("Readiness Gates", S, "", 1)],
+    ("", "services"): [("Name", S, "name", 0), ("Type", S, "", 0), ("Cluster-IP", S, "", 0),
+                       ("External-IP", S, "", 0), ("Port(s)", S, "", 0), ("Age", S, "", 0), ("Selector", S, "", 1)],
+    ("", "endpoints"): [("Name", S, "name", 0), ("Endpoints", S, "", 0), ("Age", S, "", 0)],
+    ("", "secrets"): [("Name", S, "name", 0), ("Type", S, "", 0), ("Data", S, "", 0), ("Age", S, "", 0)],
+    ("", "configmaps"): [("Name", S, "name", 0), ("Data", S, "", 0), ("Age", S, "", 0)],
+    ("", "persistentvolumeclaims"): [("Name", S, "name", 0), ("Status", S, "", 0), ("Volume", S, "", 0),
+                                     ("Capacity", S, "", 0), ("Access Modes", S, "", 0), ("StorageClass", S, "", 0),
+                                     ("VolumeAttributesClass", S, "", 0), ("Age", S, "", 0),
+                                     ("VolumeMode", S, "", 1)],
+    ("", "persistentvolumes"): [("Name", S, "name", 0), ("Capacity", S, "", 0), ("Access Modes", S, "", 0),
+                                ("Reclaim Policy", S, "", 0), ("Status", S, "", 0), ("Claim", S, "", 0),
+                                ("StorageClass", S, "", 0), ("VolumeAttributesClass", S, "", 0),
+                                ("Reason", S, "", 0), ("Age", S, "", 0), ("VolumeMode", S, "", 1)],
+    ("", "nodes"): [("Name", S, "name", 0), ("Status", S, "", 0), ("Roles", S, "", 0), ("Age", S, "", 0),
+                    ("Version", S, "", 0), ("Internal-IP", S, "", 1), ("External-IP", S, "", 1),
+                    ("OS-Image", S, "", 1), ("Kernel-Version", S, "", 1), ("Container-Runtime", S, "", 1)],
+    ("", "events"): [("Last Seen", S, "", 0), ("Type", S, "", 0), ("Reason", S, "", 0), ("Object", S, "", 0),
+                     ("Subobject", S, "", 1), ("Source", S, "", 1), ("Message", S, "", 0),
+                     ("First Seen", S, "", 1), ("Count", S, "", 1), ("Name", S, "name", 1)],
+    ("", "serviceaccounts"): [("Name", S, "name", 0), ("Secrets", S, "", 0), ("Age", S, "", 0)],
+    ("apps", "deployments"): [("Name", S, "name", 0), ("Ready", S, "", 0), ("Up-to-date", S, "", 0),
+                              ("Available", S, "", 0), ("Age", S, "", 0), ("Containers", S, "", 1),
+                              ("Images", S, "", 1), ("Selector", S, "", 1)],
+    ("apps", "replicasets"): [("Name", S, "name", 0), ("Desired", I, "", 0), ("Current", I, "", 0),
+                              ("Ready", I, "", 0), ("Age", S, "", 0), ("Containers", S, "", 1),
+                              ("Images", S, "", 1), ("Selector", S, "", 1)],
+    ("apps", "controllerrevisions"): [("Name", S, "name", 0), ("Controller", S, "", 0), ("Revision", S, "", 0),
+                                      ("Age", S, "", 0)],
+    ("discovery.k8s.io", "endpointslices"): [("Name", S, "name", 0), ("AddressType", S, "", 0), ("Ports", S, "", 0),
+                                             ("Endpoints", S, "", 0), ("Age", S, "", 0)],
+    ("coordination.k8s.io", "leases"): [("Name", S, "name", 0), ("Holder", S, "", 0), ("Age", S, "", 0)],
+    ("storage.k8s.io", "storageclasses"): [("Name", S, "name", 0), ("Provisioner", S, "", 0),
+                                           ("ReclaimPolicy", S, "", 0), ("VolumeBindingMode", S, "", 0),
+                                           ("AllowVolumeExpansion", S, "", 0), ("Age", S, "", 0)],
+}
+EXPECTED_COLUMNS[("events.k8s.io", "events")] = EXPECTED_COLUMNS[("", "events")]
+
+
+def test_every_scheme_resource_has_a_printer() -> None:
+    assert {(r.group, r.plural) for r in RESOURCES} == set(PRINTERS) == set(EXPECTED_COLUMNS)
+
+
+@pytest.mark.parametrize(("group", "plural"), sorted(EXPECTED_COLUMNS))
+def test_column_definitions(group: str, plural: str) -> None:
+    columns = to_table(plural, group, [], now=NOW)["columnDefinitions"]
+    assert [(c["name"], c["type"], c["format"], c["priority"]) for c in columns] == EXPECTED_COLUMNS[(group, plural)]
+    for column in columns:
+        assert list(column) == ["name", "type", "format", "description", "priority"]
+        assert column["description"], column["name"]
+        if column["name"] == "Name":
+            assert column["description"].startswith(NAME_DOC_START)
+        if column["name"] == "Age":
+            assert column["description"].startswith(AGE_DOC_START)
+
+
+def test_descriptions_are_the_api_docs() -> None:
+    columns = {c["name"]: c["description"] for c in to_table("services", "", [], now=NOW)["columnDefinitions"]}
+    assert columns["Port(s)"].startswith("The list of ports that are exposed by this service. More info: ")
+    assert columns["Selector"].startswith("Route service traffic to pods with label keys and values matching")
+    pods = {c["name"]: c["description"] for c in to_table("pods", "", [], now=NOW)["columnDefinitions"]}
+    assert pods["Ready"] == "The aggregate readiness state of this pod for accepting traffic."
+    assert pods["IP"].startswith("podIP address allocated to the pod.")
+
+
+def test_list_envelope_with_partial_object_metadata() -> None:
+    svc = service("kubernetes", cluster_ip="10.96.0.1", ports=[tcp(443)])
+    svc["metadata"]["labels"] = {"component": "apiserver"}
+    table = to_table("services", "", [svc], now=NOW,
+                     list_meta={"resourceVersion": "5123", "continue": "", "remainingItemCount": None})
+    assert table["kind"] == "Table"
+    assert table["apiVersion"] == "meta.k8s.io/v1"
+    assert table["metadata"] == {"resourceVersion": "5123"}
+    row = table["rows"][0]
+    assert row["object"] == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": svc["metadata"]}
+    assert "conditions" not in row
+    json.dumps(table)  # plain JSON all the way down
+
+
+def test_include_object_variants_and_v1beta1() -> None:
+    svc = service("a", ports=[tcp(80)])
+    full = to_table("services", "", [svc], now=NOW, include_object="Object")
+    assert full["rows"][0]["object"] is svc
+    none = to_table("services", "", [svc], now=NOW, include_object="None")
+    assert none["rows"][0]["object"] is None
+    beta = to_table("services", "", [svc], now=NOW, include_object="", api_version="meta.k8s.io/v1beta1")
+    assert beta["apiVersion"] == "meta.k8s.io/v1beta1"
+    assert beta["rows"][0]["object"]["apiVersion"] == "meta.k8s.io/v1beta1"
+
+
+def test_unknown_include_object_is_a_bad_request() -> None:
+    with pytest.raises(ApiError) as err:
+        to_table("services", "", [], now=NOW, include_object="Everything")
+    status = err.value.status()
+    assert status["code"] == 400
+    assert status["message"] == 'unrecognized includeObject value: "Everything"'
+
+
+def test_no_headers_for_watch_events_after_the_first() -> None:
+    table = to_table("pods", "", [], now=NOW, no_headers=True)
+    assert table["columnDefinitions"] is None
+    assert table["rows"] == []
+
+
+def test_default_table_for_unknown_resources() -> None:
+    obj = {"apiVersion": "example.com/v1", "kind": "Widget",
+           "metadata": meta("w1", creationTimestamp="2024-04-30T10:11:12Z")}
+    table = to_table("widgets", "example.com", [obj], now=NOW, list_meta={"resourceVersion": "9"})
+    assert [(c["name"], c["type"], c["format"], c["priority"]) for c in table["columnDefinitions"]] == [
+        ("Name", "string", "name", 0), ("Created At", "date", "", 0)]
+    assert table["rows"][0]["cells"] == ["w1", "2024-04-30T10:11:12Z"]
+    assert to_table("widgets", "example.com", [], now=NOW)["rows"] is None
+
+
+def test_secret_values_never_reach_the_table() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta("s"),
+              "data": {"password": "c3VwZXJzZWNyZXQ="}, "stringData": {"token": "plain-secret"}}
+    text = json.dumps(to_table("secrets", "", [secret], now=NOW))
+    assert "c3VwZXJzZWNyZXQ=" not in text and "plain-secret" not in text
+    assert to_table("secrets", "", [secret], now=NOW)["rows"][0]["cells"][2] == 2
