@@ -20,7 +20,6 @@ from nanokube.proxy.commands import Commands
 from nanokube.proxy.model import Endpoint, ServicePortInfo, ServicePortName
 from nanokube.proxy.nftables import NftablesBackend
 from nanokube.proxy.nftrules import NetConfig
-from nanokube.proxy.plan import plan_service_port
 from nanokube.proxy.state import ProxyState
 
 CFG = NetConfig(pod_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12", lb_pool="10.250.0.0/24")
@@ -52,10 +51,8 @@ async def timed(coro) -> float:
     return time.perf_counter() - t0
 
 
-async def main(runs: int) -> None:
-    ns = f"nk-proxybench-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
+async def measure(ns: str, runs: int) -> None:
+    if True:
         commands = Commands(ns)
         for n in (1000, 10000):
             times = []
@@ -82,6 +79,13 @@ async def main(runs: int) -> None:
         t0 = time.perf_counter()
         await commands.run(["nft", "add", "table", "ip", "floor"])
         print(f"process floor (nft add table): {(time.perf_counter() - t0) * 1000:.1f} ms")
+
+
+def main(runs: int) -> None:
+    ns = f"nk-proxybench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        asyncio.run(measure(ns, runs))
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
 
@@ -89,4 +93,4 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    asyncio.run(main(parser.parse_args().runs))
+    main(parser.parse_args().runs)

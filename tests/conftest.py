@@ -34,7 +34,7 @@ class Server:
     data_dir: Path
     api_port: int
     args: list[str]
-    proc: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     ready_line: str = ""
     log_path: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="nanokube-log-")))
 
@@ -56,7 +56,7 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         self._log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log, text=True,
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
@@ -65,9 +65,12 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-4000:]}")
-            chunk = self.proc.stdout.read()
+            try:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+            except BlockingIOError:
+                chunk = b""
             if chunk:
-                buf += chunk
+                buf += chunk.decode(errors="replace")
                 for line in buf.splitlines():
                     if line.startswith("nanokube ready"):
                         self.ready_line = line

@@ -89,6 +89,8 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
     api_settings = ApiServerSettings(
         host=settings.api_host, port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
+        compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
+        compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
                                 api_address=settings.api_host if settings.api_host not in ("0.0.0.0", "")
                                 else settings.node_ip,

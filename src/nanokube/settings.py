@@ -74,6 +74,8 @@ class ServerSettings:
     dns_upstreams: list[str] | None = None
     image_dirs: list[Path] = field(default_factory=list)
     backoff_base: float = 10.0
+    compact_keep_revisions: int = 10_000
+    compact_keep_seconds: float = 300.0
 
     def fill_defaults(self) -> None:
         plan = ADDRESS_PLAN[self.network]

@@ -99,3 +99,24 @@ def tcp(port: int, node_port: int | None = None, protocol: str = "TCP", name: st
     if name:
         p["name"] = name
     return p
+
+
+EXTERNAL_NAME = "training-aurora.cluster-c6xkqz0fwyd.us-east-1.rds.amazonaws.com"
+
+
+def article_services() -> dict[str, dict]:
+    """The article's services, with addresses of the widths its `kubectl get svc` spacing implies."""
+    return {
+        "kubernetes": service("kubernetes", cluster_ip="10.96.0.1", ports=[tcp(443, name="https")],
+                              age={"hours": 5, "minutes": 23, "seconds": 40}),
+        "mariadb-service": service("mariadb-service", cluster_ip="10.108.38.75", ports=[tcp(3306)],
+                                   selector={"app": "mariadb"}, age={"seconds": 113}),
+        "svc-nodeport-mariadb": service("svc-nodeport-mariadb", "NodePort", cluster_ip="10.97.14.218",
+                                        ports=[tcp(3306, 31111)], selector={"app": "mariadb"}, age={"seconds": 100}),
+        "svc-mariadb-loadbalancer": service("svc-mariadb-loadbalancer", "LoadBalancer", cluster_ip="10.104.22.31",
+                                            ports=[tcp(3306, 30942)], selector={"app": "mariadb"},
+                                            _lb={"ingress": [{"ip": "34.123.45.67", "ipMode": "VIP"}]},
+                                            age={"seconds": 55}),
+        "training-aurora-svc": service("training-aurora-svc", "ExternalName", cluster_ip=None,
+                                       externalName=EXTERNAL_NAME, age={"seconds": 97}),
+    }

@@ -8,7 +8,7 @@ import pytest
 
 from nanokube.api.errors import ApiError
 from nanokube.api.scheme import RESOURCES
-from nanokube.apiserver.printing import PRINTERS, to_table
+from nanokube.apiserver.printing import PRINTERS, table_api_version, to_table
 
 from .objects import NOW, meta, service, tcp
 
@@ -16,7 +16,7 @@ NAME_DOC_START = "Name must be unique within a namespace."
 AGE_DOC_START = "CreationTimestamp is a timestamp representing the server time"
 
 # (name, type, format, priority) of every column, in order, as printers.go declares them.
-S, I = "string", "integer"
+S, N = "string", "integer"
 EXPECTED_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str, int]]] = {
     ("", "namespaces"): [("Name", S, "name", 0), ("Status", S, "", 0), ("Age", S, "", 0)],
     ("", "pods"): [("Name", S, "name", 0), ("Ready", S, "", 0), ("Status", S, "", 0), ("Restarts", S, "", 0),
@@ -45,8 +45,8 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str, int]]] = {
     ("apps", "deployments"): [("Name", S, "name", 0), ("Ready", S, "", 0), ("Up-to-date", S, "", 0),
                               ("Available", S, "", 0), ("Age", S, "", 0), ("Containers", S, "", 1),
                               ("Images", S, "", 1), ("Selector", S, "", 1)],
-    ("apps", "replicasets"): [("Name", S, "name", 0), ("Desired", I, "", 0), ("Current", I, "", 0),
-                              ("Ready", I, "", 0), ("Age", S, "", 0), ("Containers", S, "", 1),
+    ("apps", "replicasets"): [("Name", S, "name", 0), ("Desired", N, "", 0), ("Current", N, "", 0),
+                              ("Ready", N, "", 0), ("Age", S, "", 0), ("Containers", S, "", 1),
                               ("Images", S, "", 1), ("Selector", S, "", 1)],
     ("apps", "controllerrevisions"): [("Name", S, "name", 0), ("Controller", S, "", 0), ("Revision", S, "", 0),
                                       ("Age", S, "", 0)],
@@ -142,3 +142,26 @@ def test_secret_values_never_reach_the_table() -> None:
     text = json.dumps(to_table("secrets", "", [secret], now=NOW))
     assert "c3VwZXJzZWNyZXQ=" not in text and "plain-secret" not in text
     assert to_table("secrets", "", [secret], now=NOW)["rows"][0]["cells"][2] == 2
+
+
+KUBECTL_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
+                  "application/json")
+
+
+@pytest.mark.parametrize(
+    ("accept", "want"),
+    [
+        (KUBECTL_ACCEPT, "meta.k8s.io/v1"),
+        ("application/json;as=Table;v=v1beta1;g=meta.k8s.io, application/json", "meta.k8s.io/v1beta1"),
+        ("application/json;as=Table;v=v1alpha1;g=meta.k8s.io,application/json", None),
+        ("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;"
+         "g=meta.k8s.io", "meta.k8s.io/v1"),
+        ("application/json,application/json;as=Table;v=v1;g=meta.k8s.io", None),
+        ("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", None),
+        ("*/*", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_table_api_version_from_accept(accept: str | None, want: str | None) -> None:
+    assert table_api_version(accept) == want

@@ -304,3 +304,34 @@ async def test_watch_replay_served_from_the_log_beyond_recent_events(
     events = await take(stream, 30)
     assert [e.revision for e in events] == list(range(1, 61, 2))
     stream.close()
+
+
+async def test_queued_writes_commit_together_each_with_its_own_outcome(store: Store) -> None:
+    await store.create("/cm/taken", obj("taken"))
+    stream = store.watch("/cm/", store.current_revision)
+    async with store._write_lock:  # as during a checkpoint or compaction step: writers queue up
+        writes = [
+            asyncio.create_task(store.create("/cm/a", obj("a"))),
+            asyncio.create_task(store.create("/cm/taken", obj("again"))),  # fails alone
+            asyncio.create_task(store.txn([Op("create", "/cm/b", obj("b")), Op("update", "/cm/a", obj("a", n=2), 2)])),
+            asyncio.create_task(store.create("/cm/a", obj("a"))),  # sees the first write of the batch
+            asyncio.create_task(store.delete("/cm/taken", expected_revision=1)),
+        ]
+        await asyncio.sleep(0)
+        assert store.current_revision == 1
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert results[0].revision == 2
+    assert isinstance(results[1], KeyExists)
+    assert [kv.revision for kv in results[2]] == [3, 4]
+    assert isinstance(results[3], KeyExists)
+    assert results[4].revision == 5
+    events = await take(stream, 4)
+    assert [(e.type, e.key, e.revision) for e in events] == [
+        ("ADDED", "/cm/a", 2),
+        ("ADDED", "/cm/b", 3),
+        ("MODIFIED", "/cm/a", 4),
+        ("DELETED", "/cm/taken", 5),
+    ]
+    assert events[2].prev_value == results[0].value
+    stream.close()
+    assert (await store.get("/cm/a")).revision == 4

@@ -10,6 +10,7 @@ The environment is the container's environment (it never travels on the command 
 import ctypes
 import json
 import os
+import stat
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -62,42 +63,51 @@ def enter(spec):
             mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV)
         except OSError:
             pass
+    # sources may live under a path the private tmpfs hides (a data dir in /tmp): hold them open first
+    files = [(os.open(src, os.O_PATH), target) for src, target in spec.get("files") or []]
+    mounts = [(os.open(src, os.O_PATH), target, ro) for src, target, ro in spec.get("mounts") or []]
     for path in spec.get("tmpfs") or []:
         mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    for source, target in spec.get("files") or []:
+    for fd, target in files:
         target = os.path.realpath(target)
         ensure_file(target)
-        mount(source, target, None, MS_BIND)
-    for source, target, read_only in spec.get("mounts") or []:
-        if os.path.isdir(source):
+        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+        os.close(fd)
+    for fd, target, read_only in mounts:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             os.makedirs(target, exist_ok=True)
         else:
             ensure_file(target)
-        mount(source, target, None, MS_BIND | MS_REC)
+        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+        os.close(fd)
         if read_only:
             mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-
 
 def main():
     spec = json.loads(sys.argv[1])
     status_fd = spec.get("status_fd")
+    if status_fd is not None:
+        os.set_inheritable(status_fd, False)  # closes on exec: that is the "started" signal
     try:
         if spec.get("namespaces", True):
             enter(spec)
-        os.chdir(spec.get("cwd") or "/")
+        cwd = spec.get("cwd") or "/"
+        try:
+            os.chdir(cwd)
+        except OSError:
+            raise OSError(f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory') from None
         argv = spec["argv"]
-        os.execvpe(argv[0], argv, os.environ)
+        try:
+            os.execvpe(argv[0], argv, os.environ)
+        except FileNotFoundError:
+            raise OSError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
     except OSError as err:
-        if isinstance(err, FileNotFoundError) and err.filename is None:
-            text = f'exec: "{spec["argv"][0]}": executable file not found in $PATH'
-        else:
-            text = str(err)
+        text = err.args[0] if len(err.args) == 1 else str(err)
         if status_fd is not None:
-            os.write(status_fd, text.encode())
+            os.write(status_fd, str(text).encode())
         else:
             print(text, file=sys.stderr)
         os._exit(128)
-
 
 if __name__ == "__main__":
     main()

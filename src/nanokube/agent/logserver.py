@@ -80,6 +80,6 @@ async def start_server(locate: LogLocator, host: str, port: int) -> tuple[web.Ap
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # noqa: SLF001
+    sockets = site._server.sockets if site._server else []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, bound

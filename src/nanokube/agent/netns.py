@@ -49,6 +49,10 @@ async def ip_batch(commands: list[str], netns: str | None = None, *, check: bool
     return err.decode(errors="replace")
 
 
+def link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
 def _write_sysctl(path: str, value: str) -> None:
     try:
         with open(path, "w") as fh:
@@ -61,7 +65,7 @@ async def ensure_bridge(cidr: str) -> bool:
     """Create ``nk0`` with the pod CIDR's first address; returns True when this call created it."""
     net = ipaddress.ip_network(cidr, strict=False)
     gateway = f"{net.network_address + 1}/{net.prefixlen}"
-    created = not Path(f"/sys/class/net/{BRIDGE}").exists()
+    created = not link_exists(BRIDGE)
     if created:
         await ip_batch([f"link add {BRIDGE} type bridge"], check=False)
     out = await ip_batch([f"addr replace {gateway} dev {BRIDGE}", f"link set {BRIDGE} up"])
@@ -97,9 +101,9 @@ async def create_pod_network(netns: str, veth: str, ip: str, cidr: str, alias: s
 
 async def delete_pod_network(netns: str, veth: str) -> None:
     commands = []
-    if Path(f"/sys/class/net/{veth}").exists():
+    if link_exists(veth):
         commands.append(f"link del {veth}")
-    if (NETNS_DIR / netns).exists():
+    if exists(netns):
         commands.append(f"netns del {netns}")
     if commands:
         await ip_batch(commands, check=False)

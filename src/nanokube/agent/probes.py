@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ class Target:
     pod_ip: str
     ports: dict[str, int]  # named container ports
     run_exec: ExecRunner
+
+
+def _os_error(err: OSError) -> str:
+    """Go-style text for a socket error: 'connection refused'."""
+    if err.errno:
+        text = os.strerror(err.errno)
+        return text[:1].lower() + text[1:]
+    return str(err)
 
 
 def _port(value: Any, target: Target) -> int:
@@ -70,7 +79,7 @@ async def http_get(action: Obj, target: Target, timeout: float) -> tuple[bool, s
     except TimeoutError:
         return False, f'Get "{scheme.lower()}://{host}:{port}{path}": context deadline exceeded'
     except OSError as err:
-        return False, f'Get "{scheme.lower()}://{host}:{port}{path}": {err.strerror or err}'
+        return False, f'Get "{scheme.lower()}://{host}:{port}{path}": dial tcp {host}:{port}: {_os_error(err)}'
     finally:
         if writer is not None:
             writer.close()
@@ -95,7 +104,7 @@ async def tcp_socket(action: Obj, target: Target, timeout: float) -> tuple[bool,
     except TimeoutError:
         return False, f"dial tcp {host}:{port}: i/o timeout"
     except OSError as err:
-        return False, f"dial tcp {host}:{port}: connect: {err.strerror or err}"
+        return False, f"dial tcp {host}:{port}: connect: {_os_error(err)}"
     writer.close()
     with contextlib.suppress(Exception):
         await writer.wait_closed()

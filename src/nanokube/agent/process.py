@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ class StartError(Exception):
 class Isolation:
     """How to place a process: the pod's netns and what the container's mount namespace shows."""
 
-    netns: str | None = None  # path of the pod's network namespace; None: the host's (loopback mode)
+    enabled: bool = False  # False (loopback mode): a plain process, no namespaces
+    netns: str | None = None  # path of the pod's network namespace; None: the host's
     hostname: str | None = None
     domainname: str | None = None
     files: list[tuple[str, str]] = field(default_factory=list)  # (source, target) single-file binds
@@ -35,7 +37,7 @@ class Isolation:
 
     @property
     def namespaced(self) -> bool:
-        return self.netns is not None
+        return self.enabled
 
 
 @dataclass
@@ -110,7 +112,7 @@ class ContainerProcess:
             full = ["nsenter", "-t", str(self.pid), "-n", "-u", "-m", "-i", f"--wd={self.cwd}", "--", *argv]
             cwd = None
         else:
-            full, cwd = argv, self.cwd if os.path.isdir(self.cwd) else None
+            full, cwd = argv, self.cwd if _is_dir(self.cwd) else None
         try:
             proc = await asyncio.create_subprocess_exec(*full, env=self.env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
                                                         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -125,6 +127,10 @@ class ContainerProcess:
             await proc.wait()
             return -1, ""
         return proc.returncode or 0, out.decode(errors="replace")[:4096]
+
+
+def _is_dir(path: str) -> bool:
+    return os.path.isdir(path)
 
 
 async def _read_status(fd: int) -> bytes:
@@ -154,7 +160,7 @@ async def _read_status(fd: int) -> bytes:
 
 
 async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Isolation, log: ContainerLog,
-                restart: int) -> ContainerProcess:
+                restart: int, on_spawn: Callable[[int], None] | None = None) -> ContainerProcess:
     """Start one container run; its output goes to ``log``'s file for ``restart``. Raises StartError."""
     path = log.start_run(restart)
     log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -169,6 +175,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
             proc = await asyncio.create_subprocess_exec(
                 *full, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True, pass_fds=(status_w,))
+            if on_spawn:
+                on_spawn(proc.pid)
             os.close(status_w)
             status_w = None
             failure = await _read_status(status_r)
@@ -188,6 +196,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
                 raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from err
             except OSError as err:
                 raise StartError(str(err)) from err
+            if on_spawn:
+                on_spawn(proc.pid)
     except BaseException:
         for fd in (status_r, status_w, log_fd):
             if fd is not None:

@@ -155,25 +155,27 @@ def _downward_files(pod: Obj, source: Obj, src: VolumeSources, default_mode: int
     return files
 
 
+def _host_path(hp: Obj) -> Path:
+    path = Path(hp.get("path", "/"))
+    kind = hp.get("type") or ""
+    if kind == "DirectoryOrCreate":
+        path.mkdir(parents=True, exist_ok=True)
+    elif kind == "FileOrCreate" and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    elif kind in ("Directory", "File", "Socket") and not path.exists():
+        raise VolumeNotReady(f"hostPath type check failed: {path} does not exist")
+    return path
+
+
 async def prepare_volume(pod: Obj, volume: Obj, pod_dir: Path, src: VolumeSources) -> Path:
     """Create or refresh one volume; returns the host directory (or file) that backs it."""
     name = volume["name"]
     target = pod_dir / "volumes" / name
     if "emptyDir" in volume:
-        target.mkdir(parents=True, exist_ok=True)
-        return target
+        return _host_path({"path": str(target), "type": "DirectoryOrCreate"})
     if "hostPath" in volume:
-        hp = volume["hostPath"]
-        path = Path(hp.get("path", "/"))
-        kind = hp.get("type") or ""
-        if kind == "DirectoryOrCreate":
-            path.mkdir(parents=True, exist_ok=True)
-        elif kind == "FileOrCreate" and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
-        elif kind in ("Directory", "File", "Socket") and not path.exists():
-            raise VolumeNotReady(f"hostPath type check failed: {path} does not exist")
-        return path
+        return _host_path(volume["hostPath"])
     if "persistentVolumeClaim" in volume:
         claim = volume["persistentVolumeClaim"].get("claimName", "")
         ns = pod["metadata"].get("namespace", "default")
@@ -190,9 +192,7 @@ async def prepare_volume(pod: Obj, volume: Obj, pod_dir: Path, src: VolumeSource
         path_text = (spec.get("hostPath") or {}).get("path") or (spec.get("local") or {}).get("path")
         if not path_text:
             raise VolumeNotReady(f'persistentvolume "{pv_name}" has no hostPath or local path')
-        path = Path(path_text)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return _host_path({"path": path_text, "type": "DirectoryOrCreate"})
     if "secret" in volume:
         _write_atomic(target, await _secret_files(pod, volume["secret"], src, 0o644))
         return target

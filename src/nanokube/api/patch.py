@@ -907,7 +907,11 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
             continue
         owned_by_others |= _fields_from_v1(entry.get("fieldsV1", {}))
     current = _field_set(config, root)
-    for path in sorted(previous - current - owned_by_others, key=len, reverse=True):
+    dropped = previous - current - owned_by_others
+    # whole list items first (their key fields must still match), then leaves, deepest first
+    for path in sorted((p for p in dropped if p[-1] == (".",)), key=len):
+        _remove_path(base, path)
+    for path in sorted((p for p in dropped if p[-1] != (".",)), key=len, reverse=True):
         _remove_path(base, path)
     merged = _apply_merge(base, config, root)
 

@@ -163,7 +163,8 @@ def _json_error(raw: bytes, into: str = "map[string]interface {}") -> str | None
     except json.JSONDecodeError as err:
         if err.pos >= len(text):
             return "unexpected end of JSON input"
-        return f"invalid character {_go_char(text[err.pos])} looking for beginning of value"
+        where = "object key string" if err.msg.startswith("Expecting property name") else "value"
+        return f"invalid character {_go_char(text[err.pos])} looking for beginning of {where}"
     if value is None or isinstance(value, dict):
         return None
     return f"json: cannot unmarshal {_json_kind(value)} into Go value of type {into}"

@@ -430,7 +430,7 @@ def validate_service(svc: Mapping[str, Any], *, service_cidr: str | None = None)
     if distribution is not None and distribution != "PreferClose":
         errs.append(not_supported("spec.trafficDistribution", distribution, ["PreferClose"]))
     if service_cidr is not None:
-        errs.extend(cluster_family_errors(svc))
+        errs.extend(cluster_family_errors(svc, ("IPv6",) if ":" in service_cidr else ("IPv4",)))
     return errs
 
 

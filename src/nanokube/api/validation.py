@@ -427,15 +427,12 @@ def validate_object_meta(obj: Mapping[str, Any], namespaced: bool, name_validato
 def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
     """ValidateObjectMetaUpdate: identity fields are immutable; labels/annotations re-checked.
 
-    The caller must have filled metadata.resourceVersion for unconditional updates (as the generic store
-    does) before calling this.
+    The "resourceVersion must be specified" rule is left to the store layer: for kinds that allow
+    unconditional updates (Services, Secrets, ...) the generic store fills it before validation.
     """
     new_meta = new.get("metadata") or {}
     old_meta = old.get("metadata") or {}
     errs: list[FieldError] = []
-    if not new_meta.get("resourceVersion"):
-        errs.append(invalid("metadata.resourceVersion", new_meta.get("resourceVersion") or "",
-                            "must be specified for an update"))
     new_gen, old_gen = new_meta.get("generation") or 0, old_meta.get("generation") or 0
     if isinstance(new_gen, int) and isinstance(old_gen, int) and new_gen < old_gen:
         errs.append(invalid("metadata.generation", new_gen, "must not be decremented"))

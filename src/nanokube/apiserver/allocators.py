@@ -367,6 +367,19 @@ def _family_of(ip: str) -> str:
     return "IPv4" if addr.version == 4 else "IPv6"
 
 
+def _carry_system_metadata(new: dict[str, Any], old: Mapping[str, Any]) -> None:
+    """What the generic store's BeforeUpdate does before validating: system fields come from the stored object."""
+    new_meta = new.setdefault("metadata", {})
+    old_meta = old.get("metadata") or {}
+    if not new_meta.get("resourceVersion") and old_meta.get("resourceVersion"):
+        new_meta["resourceVersion"] = old_meta["resourceVersion"]  # Services allow unconditional updates
+    if not new_meta.get("uid") and old_meta.get("uid"):
+        new_meta["uid"] = old_meta["uid"]
+    for key in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+        if old_meta.get(key) is not None:
+            new_meta[key] = old_meta[key]
+
+
 class ServiceAllocator:
     """The apiserver's Service allocation for a single-stack cluster, plus the validation that follows it."""
 
@@ -419,10 +432,7 @@ class ServiceAllocator:
         """
         old_svc = default_on_read(copy.deepcopy(dict(old)), self.primary_family)
         default_service(new)
-        new_meta = new.setdefault("metadata", {})
-        old_rv = (old_svc.get("metadata") or {}).get("resourceVersion")
-        if not new_meta.get("resourceVersion") and old_rv:
-            new_meta["resourceVersion"] = old_rv  # Services allow unconditional updates
+        _carry_system_metadata(new, old_svc)
         patch_allocated_values(new, old_svc)
         normalize_cluster_ips(new, old_svc)
         self._init_ip_family_fields(new, old_svc)

@@ -176,9 +176,7 @@ class Handlers:
                 out = printing.to_table(t.res.plural, t.res.group, [obj], now=meta.now(),
                                         include_object=request.query.get("includeObject", "Metadata"),
                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                                        api_version=table_version)
-                if not first:
-                    out["columnDefinitions"] = []
+                                        api_version=table_version, no_headers=not first)
                 return orjson.dumps(out)
         return await serve_watch(request, self.state.store, t.res, t.namespace, table=table)
 
@@ -187,12 +185,10 @@ class Handlers:
         return decode_body(raw, request.headers.get("Content-Type", "application/json"))
 
     def _field_validation(self, request: web.Request, res: Resource, obj: Any) -> list[str]:
-        mode = request.query.get("fieldValidation", "Warn")
-        if mode not in ("Strict", "Warn", "Ignore"):
-            raise errors.bad_request(f"fieldValidation parameter unsupported: {mode}")
-        if mode == "Ignore" or not isinstance(obj, dict):
+        if not isinstance(obj, dict):
             return []
-        return fields.check_fields(res, obj, strict=(mode == "Strict"))
+        return fields.check_fields(res, obj, directive=request.query.get("fieldValidation"),
+                                   method=request.method)
 
     async def create(self, request: web.Request, t: Target) -> web.Response:
         obj = await self._body(request)

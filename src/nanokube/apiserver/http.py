@@ -19,7 +19,7 @@ def json_response(body: bytes | dict[str, Any], status: int = 200, *, warnings: 
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     resp = web.Response(body=raw, status=status, content_type="application/json")
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return resp
 
 
@@ -52,6 +52,12 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     if not raw.strip():
         raise errors.bad_request("request body must not be empty")
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/vnd.kubernetes.protobuf":
+        from nanokube.apiserver import protobuf
+
+        return protobuf.decode_body(raw)
+    if ctype not in ("", "application/json", "application/yaml", "text/yaml", "application/x-yaml", "*/*"):
+        raise errors.unsupported_media_type(ctype)
     if "yaml" in ctype:
         try:
             return yaml.safe_load(raw)

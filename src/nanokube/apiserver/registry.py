@@ -163,7 +163,7 @@ class Registry:
         md["creationTimestamp"] = meta.rfc3339()
         for drop in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             md.pop(drop, None)
-        if res.plural not in strategies._NO_GENERATION:
+        if res.plural in strategies.GENERATION:
             md["generation"] = 1
         else:
             md.pop("generation", None)

@@ -13,6 +13,7 @@ from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.services import ServiceHooks, delete_service_endpoints
+from nanokube.store import run_compactor
 from nanokube.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ class ApiServerSettings:
     node_port_range: str
     bootstrap: BootstrapSpec
     ssl_context: ssl.SSLContext | None = None
+    # History kept for watches (older resourceVersions get 410 Gone): revisions and seconds.
+    compact_keep_revisions: int = 10_000
+    compact_keep_seconds: float = 300.0
+    compact_interval: float = 60.0
 
 
 class PortInUse(Exception):
@@ -53,6 +58,7 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
     state.ready.set()
     ready.set()
     try:
-        await asyncio.Event().wait()
+        await run_compactor(store, keep_revisions=settings.compact_keep_revisions,
+                            keep_seconds=settings.compact_keep_seconds, interval=settings.compact_interval)
     finally:
         await runner.cleanup()

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nanokube.api import secret
 from nanokube.api.errors import FieldError, invalid, required
 from nanokube.api.scheme import Resource
 
 Obj = dict[str, Any]
 
-# Resources whose top-level fields other than metadata/status are "spec" for generation purposes.
-_NO_GENERATION = {"secrets", "configmaps", "events", "endpoints", "endpointslices", "leases", "serviceaccounts",
-                  "controllerrevisions", "storageclasses"}
+# Resources whose metadata.generation Kubernetes v1.32 maintains (bumped on spec changes).
+GENERATION = {"deployments", "replicasets"}
 
 
 def _default_container(c: Obj) -> None:
@@ -192,6 +192,8 @@ STRATEGIES: dict[str, Strategy] = {
     "nodes": Strategy(default=_default_node, has_status_subresource=True),
     "endpoints": Strategy(default=_default_endpoints),
     "endpointslices": Strategy(default=_default_slice),
+    "secrets": Strategy(default=secret.prepare_secret, validate=secret.validate_secret,
+                        validate_update=secret.validate_secret_update),
 }
 
 
@@ -200,7 +202,7 @@ def strategy_for(resource: Resource) -> Strategy:
 
 
 def spec_changed(resource: Resource, old: Obj, new: Obj) -> bool:
-    if resource.plural in _NO_GENERATION:
+    if resource.plural not in GENERATION:
         return False
     keys = (set(old) | set(new)) - {"metadata", "status", "kind", "apiVersion"}
     return any(old.get(k) != new.get(k) for k in keys)

@@ -38,6 +38,10 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--image-dir", type=Path, action="append", default=None,
                    help="directory of your own image catalogue entries (default DATA_DIR/images)")
     p.add_argument("--backoff-base", type=float, default=10.0, help="container restart back-off base (default 10 s)")
+    p.add_argument("--history-revisions", type=int, default=10_000,
+                   help="revisions kept for watch resumption; older resourceVersions get 410 Gone (default 10000)")
+    p.add_argument("--history-seconds", type=float, default=300.0,
+                   help="seconds of history always kept for watch resumption (default 300)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -49,7 +53,8 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        node_port_range=args.service_node_port_range, cluster_domain=args.cluster_domain,
                        dns_ttl=args.dns_ttl, dns_pods=args.dns_pods, dns_upstreams=args.dns_upstream,
                        node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
-                       backoff_base=args.backoff_base)
+                       backoff_base=args.backoff_base, compact_keep_revisions=args.history_revisions,
+                       compact_keep_seconds=args.history_seconds)
     if args.node_name:
         s.node_name = args.node_name
     if args.dns_listen:

@@ -13,6 +13,7 @@ from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]
+BATCH_PERIOD = 0.05
 
 
 class EndpointsController(Controller):
@@ -30,8 +31,10 @@ class EndpointsController(Controller):
                                    on_delete=self._endpoints_changed)
 
     def _services_changed(self, keys: Any) -> None:
+        # A short batch period (kube-controller-manager's --endpoint-updates-batch-period): bursts of pod
+        # changes cost one write of the (possibly large) Endpoints object, and EndpointSlices go first.
         for key in keys:
-            self.queue.add(key)
+            self.queue.add_after(key, BATCH_PERIOD)
 
     def _endpoints_changed(self, ep: Obj) -> None:
         if not self.overlay.observe(ep):

@@ -87,6 +87,7 @@ class EndpointSliceController(Controller):
         self.nodes = ctx.informer(NODES)
         self.slices = SliceIndex(ctx, es.CONTROLLER_NAME, self.queue.add)
         self._waiting_for_nodes: set[str] = set()
+        self._memos: dict[str, es.EndpointMemo] = {}
         index.listen(self._services_changed)
         self.nodes.add_handler(on_add=self._node_changed, on_delete=self._node_changed,
                                on_update=self._node_updated)
@@ -115,9 +116,14 @@ class EndpointSliceController(Controller):
     async def sync(self, key: str) -> float | None:
         service = self.services.cache.get(key)
         if service is None or service_selector(service) is None:
+            self._memos.pop(key, None)
             return None
-        plan = es.reconcile(service, self.slices.slices_of(key), self.index.pods_of(key),
-                            lambda n: self.nodes.cache.get(n), self.ctx.settings.max_endpoints_per_slice)
+        pods = self.index.pods_of(key)
+        memo = self._memos.get(key)
+        if memo is None or len(memo) > 2 * len(pods) + 16:  # drop entries of old pod versions now and then
+            memo = self._memos[key] = {}
+        plan = es.reconcile(service, self.slices.slices_of(key), pods, lambda n: self.nodes.cache.get(n),
+                            self.ctx.settings.max_endpoints_per_slice, memo)
         namespace = service["metadata"]["namespace"]
         if not service["metadata"].get("deletionTimestamp"):
             for body in plan.create:

@@ -99,9 +99,18 @@ def pod_endpoint(pod: Obj, service: Obj, node: Obj | None, address_type: str) ->
     return endpoint
 
 
+EndpointMemo = dict[tuple[Any, ...], tuple[bytes, list[Obj], Obj | None]]
+
+
 def desired_endpoints(service: Obj, pods: list[Obj], get_node: Callable[[str], Obj | None], address_type: str,
+                      memo: EndpointMemo | None = None,
                       ) -> tuple[dict[bytes, tuple[list[Obj], dict[tuple[Any, ...], Obj]]], bool]:
-    """port-map key -> (ports, endpoint key -> endpoint); and whether a pod was skipped for a missing Node."""
+    """port-map key -> (ports, endpoint key -> endpoint); and whether a pod was skipped for a missing Node.
+
+    `memo` (kept by the caller between syncs of one Service) skips rebuilding endpoints of pods, nodes and
+    Service that did not change: with 1,000 pods a sync then costs a dict lookup per pod.
+    """
+    smd = service.get("metadata", {})
     publish = bool(service.get("spec", {}).get("publishNotReadyAddresses"))
     groups: dict[bytes, tuple[list[Obj], dict[tuple[Any, ...], Obj]]] = {}
     node_missing = False
@@ -113,11 +122,18 @@ def desired_endpoints(service: Obj, pods: list[Obj], get_node: Callable[[str], O
         if node is None and not publish:
             node_missing = True
             continue
-        endpoint = pod_endpoint(pod, service, node, address_type)
+        pmd = pod.get("metadata", {})
+        memo_key = (pmd.get("uid"), pmd.get("resourceVersion"), smd.get("uid"), smd.get("resourceVersion"),
+                    address_type, node_name, (node or {}).get("metadata", {}).get("resourceVersion"))
+        hit = memo.get(memo_key) if memo is not None else None
+        if hit is None:
+            ports = endpoint_ports(service, pod)
+            hit = (port_map_key(ports), ports, pod_endpoint(pod, service, node, address_type))
+            if memo is not None and pmd.get("resourceVersion"):
+                memo[memo_key] = hit
+        key, ports, endpoint = hit
         if endpoint is None:
             continue
-        ports = endpoint_ports(service, pod)
-        key = port_map_key(ports)
         group = groups.get(key)
         if group is None:
             group = groups[key] = (ports, {})
@@ -169,7 +185,7 @@ def _is_placeholder_of(slice_: Obj, service: Obj, address_type: str) -> bool:
 
 
 def reconcile(service: Obj, existing: list[Obj], pods: list[Obj], get_node: Callable[[str], Obj | None],
-              max_per_slice: int = 100) -> SlicePlan:
+              max_per_slice: int = 100, memo: EndpointMemo | None = None) -> SlicePlan:
     """Everything to create/update/delete so the Service's slices match its pods."""
     plan = SlicePlan()
     wanted = address_types(service)
@@ -181,7 +197,7 @@ def reconcile(service: Obj, existing: list[Obj], pods: list[Obj], get_node: Call
             plan.delete.append(s)
     for address_type in wanted:
         sub = _reconcile_address_type(service, by_type.get(address_type, []), pods, get_node, address_type,
-                                      max_per_slice)
+                                      max_per_slice, memo)
         plan.create += sub.create
         plan.update += sub.update
         plan.delete += sub.delete
@@ -193,8 +209,8 @@ def reconcile(service: Obj, existing: list[Obj], pods: list[Obj], get_node: Call
 
 
 def _reconcile_address_type(service: Obj, existing: list[Obj], pods: list[Obj],
-                            get_node: Callable[[str], Obj | None], address_type: str, max_per_slice: int
-                            ) -> SlicePlan:
+                            get_node: Callable[[str], Obj | None], address_type: str, max_per_slice: int,
+                            memo: EndpointMemo | None) -> SlicePlan:
     plan = SlicePlan()
     existing_by_ports: dict[bytes, list[Obj]] = {}
     for s in existing:
@@ -202,7 +218,7 @@ def _reconcile_address_type(service: Obj, existing: list[Obj], pods: list[Obj],
             existing_by_ports.setdefault(port_map_key(s.get("ports")), []).append(s)
         else:
             plan.delete.append(s)
-    desired, plan.node_missing = desired_endpoints(service, pods, get_node, address_type)
+    desired, plan.node_missing = desired_endpoints(service, pods, get_node, address_type, memo)
     for key, (ports, endpoints) in desired.items():
         _reconcile_port_map(service, existing_by_ports.get(key, []), ports, dict(endpoints), address_type,
                             max_per_slice, plan)

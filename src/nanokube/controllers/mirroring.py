@@ -35,6 +35,8 @@ def should_mirror(endpoints: Obj | None, service: Obj | None) -> bool:
     if service.get("spec", {}).get("type") == "ExternalName":
         return False
     md = endpoints.get("metadata", {})
+    if md.get("namespace") == "default" and md.get("name") == "kubernetes":
+        return False  # the apiserver publishes its own slice (Kubernetes marks this Endpoints skip-mirror)
     labels = md.get("labels") or {}
     if labels.get(SKIP_MIRROR) == "true" or labels.get(MANAGED_BY_LABEL):
         return False

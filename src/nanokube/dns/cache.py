@@ -39,7 +39,7 @@ class DnsCache:
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.pod_ips: dict[tuple[str, bytes], int] = {}  # (namespace, ip) -> number of pods with it
         self.cluster_ip_index: dict[bytes, list[ServiceKey]] = {}
-        self.endpoint_ip_index: dict[bytes, list[tuple[ServiceKey, str]]] = {}  # ip -> (service, slice name)
+        self._endpoint_ips: dict[bytes, list[SliceRecord]] | None = None  # built on the first PTR ask
         self.serial = 0
         self._waiting = set(kinds)
         self._listeners: list[ChangeListener] = []
@@ -143,40 +143,43 @@ class DnsCache:
         old = self.slices.get(key)
         self.slices[key] = rec
         if old is not None:
-            if old.content() == rec.content():
-                self._index_slice(rec)  # same content, newer resourceVersion: keep the newest record indexed
-                return
             self._unindex_slice(old)
+            if old.content() == rec.content():
+                self._index_slice(rec)  # same content, newer resourceVersion: only the record object changes
+                return
         self._index_slice(rec)
         changed = {(rec.namespace, rec.service)}
         if old is not None:
             changed.add((old.namespace, old.service))
         self._changed(changed)
 
+    @property
+    def endpoint_ip_index(self) -> dict[bytes, list[SliceRecord]]:
+        """ip -> slices holding it. Only reverse lookups need it, so it is built when first asked for and
+        dropped on any slice change (about 5 MB at 100k endpoints that most clusters never use)."""
+        if self._endpoint_ips is None:
+            index: dict[bytes, list[SliceRecord]] = {}
+            for rec in self.slices.values():
+                if rec.service:
+                    for ip in rec.ready + rec.not_ready:
+                        index.setdefault(ip, []).append(rec)
+            self._endpoint_ips = index
+        return self._endpoint_ips
+
     def _index_slice(self, rec: SliceRecord) -> None:
-        if not rec.service:
-            return
-        svc_key = (rec.namespace, rec.service)
-        by_name = self.slices_by_service.setdefault(svc_key, {})
-        if rec.name not in by_name:
-            for ip in rec.ready + rec.not_ready:
-                self.endpoint_ip_index.setdefault(ip, []).append((svc_key, rec.name))
-        by_name[rec.name] = rec
+        self._endpoint_ips = None
+        if rec.service:
+            self.slices_by_service.setdefault((rec.namespace, rec.service), {})[rec.name] = rec
 
     def _unindex_slice(self, rec: SliceRecord) -> None:
+        self._endpoint_ips = None
         svc_key = (rec.namespace, rec.service)
         by_name = self.slices_by_service.get(svc_key)
-        if by_name is None or by_name.pop(rec.name, None) is None:
+        if by_name is None or by_name.get(rec.name) is not rec:
             return
+        del by_name[rec.name]
         if not by_name:
             del self.slices_by_service[svc_key]
-        entry = (svc_key, rec.name)
-        for ip in rec.ready + rec.not_ready:
-            refs = self.endpoint_ip_index.get(ip)
-            if refs and entry in refs:
-                refs.remove(entry)
-                if not refs:
-                    del self.endpoint_ip_index[ip]
 
     # -- pods ------------------------------------------------------------------------------------------
     def on_pod_add(self, obj: Obj) -> None:

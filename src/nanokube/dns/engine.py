@@ -25,8 +25,8 @@ from nanokube.dns.resolver import Answer, Resolver
 
 log = logging.getLogger(__name__)
 
-MAX_MEMO = 200_000
-MAX_VOLATILE = 50_000
+MAX_MEMO = 200_000  # exact query spellings of positive answers
+MAX_VOLATILE = 20_000  # negative answers and their spellings: random names must not grow memory much
 MAX_SPELLINGS = 8  # memo entries per answer (case variants, EDNS sizes); more are answered unmemoized
 REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
 
@@ -159,9 +159,11 @@ class DnsEngine:
             return out
         if len(out) > q.max_udp():
             out = wire.truncated_response(out, q)
-        if not q.edns_options and len(answer.memo_keys) < MAX_SPELLINGS and self.cache.synced:
-            memo = self.volatile_memo if (answer.volatile or answer.deps is None) else self.memo
-            if len(memo) >= MAX_MEMO:
+        if (not q.edns_options and q.end == len(data) and len(answer.memo_keys) < MAX_SPELLINGS
+                and self.cache.synced):
+            volatile = answer.volatile or answer.deps is None
+            memo = self.volatile_memo if volatile else self.memo
+            if len(memo) >= (MAX_VOLATILE if volatile else MAX_MEMO):
                 memo.clear()
             memo_key = data[2:]
             memo[memo_key] = out[2:]

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 
 import dns.message
 import dns.rrset
-
 from nanokube.dns import wire
 
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
-PROBE_SUFFIX = b"\x12nanokube-loop-probe\x00"
+PROBE_SUFFIX = b"\x13nanokube-loop-probe\x00"
 
 
 def resolv_conf_upstreams(path: str = "/etc/resolv.conf") -> list[Addr]:
@@ -95,8 +94,7 @@ class _UpstreamProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
         if len(data) < 12:
@@ -170,7 +168,7 @@ class Forwarder:
         key = qname_lower + struct.pack("!HH", qtype, qclass)
         hit = self.cache.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit.stored < hit.ttl:
+        if hit is not None and now - hit.stored < hit.ttl and not (tcp and hit.raw[2] & 0x02):
             return hit
         pending = self._inflight.get(key)
         if pending is not None:
@@ -196,7 +194,8 @@ class Forwarder:
             return None
         ttls = [struct.unpack_from("!I", raw, o)[0] for o in offsets]
         rcode = raw[3] & 0xF
-        ttl = 0 if rcode not in (wire.NOERROR, wire.NXDOMAIN) else min([self.max_ttl, *ttls])
+        cacheable = rcode in (wire.NOERROR, wire.NXDOMAIN) and not raw[2] & 0x02  # never keep truncated answers
+        ttl = min([self.max_ttl, *ttls]) if cacheable else 0
         entry = _Cached(now, ttl, raw, offsets, opt_span)
         if ttl > 0:
             if len(self.cache) >= self.cache_size:
@@ -210,7 +209,7 @@ class Forwarder:
                 raw = await self._exchange(u, qname, qtype, qclass)
                 if raw is not None and tcp and raw[2] & 0x02:
                     raw = await self._exchange_tcp(u, qname, qtype, qclass)
-            except (OSError, asyncio.TimeoutError) as err:
+            except (TimeoutError, OSError) as err:
                 log.debug("dns: upstream %s:%d failed: %s", u[0], u[1], err)
                 continue
             if raw is not None:
@@ -284,7 +283,7 @@ class Forwarder:
             return [], 0, wire.SERVFAIL
         try:
             msg = dns.message.from_wire(entry.raw, ignore_trailing=True)
-        except Exception:  # noqa: BLE001 - anything dnspython rejects counts as a failed upstream
+        except Exception:
             return [], 0, wire.SERVFAIL
         chunks: list[bytes] = []
         count = 0

@@ -293,12 +293,11 @@ class Resolver:
         for key in self.cache.cluster_ip_index.get(ip, ()):
             return [[key[1], key[0], "svc"]]
         targets: list[list[str]] = []
-        for svc_key, slice_name in self.cache.endpoint_ip_index.get(ip, ()):
-            svc = self.cache.services.get(svc_key)
-            sl = self.cache.slices.get((svc_key[0], slice_name))
-            if svc is None or sl is None or not (ip in sl.ready or svc.publish_not_ready):
+        for sl in self.cache.endpoint_ip_index.get(ip, ()):
+            svc = self.cache.services.get((sl.namespace, sl.service))
+            if svc is None or not (ip in sl.ready or svc.publish_not_ready):
                 continue
-            labels = [sl.hostname(ip), svc_key[1], svc_key[0], "svc"]
+            labels = [sl.hostname(ip), sl.service, sl.namespace, "svc"]
             if labels not in targets:
                 targets.append(labels)
         return targets

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -108,8 +107,7 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
 
     async def announce() -> None:
         await asyncio.gather(*(i.synced.wait() for i in informers))
-        while not parts.server.addresses:
-            await asyncio.sleep(0.01)
+        await parts.server.started.wait()
         ready.set()
         log.info("dns: serving %s on %s", settings.cluster_domain, parts.server.addresses)
 
@@ -118,7 +116,3 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
             group.create_task(informer.run(), name=f"dns-informer-{informer.resource.plural}")
         group.create_task(serve(parts, check_loops=settings.check_loops), name="dns-server")
         group.create_task(announce(), name="dns-ready")
-
-
-with contextlib.suppress(ImportError):  # uvloop is optional; run_dns uses whatever loop it is given
-    import uvloop  # noqa: F401

@@ -27,8 +27,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -86,20 +85,30 @@ class DnsServer:
         self._udp_protocols: list[UdpProtocol] = []
         self._tcp: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self.started = asyncio.Event()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for host, port in self.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            transport, proto = await loop.create_datagram_endpoint(
-                lambda: UdpProtocol(self.engine), local_addr=(host, port), family=family)
+            for attempt in range(20):
+                transport, proto = await loop.create_datagram_endpoint(
+                    lambda: UdpProtocol(self.engine), local_addr=(host, port), family=family)
+                bound = transport.get_extra_info("sockname")[1]
+                try:  # port 0 means "any free port": TCP then takes the number UDP got
+                    tcp = await asyncio.start_server(self._serve_tcp, host, bound, family=family,
+                                                     reuse_address=True)
+                except OSError:
+                    transport.close()
+                    if port != 0 or attempt == 19:
+                        raise
+                    continue
+                break
             self._udp.append(transport)
             self._udp_protocols.append(proto)
-            bound = transport.get_extra_info("sockname")
-            # port 0 means "any free port": TCP then takes the same number UDP got
-            tcp = await asyncio.start_server(self._serve_tcp, host, bound[1], family=family, reuse_address=True)
             self._tcp.append(tcp)
-            self.addresses.append((host, bound[1]))
+            self.addresses.append((host, bound))
+        self.started.set()
 
     async def close(self) -> None:
         for transport in self._udp:
@@ -135,7 +144,7 @@ class DnsServer:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             self._connections.discard(task)

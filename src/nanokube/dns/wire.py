@@ -39,6 +39,7 @@ class Query:
     udp_size: int = 512
     edns_version: int = 0
     edns_options: bool = False
+    end: int = 0  # offset just past the last record parsed; bytes after it are trailing garbage
 
     @property
     def key(self) -> bytes:
@@ -106,7 +107,7 @@ def parse_query(data: bytes) -> Query | None:
         raise FormatError
     qname = data[12:i]
     qtype, qclass = struct.unpack_from("!HH", data, i)
-    q = Query(qid, flags, qname, qtype, qclass, i + 4)
+    q = Query(qid, flags, qname, qtype, qclass, i + 4, end=i + 4)
     if arcount:
         _parse_opt(data, q)
     return q
@@ -123,6 +124,7 @@ def _parse_opt(data: bytes, q: Query) -> None:
     q.udp_size = size
     q.edns_version = (ttl >> 16) & 0xFF
     q.edns_options = rdlen > 0
+    q.end = i + 11 + rdlen
 
 
 def opt_record(rcode_high: int = 0) -> bytes:

@@ -74,15 +74,20 @@ def _reset(transport: asyncio.BaseTransport) -> None:
 
 
 class _Side(asyncio.Protocol):
-    __slots__ = ("eof", "peer", "transport")
+    __slots__ = ("early", "eof", "peer", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.eof = False
+        self.early: list[bytes] = []  # data that arrived before the peer connection existed
 
     def data_received(self, data: bytes) -> None:
-        self.peer.transport.write(data)  # type: ignore[union-attr]
+        peer = self.peer
+        if peer is None:
+            self.early.append(data)
+        else:
+            peer.transport.write(data)  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -152,6 +157,9 @@ class TcpClientSide(_Side):
                 log.debug("dial %s:%d failed: %s", ep[0], ep[1], err)
                 continue
             backend.peer, self.peer = self, backend
+            if self.early:
+                backend.transport.write(b"".join(self.early))  # type: ignore[union-attr]
+                self.early.clear()
             if self.transport.is_closing():
                 backend.transport.close()  # type: ignore[union-attr]
                 return
@@ -161,9 +169,6 @@ class TcpClientSide(_Side):
                 self.transport.resume_reading()
             return
         _reset(self.transport)  # every endpoint refused: the client sees a reset, not a hang
-
-    def data_received(self, data: bytes) -> None:
-        self.peer.transport.write(data)  # type: ignore[union-attr]
 
 
 class UdpSession:

@@ -31,22 +31,25 @@ from nanokube.proxy.state import PlanChange
 log = logging.getLogger(__name__)
 
 
+def _declare_then_fill(chains: list[str], cfg: NetConfig) -> list[str]:
+    """All chain declarations before any rule, since local-N rules jump to pick-N."""
+    bodies = [dynamic_chain(name, cfg) for name in chains]
+    return [b[0] for b in bodies] + [line for b in bodies for line in b[1:]]
+
+
 def render_full(cfg: NetConfig, mirror: ElementMirror) -> tuple[str, set[str]]:
     """The whole table as one transaction that replaces any previous copy; also the dynamic chains made."""
     elements = mirror.all()
-    chains = sorted({c for v in elements.values() if (c := chains_needed(v))})
+    chains = sorted(chains_needed(elements.values()))
     lines = [f"add table {FAMILY} {TABLE}", f"delete table {FAMILY} {TABLE}", *base_ruleset(cfg)]
-    for name in chains:
-        lines += dynamic_chain(name, cfg)
+    lines += _declare_then_fill(chains, cfg)
     lines += element_commands("add", elements)
     return "\n".join(lines) + "\n", set(chains)
 
 
 def render_incremental(cfg: NetConfig, chains: set[str], deletes: Elements, adds: Elements) -> tuple[str, set[str]]:
-    new_chains = sorted({c for v in adds.values() if (c := chains_needed(v))} - chains)
-    lines: list[str] = []
-    for name in new_chains:
-        lines += dynamic_chain(name, cfg)
+    new_chains = sorted(chains_needed(adds.values()) - chains)
+    lines = _declare_then_fill(new_chains, cfg)
     lines += element_commands("delete", deletes)
     lines += element_commands("add", adds)
     return ("\n".join(lines) + "\n" if lines else ""), set(new_chains)

@@ -7,8 +7,8 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
 
 * `service-ips`  vmap  daddr . proto . dport -> goto pick-N | goto local-N   (node ports are keyed by each
   node-port address, so ClusterIPs, LB IPs, externalIPs and node ports share one lookup)
-* `endpoints`    map   daddr . proto . dport . bucket -> endpoint addr . port; chain pick-N does
-  `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N map @endpoints`. Buckets
+* `endpoints-<proto>` map daddr . proto . dport . bucket -> endpoint addr . port; chain pick-N does
+  `dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod N map @endpoints-tcp`. Buckets
   1024.. hold the Cluster-policy endpoints used by the Local-policy short-circuits (chain pickc-N).
 * `local-N`      externalTrafficPolicy Local: pods and the node itself take the Cluster-policy endpoints
   (`cluster-shortcut` vmap), everyone else the N local ones; N = 0 falls through and is dropped.
@@ -41,7 +41,10 @@ MAPS: dict[str, str] = {
     "external-ips": "type ipv4_addr ;",
     "service-ips": "type ipv4_addr . inet_proto . inet_service : verdict ;",
     "no-endpoint-services": "type ipv4_addr . inet_proto . inet_service : verdict ;",
-    "endpoints": "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport ;",
+    # One endpoint map per protocol: with `th dport` in a typeof, nft 1.0.6 cannot add rules that use the map
+    # in a later transaction ("conflicting protocols"), and `tcp dport` implies a tcp-only dependency.
+    **{f"endpoints-{p}": f"typeof ip daddr . meta l4proto . {p} dport . numgen random mod 1 : ip daddr . {p} dport ;"
+       for p in ("tcp", "udp", "sctp")},
     "cluster-shortcut": "type ipv4_addr . inet_proto . inet_service : verdict ;",
     "external-masq": "type ipv4_addr . inet_proto . inet_service ;",
     "external-local": "type ipv4_addr . inet_proto . inet_service ;",
@@ -82,8 +85,9 @@ def frontend_elements(fe: Frontend) -> Elements:
         return out
     if fe.no_endpoints == DROP:
         out["no-endpoint-services", key] = "drop"
+    endpoints = f"endpoints-{fe.protocol.lower()}"
     for i, ep in enumerate(fe.endpoints):
-        out["endpoints", f"{key} . {i}"] = f"{ep.ip} . {ep.port}"
+        out[endpoints, f"{key} . {i}"] = f"{ep.ip} . {ep.port}"
         out["hairpin", f"{ep.ip} . {ep.ip}"] = ""
     if fe.local_policy and fe.kind != "cluster":
         out["service-ips", key] = f"goto local-{len(fe.endpoints)}"
@@ -91,7 +95,7 @@ def frontend_elements(fe: Frontend) -> Elements:
         if fe.cluster_endpoints:
             out["cluster-shortcut", key] = f"goto pickc-{len(fe.cluster_endpoints)}"
             for i, ep in enumerate(fe.cluster_endpoints):
-                out["endpoints", f"{key} . {CLUSTER_BUCKET_OFFSET + i}"] = f"{ep.ip} . {ep.port}"
+                out[endpoints, f"{key} . {CLUSTER_BUCKET_OFFSET + i}"] = f"{ep.ip} . {ep.port}"
                 out["hairpin", f"{ep.ip} . {ep.ip}"] = ""
     elif fe.endpoints:
         out["service-ips", key] = f"goto pick-{len(fe.endpoints)}"
@@ -107,11 +111,17 @@ def plan_elements(plan: ServicePortPlan) -> Elements:
     return out
 
 
-def chains_needed(value: str) -> str | None:
-    """The dynamic chain an element value jumps to, if any (pick-N, pickc-N, local-N, affinity-T)."""
-    if value.startswith("goto ") and value != "goto reject-chain":
-        return value[5:]
-    return None
+def chains_needed(values: object) -> set[str]:
+    """Dynamic chains (pick-N, pickc-N, local-N, affinity-T) that element values jump to, with their own
+    targets (local-N goes to pick-N)."""
+    out: set[str] = set()
+    for value in values:  # type: ignore[attr-defined]
+        if value.startswith("goto ") and value != "goto reject-chain":
+            name = value[5:]
+            out.add(name)
+            if name.startswith("local-") and name != "local-0":
+                out.add("pick-" + name[6:])
+    return out
 
 
 def _rule(chain: str, rule: str) -> str:
@@ -123,11 +133,11 @@ def dynamic_chain(name: str, cfg: NetConfig) -> list[str]:
     n = int(num)
     lines = [f"add chain {FAMILY} {TABLE} {name}"]
     lookup = "ip daddr . meta l4proto . th dport"
-    if kind == "pick":
-        lines.append(_rule(name, f"dnat ip to {lookup} . numgen random mod {n} map @endpoints"))
-    elif kind == "pickc":
-        lines.append(_rule(name, f"dnat ip to {lookup} . numgen random mod {n} offset {CLUSTER_BUCKET_OFFSET} "
-                                 "map @endpoints"))
+    if kind in ("pick", "pickc"):
+        offset = f" offset {CLUSTER_BUCKET_OFFSET}" if kind == "pickc" else ""
+        for p in ("tcp", "udp", "sctp"):
+            lines.append(_rule(name, f"meta l4proto {p} dnat ip to ip daddr . meta l4proto . {p} dport . "
+                                     f"numgen random mod {n}{offset} map @endpoints-{p}"))
     elif kind == "local":
         lines.append(_rule(name, f"ip saddr {cfg.pod_cidr} {lookup} vmap @cluster-shortcut"))
         lines.append(_rule(name, f"fib saddr type local {lookup} vmap @cluster-shortcut"))

@@ -87,6 +87,8 @@ class LogStore:
         self._revision = 0
         self._compact_revision = 0
         self._write_lock = asyncio.Lock()
+        self._queued: list[tuple[list[Op], asyncio.Future[list[KeyValue] | Exception]]] = []
+        self._flushes: set[asyncio.Future[None]] = set()
         self._broadcaster = Broadcaster(subscriber_limit)
         # Recent events, contiguous by revision: _recent[i].revision == _recent_base + 1 + i.
         self._recent: list[Event] = []
@@ -131,7 +133,10 @@ class LogStore:
 
     async def close(self) -> None:
         self._closed = True
-        self._broadcaster.close()
+        while self._flushes:  # queued writes finish first
+            await asyncio.gather(*self._flushes)
+        async with self._write_lock:  # and whatever holds the lock (a checkpoint, a compaction step)
+            self._broadcaster.close()
 
     @property
     def current_revision(self) -> int:
@@ -172,14 +177,61 @@ class LogStore:
             raise StoreError("store is closed")
         if not ops:
             return []
+        if not self._queued and not self._write_lock.locked():
+            async with self._write_lock:  # free: commit right away, without a trip through the event loop
+                [result] = self._commit([ops])
+                await self._after_write()
+        else:
+            # Group commit: while a commit (or a checkpoint, or a compaction step) holds the lock, writes
+            # queue up, and the next holder commits all of them in one transaction.
+            future: asyncio.Future[list[KeyValue] | Exception] = asyncio.get_running_loop().create_future()
+            self._queued.append((ops, future))
+            if len(self._queued) == 1:
+                self._flushes.add(task := asyncio.ensure_future(self._flush()))
+                task.add_done_callback(self._flushes.discard)
+            result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _flush(self) -> None:
         async with self._write_lock:
-            rows, events = self._plan(ops)
-            self._append(rows)
-            self._revision = rows[-1].revision
-            self._remember(events)
-            self._broadcaster.publish(events)
+            batch, self._queued = self._queued, []
+            try:
+                results = self._commit([ops for ops, _ in batch])
+            except Exception as error:  # the append failed: nothing of the batch was written
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # done: the caller was cancelled; its write (if any) stands
+                    future.set_result(result)
             await self._after_write()
-        return [row.key_value() for row in rows]
+
+    def _commit(self, batch: list[list[Op]]) -> list[list[KeyValue] | Exception]:
+        """Append, in one commit, the writes of every txn in batch that applies; the others get their error."""
+        revision = self._revision
+        planned: dict[str, Row] = {}  # the newest rows of the txns accepted so far
+        rows: list[Row] = []
+        events: list[Event] = []
+        results: list[list[KeyValue] | Exception] = []
+        for ops in batch:
+            try:
+                txn_rows, txn_events = self._plan(ops, revision, planned)
+            except (StoreError, ValueError) as error:
+                results.append(error)
+                continue
+            for row in txn_rows:
+                planned[row.key] = row
+            rows += txn_rows
+            events += txn_events
+            revision = txn_rows[-1].revision
+            results.append([row.key_value() for row in txn_rows])
+        if rows:
+            self._append(rows)
+            self._revision = revision
+            published = tuple(events)
+            self._remember(published)
+            self._broadcaster.publish(published)
+        return results
 
     def watch(self, prefix: str, start_revision: int) -> WatchStream:
         """Subscribes now (so nothing committed after this call is missed) and replays lazily on iteration."""
@@ -201,7 +253,7 @@ class LogStore:
             self._save_compact_revision(revision)
             self._compact_revision = revision
         low = start
-        while low < revision:
+        while low < revision and not self._closed:
             high = min(low + window, revision)
             async with self._write_lock:
                 self._compact_window(low, high)
@@ -220,16 +272,16 @@ class LogStore:
             raise FutureRevision(revision, self._revision)
         return revision
 
-    def _plan(self, ops: list[Op]) -> tuple[list[Row], tuple[Event, ...]]:
-        """The rows and events of ops (one revision each), or the first failing op's error."""
-        revision = self._revision
-        newest: dict[str, Row | None] = {}  # rows planned by earlier ops of this txn win over the log
+    def _plan(self, ops: list[Op], revision: int, planned: dict[str, Row]) -> tuple[list[Row], list[Event]]:
+        """The rows and events of ops (one revision each, after `revision`), or the first failing op's error.
+        `planned` holds rows not yet in the log that win over it."""
+        newest: dict[str, Row | None] = {}  # rows planned by earlier ops of this txn win over both
         rows: list[Row] = []
         events: list[Event] = []
         for op in ops:
             revision += 1
             key = op.key
-            current = newest[key] if key in newest else self._latest(key)
+            current = newest[key] if key in newest else planned[key] if key in planned else self._latest(key)
             live = current if current is not None and not current.deleted else None
             if op.kind == "create":
                 if live is not None:
@@ -251,7 +303,7 @@ class LogStore:
             newest[key] = row
             rows.append(row)
             events.append(event_of(row, prev_value))
-        return rows, tuple(events)
+        return rows, events
 
     def _remember(self, events: Iterable[Event]) -> None:
         recent = self._recent

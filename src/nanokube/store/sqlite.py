@@ -27,7 +27,7 @@ from nanokube.store.base import Event, KeyValue, StoreError
 from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT
 from nanokube.store.log import KEY_MAX, RECENT_EVENTS, LogStore, Row, event_of
 
-CHECKPOINT_EVERY = 500
+CHECKPOINT_EVERY = 250
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -85,8 +85,7 @@ class SqliteStore(LogStore):
         self._lock_fd: int | None = None
 
     async def start(self) -> None:
-        if self.path != ":memory:":
-            self._lock_fd = _lock_exclusively(self.path + "-lock")
+        self._lock_fd = _lock_exclusively(self.path + "-lock")
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -137,7 +136,7 @@ class SqliteStore(LogStore):
     def _range(self, low: str, high: str, low_inclusive: bool, limit: int, revision: int) -> list[KeyValue]:
         query = SELECT_RANGE_INCLUSIVE if low_inclusive else SELECT_RANGE_EXCLUSIVE
         found = self.db.execute(query, (low, high, revision, limit if limit > 0 else -1)).fetchall()
-        return [KeyValue(key, value, revision, create_revision) for key, value, revision, create_revision, _ in found]
+        return [KeyValue(key, value, rev, create_revision) for key, value, rev, create_revision, _ in found]
 
     def _events_after(self, prefix: str, revision: int, limit: int) -> list[Event]:
         found = self.db.execute(SELECT_AFTER, (revision, prefix, prefix + KEY_MAX, limit)).fetchall()

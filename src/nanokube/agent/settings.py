@@ -1,0 +1,28 @@
+"""The node agent's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KUBELET_VERSION = "v1.32.0-nanokube"
+
+
+@dataclass
+class AgentSettings:
+    node_name: str
+    node_ip: str
+    network: str  # "netns" | "loopback"
+    data_dir: Path
+    pod_cidr: str | None
+    cluster_dns: str
+    cluster_domain: str = "cluster.local"
+    image_dirs: list[Path] = field(default_factory=list)
+    kubelet_port: int = 0  # 0: pick a free port
+    backoff_base: float = 10.0
+    node_lease_seconds: float = 10
+    shutdown_budget: float = 8.0  # seconds all pods get to stop when the agent stops (server stops in < 10 s)
+
+    @property
+    def default_pod_cidr(self) -> str:
+        return "10.244.0.0/24" if self.network == "netns" else "127.244.0.0/24"

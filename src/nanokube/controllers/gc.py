@@ -1,0 +1,219 @@
+"""Garbage collector: ownerReferences with background, foreground and orphan propagation.
+
+The apiserver records how a delete should propagate by finalizers on the owner (`foregroundDeletion`,
+`orphan`); plain (background) deletes just remove the owner. Then:
+- a dependent whose owners are all gone is deleted (after asking the API: the cache may not have seen a
+  brand-new owner yet);
+- an owner deleting in the foreground waits until no dependent that blocks it is left, then drops its
+  finalizer; its dependents are deleted (in the foreground themselves when they have dependents);
+- an orphaning owner strips itself from its dependents' ownerReferences, then drops its finalizer.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from nanokube.api.errors import ApiError
+from nanokube.api.scheme import RESOURCES, Resource
+from nanokube.client import Informer, object_key
+from nanokube.controllers.resources import resource_for
+from nanokube.controllers.runtime import Context, Controller
+
+Obj = dict[str, Any]
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+_NOT_TRACKED = {"events", "namespaces", "storageclasses"}
+
+
+def tracked_resources() -> list[Resource]:
+    return [r for r in RESOURCES if r.plural not in _NOT_TRACKED and "list" in r.verbs and "watch" in r.verbs]
+
+
+def _finalizers(obj: Obj) -> list[str]:
+    return obj.get("metadata", {}).get("finalizers") or []
+
+
+def _refs(obj: Obj) -> list[Obj]:
+    return obj.get("metadata", {}).get("ownerReferences") or []
+
+
+class GarbageCollector(Controller):
+    name = "garbage-collector-controller"
+    workers = 4
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.by_plural: dict[str, tuple[Resource, Informer]] = {}
+        self._uids: dict[str, tuple[str, str]] = {}  # uid -> (plural, key)
+        self._dependents: dict[str, set[tuple[str, str]]] = {}  # owner uid -> {(plural, key)}
+        for resource in tracked_resources():
+            informer = ctx.informer(resource)
+            plural = f"{resource.group}/{resource.plural}"
+            self.by_plural[plural] = (resource, informer)
+            informer.add_handler(on_add=lambda o, p=plural: self._changed(p, None, o),
+                                 on_update=lambda old, new, p=plural: self._changed(p, old, new),
+                                 on_delete=lambda o, p=plural: self._deleted(p, o))
+
+    # -- graph -----------------------------------------------------------------------------------------
+    def _changed(self, plural: str, old: Obj | None, new: Obj) -> None:
+        key = object_key(new)
+        md = new["metadata"]
+        self._uids[md["uid"]] = (plural, key)
+        old_refs = _refs(old) if old is not None else []
+        new_refs = _refs(new)
+        if old is None or old_refs != new_refs:
+            for ref in old_refs:
+                self._dependents.get(ref.get("uid", ""), set()).discard((plural, key))
+            for ref in new_refs:
+                self._dependents.setdefault(ref.get("uid", ""), set()).add((plural, key))
+            if new_refs:
+                self.queue.add(("dep", plural, key))
+        was_deleting = old is not None and old["metadata"].get("deletionTimestamp")
+        if md.get("deletionTimestamp") and (not was_deleting or _finalizers(old or {}) != _finalizers(new)):
+            if {FOREGROUND, ORPHAN} & set(_finalizers(new)):
+                self.queue.add(("owner", plural, key))
+            if new_refs:
+                self.queue.add(("dep", plural, key))
+
+    def _deleted(self, plural: str, obj: Obj) -> None:
+        key = object_key(obj)
+        uid = obj["metadata"].get("uid", "")
+        if self._uids.get(uid) == (plural, key):
+            del self._uids[uid]
+        for ref in _refs(obj):
+            owner_uid = ref.get("uid", "")
+            deps = self._dependents.get(owner_uid)
+            if deps is not None:
+                deps.discard((plural, key))
+                if not deps and owner_uid not in self._uids:
+                    del self._dependents[owner_uid]
+            owner = self._uids.get(owner_uid)
+            if owner is not None:
+                self.queue.add(("owner", *owner))
+        for dep in self._dependents.get(uid, ()):
+            self.queue.add(("dep", *dep))
+
+    def _get(self, plural: str, key: str) -> Obj | None:
+        entry = self.by_plural.get(plural)
+        return entry[1].cache.get(key) if entry else None
+
+    async def start(self) -> None:
+        for plural, (_, informer) in self.by_plural.items():
+            for obj in informer.list():
+                if _refs(obj):
+                    self.queue.add(("dep", plural, object_key(obj)))
+                if obj["metadata"].get("deletionTimestamp") and {FOREGROUND, ORPHAN} & set(_finalizers(obj)):
+                    self.queue.add(("owner", plural, object_key(obj)))
+
+    async def sync(self, item: tuple[str, str, str]) -> float | None:
+        what, plural, key = item
+        if what == "dep":
+            return await self._sync_dependent(plural, key)
+        return await self._sync_owner(plural, key)
+
+    # -- dependents ------------------------------------------------------------------------------------
+    async def _owner_state(self, obj: Obj, ref: Obj) -> str:
+        """'solid', 'waiting' (owner deleting in the foreground) or 'dangling'."""
+        entry = self._uids.get(ref.get("uid", ""))
+        owner = self._get(*entry) if entry else None
+        if owner is None:
+            resource = resource_for(ref.get("apiVersion", ""), ref.get("kind", ""))
+            if resource is None:
+                return "solid"  # a kind we do not serve: never delete on a guess
+            ns = obj["metadata"].get("namespace") if resource.namespaced else None
+            try:
+                owner = await self.client.get(resource, ref.get("name", ""), ns)
+            except ApiError as err:
+                if err.code == 404:
+                    return "dangling"
+                raise
+            if owner["metadata"].get("uid") != ref.get("uid"):
+                return "dangling"
+        if owner["metadata"].get("deletionTimestamp") and FOREGROUND in _finalizers(owner):
+            return "waiting"
+        return "solid"
+
+    async def _sync_dependent(self, plural: str, key: str) -> float | None:
+        obj = self._get(plural, key)
+        if obj is None or not _refs(obj):
+            return None
+        md = obj["metadata"]
+        if md.get("deletionTimestamp") and FOREGROUND not in _finalizers(obj):
+            return None
+        states = {ref.get("uid"): await self._owner_state(obj, ref) for ref in _refs(obj)}
+        solid = [u for u, s in states.items() if s == "solid"]
+        gone = {u for u, s in states.items() if s != "solid"}
+        resource = self.by_plural[plural][0]
+        if solid:
+            if gone:
+                await self._rewrite_refs(resource, obj, lambda ref: ref.get("uid") not in gone)
+            return None
+        waiting = [u for u, s in states.items() if s == "waiting"]
+        if waiting and self._dependents.get(md["uid"]):
+            body_filter = set(waiting)
+            await self._rewrite_refs(resource, obj, lambda ref: True, unblock=body_filter)
+            await self._delete(resource, obj, "Foreground")
+            return None
+        policy = "Orphan" if ORPHAN in _finalizers(obj) else "Foreground" if FOREGROUND in _finalizers(obj) \
+            else "Background"
+        await self._delete(resource, obj, policy)
+        return None
+
+    async def _delete(self, resource: Resource, obj: Obj, policy: str) -> None:
+        md = obj["metadata"]
+        if md.get("deletionTimestamp"):
+            return
+        try:
+            await self.client.delete(resource, md["name"], md.get("namespace"), propagation_policy=policy,
+                                     preconditions={"uid": md["uid"]})
+        except ApiError as err:
+            if err.code not in (404, 409):
+                raise
+
+    async def _rewrite_refs(self, resource: Resource, obj: Obj, keep: Any, unblock: set[str] | None = None) -> None:
+        body = copy.deepcopy(obj)
+        refs = [r for r in _refs(body) if keep(r)]
+        for ref in refs:
+            if unblock and ref.get("uid") in unblock:
+                ref["blockOwnerDeletion"] = False
+        body["metadata"]["ownerReferences"] = refs
+        try:
+            await self.client.update(resource, body)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    # -- owners being deleted --------------------------------------------------------------------------
+    async def _sync_owner(self, plural: str, key: str) -> float | None:
+        owner = self._get(plural, key)
+        if owner is None or not owner["metadata"].get("deletionTimestamp"):
+            return None
+        uid = owner["metadata"]["uid"]
+        finalizers = _finalizers(owner)
+        dependents = [(p, k, o) for p, k in list(self._dependents.get(uid, ())) if (o := self._get(p, k)) is not None]
+        if ORPHAN in finalizers:
+            for p, _k, dep in dependents:
+                await self._rewrite_refs(self.by_plural[p][0], dep, lambda ref: ref.get("uid") != uid)
+            await self._drop_finalizer(plural, owner, ORPHAN)
+            return None
+        if FOREGROUND in finalizers:
+            blocking = [(p, k, d) for p, k, d in dependents
+                        if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in _refs(d))]
+            if not blocking:
+                await self._drop_finalizer(plural, owner, FOREGROUND)
+                return None
+            for p, k, dep in dependents:
+                if not dep["metadata"].get("deletionTimestamp"):
+                    self.queue.add(("dep", p, k))
+            return 1.0
+        return None
+
+    async def _drop_finalizer(self, plural: str, owner: Obj, finalizer: str) -> None:
+        body = copy.deepcopy(owner)
+        body["metadata"]["finalizers"] = [f for f in _finalizers(owner) if f != finalizer]
+        try:
+            await self.client.update(self.by_plural[plural][0], body)
+        except ApiError as err:
+            if err.code != 404:
+                raise

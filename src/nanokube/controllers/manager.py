@@ -1,0 +1,57 @@
+"""Starts every controller once all shared informers have synced; runs until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nanokube.client import ApiClient
+from nanokube.controllers.deployment import DeploymentController
+from nanokube.controllers.endpointscontroller import EndpointsController
+from nanokube.controllers.endpointslice import EndpointSliceController
+from nanokube.controllers.gc import GarbageCollector
+from nanokube.controllers.localpath import LocalPathProvisioner
+from nanokube.controllers.mirroring import MirroringController
+from nanokube.controllers.namespace import NamespaceController
+from nanokube.controllers.nodelifecycle import NodeLifecycleController
+from nanokube.controllers.replicaset import ReplicaSetController
+from nanokube.controllers.resources import PODS, SERVICES
+from nanokube.controllers.runtime import Context, Controller
+from nanokube.controllers.scheduler import Scheduler
+from nanokube.controllers.serviceindex import ServicePodIndex
+from nanokube.controllers.servicelb import ServiceLBController
+from nanokube.controllers.settings import ControllerSettings
+
+log = logging.getLogger(__name__)
+
+
+def build(ctx: Context) -> list[Controller]:
+    index = ServicePodIndex(ctx.informer(PODS), ctx.informer(SERVICES))
+    return [
+        EndpointSliceController(ctx, index),
+        EndpointsController(ctx, index),
+        MirroringController(ctx),
+        ServiceLBController(ctx),
+        ReplicaSetController(ctx),
+        DeploymentController(ctx),
+        Scheduler(ctx),
+        NodeLifecycleController(ctx),
+        LocalPathProvisioner(ctx),
+        GarbageCollector(ctx),
+        NamespaceController(ctx),
+    ]
+
+
+async def run_controllers(*, client: ApiClient, settings: ControllerSettings, ready: asyncio.Event) -> None:
+    """Run all controllers until cancelled; `ready` is set once every informer has synced."""
+    ctx = Context(client, settings)
+    controllers = build(ctx)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ctx.recorder.run(), name="event poster")
+        for (plural, namespace), informer in ctx.informers.items():
+            tg.create_task(informer.run(), name=f"informer {plural} {namespace or ''}".strip())
+        await asyncio.gather(*(informer.synced.wait() for informer in ctx.informers.values()))
+        for controller in controllers:
+            tg.create_task(controller.run(), name=controller.name)
+        ready.set()
+        log.debug("controllers running: %s", ", ".join(c.name for c in controllers))

@@ -1,0 +1,104 @@
+"""run_proxy: informers on Services, EndpointSlices and this Node feeding a Proxier with one backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from nanokube.api.scheme import BY_KIND
+from nanokube.client import ApiClient, Informer
+from nanokube.proxy.commands import Commands
+from nanokube.proxy.hostnet import HostNetwork, nft_pool_expr, pool_networks
+from nanokube.proxy.nftables import NftablesBackend
+from nanokube.proxy.nftrules import NetConfig
+from nanokube.proxy.proxier import Backend, Proxier, ProxyStatus
+from nanokube.proxy.state import ProxyState
+from nanokube.proxy.userspace import UserspaceBackend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProxySettings:
+    mode: str  # "nftables" | "userspace"
+    node_name: str
+    node_ips: list[str]
+    service_cidr: str
+    pod_cidr: str
+    lb_pool: str  # CIDR or A-B range
+    nodeport_addresses: list[str] | None = None  # CIDRs/IPs; None = the node IPs
+    bridge: str = "nk0"
+    min_sync_interval: float = 0.0
+    max_sync_interval: float = 30.0
+    netns: str | None = None  # nftables mode: program this named network namespace instead of our own
+    udp_idle_timeout: float = 30.0
+
+
+def nodeport_ips(settings: ProxySettings) -> tuple[str, ...]:
+    ips = [ip for ip in settings.node_ips if ipaddress.ip_address(ip).version == 4]
+    if settings.nodeport_addresses is None:
+        return tuple(ips)
+    nets = [ipaddress.ip_network(c, strict=False) for c in settings.nodeport_addresses]
+    chosen = {ip for ip in ips if any(ipaddress.ip_address(ip) in n for n in nets)}
+    chosen |= {str(n.network_address) for n in nets if n.prefixlen == 32}
+    return tuple(sorted(chosen))
+
+
+def make_backend(settings: ProxySettings) -> Backend:
+    if settings.mode == "userspace":
+        return UserspaceBackend(udp_idle_timeout=settings.udp_idle_timeout)
+    if settings.mode != "nftables":
+        raise ValueError(f"unknown proxy mode {settings.mode!r}")
+    commands = Commands(settings.netns)
+    cfg = NetConfig(pod_cidr=settings.pod_cidr, service_cidr=settings.service_cidr,
+                    lb_pool=nft_pool_expr(settings.lb_pool))
+    hostnet = HostNetwork(commands, bridge=settings.bridge,
+                          route_cidrs=[settings.service_cidr, *pool_networks(settings.lb_pool)],
+                          lb_pool=settings.lb_pool)
+    return NftablesBackend(cfg=cfg, hostnet=hostnet, commands=commands)
+
+
+def make_proxier(settings: ProxySettings, backend: Backend, status: ProxyStatus | None = None) -> Proxier:
+    state = ProxyState(node_name=settings.node_name, nodeport_ips=nodeport_ips(settings))
+    status = status or ProxyStatus()
+    status.mode = settings.mode
+    return Proxier(state=state, backend=backend, status=status, min_sync_interval=settings.min_sync_interval,
+                   max_sync_interval=settings.max_sync_interval)
+
+
+async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asyncio.Event,
+                    status: ProxyStatus | None = None) -> None:
+    """Run until cancelled; `ready` is set after the first successful sync; cleans up on the way out."""
+    backend = make_backend(settings)
+    proxier = make_proxier(settings, backend, status)
+    services = Informer(client, BY_KIND["", "Service"])
+    slices = Informer(client, BY_KIND["discovery.k8s.io", "EndpointSlice"])
+    node = Informer(client, BY_KIND["", "Node"], field_selector=f"metadata.name={settings.node_name}")
+    services.add_handler(on_add=proxier.on_service_add, on_update=proxier.on_service_update,
+                         on_delete=proxier.on_service_delete, on_synced=proxier.on_services_synced)
+    slices.add_handler(on_add=proxier.on_endpointslice_add, on_update=proxier.on_endpointslice_update,
+                       on_delete=proxier.on_endpointslice_delete, on_synced=proxier.on_endpointslices_synced)
+
+    def node_changed(old: dict, new: dict) -> None:
+        if (old.get("metadata", {}).get("labels") or {}) != (new.get("metadata", {}).get("labels") or {}):
+            proxier.request_full_sync()  # kube-proxy does the same: labels feed topology
+
+    node.add_handler(on_update=node_changed)
+
+    async def mark_ready() -> None:
+        await proxier.synced_once.wait()
+        ready.set()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(services.run(), name="proxy: services informer")
+            tg.create_task(slices.run(), name="proxy: endpointslices informer")
+            tg.create_task(node.run(), name="proxy: node informer")
+            tg.create_task(proxier.run(), name="proxy: sync runner")
+            tg.create_task(mark_ready(), name="proxy: ready")
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(backend.stop())

@@ -1,0 +1,112 @@
+"""Userspace backend (loopback mode): a listener per frontend, opened and closed as Services change.
+
+A frontend with endpoints listens; one without endpoints does not, so a client is refused at once
+(connection refused for TCP, ICMP port unreachable for UDP) instead of hanging. Endpoint changes update
+the frontend's Route in place, so they apply to the next connection; established TCP connections run on.
+UDP sessions to a removed endpoint are closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from nanokube.proxy.forward import Addr, Route, UdpListener, tcp_factory
+from nanokube.proxy.plan import Frontend, ServicePortPlan
+from nanokube.proxy.state import PlanChange
+
+log = logging.getLogger(__name__)
+
+FrontendKey = tuple[str, str, int]
+
+
+@dataclass
+class _Listener:
+    route: Route
+    server: asyncio.AbstractServer | None = None
+    udp: UdpListener | None = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.udp is not None:
+            self.udp.close()
+            self.udp = None
+
+    @property
+    def open(self) -> bool:
+        return self.server is not None or self.udp is not None
+
+
+class UserspaceBackend:
+    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096) -> None:
+        self.udp_idle_timeout = udp_idle_timeout
+        self.backlog = backlog
+        self.listeners: dict[FrontendKey, _Listener] = {}
+        self.frontends: dict[str, dict[FrontendKey, Frontend]] = {}  # by Service key
+
+    async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
+        self.frontends = {key: self._frontends(p) for key, p in plans.items()}
+        wanted = {k: fe for fes in self.frontends.values() for k, fe in fes.items()}
+        for key in [k for k in self.listeners if k not in wanted]:
+            self.listeners.pop(key).close()
+        await self._reconcile(wanted)
+
+    async def apply(self, changes: dict[str, PlanChange]) -> None:
+        wanted: dict[FrontendKey, Frontend] = {}
+        for key, (old, new) in changes.items():
+            fes = self._frontends(new)
+            for k in self._frontends(old):
+                if k not in fes and k in self.listeners:
+                    self.listeners.pop(k).close()
+            if fes:
+                self.frontends[key] = fes
+            else:
+                self.frontends.pop(key, None)
+            wanted.update(fes)
+        await self._reconcile(wanted)
+
+    @staticmethod
+    def _frontends(plans: tuple[ServicePortPlan, ...]) -> dict[FrontendKey, Frontend]:
+        return {fe.key: fe for plan in plans for fe in plan.frontends}
+
+    async def _reconcile(self, wanted: dict[FrontendKey, Frontend]) -> None:
+        errors: list[str] = []
+        for key, fe in wanted.items():
+            endpoints: list[Addr] = [ep.addr for ep in fe.endpoints]
+            listener = self.listeners.get(key)
+            if listener is None:
+                listener = self.listeners[key] = _Listener(Route(endpoints, fe.affinity_timeout))
+            else:
+                listener.route.update(endpoints, fe.affinity_timeout)
+                if listener.udp is not None:
+                    listener.udp.forget_endpoints(set(endpoints))
+            if endpoints and not listener.open:
+                try:
+                    await self._listen(key, listener)
+                except OSError as err:
+                    errors.append(f"{key[0]}:{key[2]}/{key[1]}: {err.strerror or err}")
+            elif not endpoints and listener.open:
+                listener.close()
+        if errors:
+            raise OSError("cannot listen on " + "; ".join(errors))
+
+    async def _listen(self, key: FrontendKey, listener: _Listener) -> None:
+        loop = asyncio.get_running_loop()
+        ip, protocol, port = key
+        if protocol == "TCP":
+            listener.server = await loop.create_server(tcp_factory(listener.route), ip, port, reuse_address=True,
+                                                       backlog=self.backlog)
+        elif protocol == "UDP":
+            udp = UdpListener(listener.route, self.udp_idle_timeout)
+            await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port))
+            listener.udp = udp
+        else:
+            log.warning("userspace proxy does not support %s (%s:%d)", protocol, ip, port)
+
+    async def stop(self) -> None:
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners.clear()

@@ -1,0 +1,59 @@
+"""Server-side apply subset: merge by list-map keys, managedFields bookkeeping, removal of dropped fields."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from nanokube.api.patch import server_side_apply
+
+
+def fixed() -> datetime:
+    return datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def config(ports: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web", "namespace": "default"}
+    if labels is not None:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"ports": ports, "selector": {"app": "w"}}}
+
+
+def test_first_apply_creates_and_records_manager() -> None:
+    obj = server_side_apply(None, config([{"port": 80, "protocol": "TCP"}], {"a": "1"}), "kubectl", now=fixed)
+    assert obj["spec"]["ports"] == [{"port": 80, "protocol": "TCP"}]
+    (entry,) = obj["metadata"]["managedFields"]
+    assert entry["manager"] == "kubectl" and entry["operation"] == "Apply" and entry["time"] == "2025-01-02T03:04:05Z"
+    assert entry["fieldsV1"] == {
+        "f:metadata": {"f:labels": {"f:a": {}}},
+        "f:spec": {"f:ports": {'k:{"port":80,"protocol":"TCP"}': {".": {}, "f:port": {}, "f:protocol": {}}},
+                   "f:selector": {}},
+    }
+
+
+def test_list_map_items_merge_and_other_writers_fields_survive() -> None:
+    live = server_side_apply(None, config([{"port": 80, "protocol": "TCP"}]), "kubectl", now=fixed)
+    live["spec"]["ports"][0]["nodePort"] = 30080  # set by someone else (the allocator)
+    live["spec"]["clusterIP"] = "10.96.0.5"
+    out = server_side_apply(live, config([{"port": 80, "protocol": "TCP", "name": "http"},
+                                          {"port": 81, "protocol": "TCP"}]), "kubectl", now=fixed)
+    assert out["spec"]["ports"] == [{"port": 80, "protocol": "TCP", "nodePort": 30080, "name": "http"},
+                                    {"port": 81, "protocol": "TCP"}]
+    assert out["spec"]["clusterIP"] == "10.96.0.5"
+    assert len(out["metadata"]["managedFields"]) == 1
+
+
+def test_fields_dropped_from_config_are_removed() -> None:
+    live = server_side_apply(None, config([{"port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "TCP"}],
+                                          {"a": "1", "b": "2"}), "kubectl", now=fixed)
+    out = server_side_apply(live, config([{"port": 80, "protocol": "TCP"}], {"a": "1"}), "kubectl", now=fixed)
+    assert out["spec"]["ports"] == [{"port": 80, "protocol": "TCP"}]
+    assert out["metadata"]["labels"] == {"a": "1"}
+
+
+def test_fields_still_owned_by_another_applier_are_kept() -> None:
+    live = server_side_apply(None, config([{"port": 80, "protocol": "TCP"}], {"a": "1"}), "one", now=fixed)
+    live = server_side_apply(live, config([{"port": 80, "protocol": "TCP"}], {"a": "1", "b": "2"}), "two", now=fixed)
+    out = server_side_apply(live, config([{"port": 80, "protocol": "TCP"}], {}), "one", now=fixed)
+    assert out["metadata"]["labels"] == {"a": "1", "b": "2"}  # 'a' is still applied by "two"
+    assert [e["manager"] for e in out["metadata"]["managedFields"]] == ["one", "two"]
