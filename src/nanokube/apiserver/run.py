@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 import logging
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
