@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -158,13 +160,18 @@ async def run(args: argparse.Namespace) -> None:
             have = total
             await wait_all_synced(client, total)
             print(f"services present: {total} (added in {time.perf_counter() - t:.1f}s)", flush=True)
-            for size in SIZES:
+            for size in args.sizes:
                 app = f"bench{size}"
                 await wait_slices_settled(client, app, size)
+                spy = profiler(server, args.py_spy, f"{total}-{size}")
                 lat = await measure(client, app, size, args.samples)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait()
                 print(f"  services={total:>6} endpoints={size:>5}: p50 {pct(lat, 50):6.1f} ms  "
                       f"p99 {pct(lat, 99):6.1f} ms  max {max(lat):6.1f} ms  (n={len(lat)})", flush=True)
-        await deployment_1000(client)
+        if not args.no_deployment:
+            await deployment_1000(client)
         renewer.cancel()
     finally:
         await client.close()
@@ -206,10 +213,23 @@ async def deployment_1000(client: ApiClient) -> None:
           f"(pods: {len(data['items'])})", flush=True)
 
 
+def profiler(server: Any, out_dir: str | None, tag: str) -> subprocess.Popen[bytes] | None:
+    """py-spy (pip install py-spy) sampling the server process while one size is measured."""
+    if not out_dir or server.proc is None:
+        return None
+    out = Path(out_dir) / f"controllers-{tag}.txt"
+    return subprocess.Popen(["py-spy", "record", "--format", "raw", "--rate", "500", "-o", str(out),
+                             "--pid", str(server.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), type=lambda s: [int(x) for x in s.split(",")],
+                        help="endpoints per measured Service, a subset of 1,100,1000")
+    parser.add_argument("--py-spy", metavar="DIR", help="write a py-spy raw profile of the server per measurement")
+    parser.add_argument("--no-deployment", action="store_true", help="skip the 1,000-replica Deployment")
     asyncio.run(run(parser.parse_args()))
 
 

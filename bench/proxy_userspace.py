@@ -1,30 +1,68 @@
 """Userspace proxy vs direct, side by side in one run, with wrk (loopback mode, any user).
 
-Backend: a minimal HTTP responder (uvloop, asyncio Protocol, fixed 200 "ok") on 127.244.0.11-13:8080, in
-its own process. Proxy: the nanokube userspace backend in its own process with a ClusterIP 127.96.0.10:80
-over the three backends. wrk -t2 -c64 against one backend directly, then against the ClusterIP; keep-alive
-and `Connection: close` (new connection per request). Usage:
+Backends ("pods"): nginx (one worker each, `return 200 "ok\\n"`, as in shared/spec/baselines.md) on
+127.250.0.11-13:8080 when nginx is installed, else a minimal uvloop HTTP responder (`--target python`).
+Proxies: the nanokube userspace backend in its own process(es), one per TCP data path under test, each
+with a ClusterIP on 127.251.0.<n>:80 over the three backends. Optionally HAProxy (tcp mode, 1 thread) as the
+reference users compare with. wrk -t2 -c64 against one backend directly, then against each proxy;
+keep-alive and `Connection: close` (a new connection per request). Usage:
 
-    python bench/proxy_userspace.py [--duration 10] [--runs 3]
+    python bench/proxy_userspace.py [--duration 10] [--runs 3] [--paths relay,splice,protocol,relay*2]
+                                    [--target nginx|python] [--haproxy] [--no-close]
+
+A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-BACKENDS = ["127.244.0.11", "127.244.0.12", "127.244.0.13"]
-VIP = "127.96.0.10"
+BACKENDS = ["127.250.0.11", "127.250.0.12", "127.250.0.13"]
+PORT = 8080
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n"
 RESPONSE_CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+NGINX_CONF = """worker_processes 1;
+daemon off;
+error_log {dir}/error-{n}.log;
+pid {dir}/nginx-{n}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body-{n};
+    proxy_temp_path {dir}/proxy-{n};
+    fastcgi_temp_path {dir}/fastcgi-{n};
+    keepalive_requests 1000000;
+    server {{ listen {ip}:{port} reuseport backlog=4096; return 200 "ok\\n"; }}
+}}
+"""
+HAPROXY_CONF = """global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend f
+    bind {vip}:80
+    default_backend b
+backend b
+    balance roundrobin
+{servers}
+"""
 
 
-def backend_main() -> None:
+def python_backend_main() -> None:
     import uvloop
 
     class Http(asyncio.Protocol):
@@ -42,14 +80,14 @@ def backend_main() -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for ip in BACKENDS:
-            await loop.create_server(Http, ip, 8080, reuse_address=True, backlog=4096)
+            await loop.create_server(Http, ip, PORT, reuse_address=True, backlog=4096)
         print("ready", flush=True)
         await asyncio.Event().wait()
 
     uvloop.run(serve())
 
 
-def proxy_main() -> None:
+def proxy_main(vip: str, tcp: str, reuse_port: bool) -> None:
     import uvloop
 
     from nanokube.proxy.proxier import Proxier
@@ -57,16 +95,17 @@ def proxy_main() -> None:
     from nanokube.proxy.userspace import UserspaceBackend
 
     async def serve() -> None:
-        p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()), backend=UserspaceBackend())
+        p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()),
+                    backend=UserspaceBackend(tcp=tcp, reuse_port=reuse_port))
         p.on_services_synced()
         p.on_endpointslices_synced()
         p.on_service_add({"metadata": {"name": "web", "namespace": "default"},
-                          "spec": {"clusterIP": VIP, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
+                          "spec": {"clusterIP": vip, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
         p.on_endpointslice_add({"metadata": {"name": "web-1", "namespace": "default",
                                              "labels": {"kubernetes.io/service-name": "web"}},
                                 "addressType": "IPv4",
                                 "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in BACKENDS],
-                                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
+                                "ports": [{"name": "http", "port": PORT, "protocol": "TCP"}]})
         await p.sync()
         print("ready", flush=True)
         await asyncio.Event().wait()
@@ -85,50 +124,115 @@ def wrk(url: str, duration: int, close: bool) -> tuple[float, str, str]:
     return rps, p50, p99
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        raise RuntimeError(f"{proc.args} did not start: {line!r}")
+
+
+def wait_listening(ip: str, port: int, timeout: float = 10.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((ip, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {ip}:{port}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--paths", default="relay,splice,protocol")
+    parser.add_argument("--target", default="nginx" if shutil.which("nginx") else "python")
+    parser.add_argument("--haproxy", action="store_true")
+    parser.add_argument("--no-close", action="store_true", help="keep-alive only")
     args = parser.parse_args()
-    procs = [subprocess.Popen([sys.executable, __file__, role], stdout=subprocess.PIPE, text=True)
-             for role in ("backend", "proxy")]
+    tmp = Path(tempfile.mkdtemp(prefix="nk-bench-proxy-"))
+    procs: list[subprocess.Popen[str]] = []
+    proxies: dict[str, tuple[str, list[int]]] = {}  # label -> (url, pids)
     try:
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        results: dict[str, list[tuple[float, str, str, float]]] = {}
+        if args.target == "nginx":
+            for n, ip in enumerate(BACKENDS):
+                conf = tmp / f"nginx-{n}.conf"
+                conf.write_text(NGINX_CONF.format(dir=tmp, n=n, ip=ip, port=PORT))
+                procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)], text=True,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        else:
+            procs.append(subprocess.Popen([sys.executable, __file__, "backend"], stdout=subprocess.PIPE, text=True))
+            wait_ready(procs[-1])
+        for ip in BACKENDS:
+            wait_listening(ip, PORT)
+        for i, path in enumerate(p for p in args.paths.split(",") if p):
+            tcp, _, workers = path.partition("*")
+            vip = f"127.251.0.{10 + i}"
+            pids = []
+            for _ in range(int(workers or 1)):
+                procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "1" if workers else "0"],
+                                              stdout=subprocess.PIPE, text=True))
+                wait_ready(procs[-1])
+                pids.append(procs[-1].pid)
+            proxies[path] = (f"http://{vip}/", pids)
+        if args.haproxy:
+            vip = "127.251.0.99"
+            servers = "\n".join(f"    server s{n} {ip}:{PORT}" for n, ip in enumerate(BACKENDS))
+            conf = tmp / "haproxy.cfg"
+            conf.write_text(HAPROXY_CONF.format(vip=vip, servers=servers))
+            procs.append(subprocess.Popen(["haproxy", "-f", str(conf), "-db"], text=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_listening(vip, 80)
+            proxies["haproxy-1t"] = (f"http://{vip}/", [procs[-1].pid])
+        targets = [("direct", f"http://{BACKENDS[0]}:{PORT}/", [])] + [(k, u, p) for k, (u, p) in proxies.items()]
+        results: dict[tuple[str, str], list[tuple[float, str, str, float]]] = {}
+        kinds = ("ka",) if args.no_close else ("ka", "close")
         for _ in range(args.runs):
-            for close in (False, True):
-                for label, url in (("direct", f"http://{BACKENDS[0]}:8080/"), ("userspace", f"http://{VIP}/")):
-                    key = f"{label:<9} {'close' if close else 'ka':<5}"
-                    c0, t0 = cpu_seconds(procs[1].pid), time.monotonic()
-                    rps, p50, p99 = wrk(url, args.duration, close)
-                    cpu = (cpu_seconds(procs[1].pid) - c0) / (time.monotonic() - t0)
-                    results.setdefault(key, []).append((rps, p50, p99, cpu))
+            for kind in kinds:
+                for label, url, pids in targets:
+                    c0, t0 = cpu_seconds(pids), time.monotonic()
+                    rps, p50, p99 = wrk(url, args.duration, kind == "close")
+                    cpu = (cpu_seconds(pids) - c0) / (time.monotonic() - t0)
+                    results.setdefault((label, kind), []).append((rps, p50, p99, cpu))
                     time.sleep(1)
-        print(f"wrk -t2 -c64 -d{args.duration}s, median of {args.runs} runs")
-        for key, rows in results.items():
+        print(f"target {args.target}; wrk -t2 -c64 -d{args.duration}s; median of {args.runs} runs; "
+              f"{os.cpu_count()} CPUs")
+        print("| path | kind | req/s (runs) | p50 | p99 | proxy CPU (cores) | vs direct |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for (label, kind), rows in results.items():
             med = statistics.median(r[0] for r in rows)
             row = min(rows, key=lambda r: abs(r[0] - med))
             runs = " / ".join(f"{r[0]:.0f}" for r in rows)
-            kind = key.split()[1]
-            direct = statistics.median(r[0] for r in results[f"{'direct':<9} {kind:<5}"])
-            print(f"{key}  {med:9.0f} req/s ({runs})  p50 {row[1]:>8} p99 {row[2]:>8}  proxy cpu {row[3]:.2f}  "
-                  f"{med / direct:5.2f} of direct")
+            direct = statistics.median(r[0] for r in results[("direct", kind)])
+            print(f"| {label} | {kind} | {med:,.0f} ({runs}) | {row[1]} | {row[2]} | "
+                  f"{row[3]:.2f} | {med / direct:.2f} |")
     finally:
         for p in procs:
-            p.kill()
-            p.wait()
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "backend":
-        backend_main()
+        python_backend_main()
     elif len(sys.argv) > 1 and sys.argv[1] == "proxy":
-        proxy_main()
+        proxy_main(sys.argv[2], sys.argv[3], sys.argv[4] == "1")
     else:
         main()

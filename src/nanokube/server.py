@@ -22,6 +22,7 @@ from nanokube.apiserver.bootstrap import BootstrapSpec
 from nanokube.apiserver.certs import ensure_certs, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
+from nanokube.nodenet import NodeNetwork
 from nanokube.settings import ServerSettings, SettingsError
 from nanokube.store.sqlite import SqliteStore
 
@@ -76,6 +77,19 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
     settings.fill_defaults()
     prepare_data_dir(settings.data_dir)
     token = load_token(settings.data_dir)
+    node_network = (NodeNetwork(settings.node_pod_cidr, dns_address=settings.local_dns_address)
+                    if settings.network == "netns" else None)
+    try:
+        if node_network is not None:
+            await node_network.setup()
+        await _run_cluster(settings, token, stop, components)
+    finally:
+        if node_network is not None:
+            await node_network.teardown()
+
+
+async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event,
+                       components: tuple[str, ...]) -> None:
     store = SqliteStore(str(settings.data_dir / "state.db"))
     await store.start()
     dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
@@ -86,14 +100,16 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
                        | ({settings.api_host} if settings.api_host not in ("", "0.0.0.0") else set())),
         dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                   f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name])
+    hosts = settings.api_listen_hosts
     api_settings = ApiServerSettings(
-        host=settings.api_host, port=settings.api_port, token=token, service_cidr=settings.service_cidr,
+        # aiohttp hands the host to loop.create_server, which also takes a list of addresses
+        host=hosts[0] if len(hosts) == 1 else hosts,  # type: ignore[arg-type]
+        port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
         compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
         compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
-                                api_address=settings.api_host if settings.api_host not in ("0.0.0.0", "")
-                                else settings.node_ip,
+                                api_address=settings.api_endpoint_address,
                                 api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
                                 dns_address=dns_host, dns_port=dns_port))
     tasks: dict[str, Coroutine[Any, Any, Any]] = {

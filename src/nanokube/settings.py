@@ -120,6 +120,36 @@ class ServerSettings:
         return nth_ip(self.node_pod_cidr, 1)
 
     @property
+    def api_listen_hosts(self) -> list[str]:
+        """Where the API listens. In netns mode also on the node IP (unless the API listens everywhere), so
+        pods reach it through the `kubernetes` Service: 127.0.0.1 is each pod's own loopback."""
+        hosts = [self.api_host]
+        if self.network == "netns" and self.api_host not in ("", "0.0.0.0") and self.node_ip != self.api_host:
+            hosts.append(self.node_ip)
+        return hosts
+
+    @property
+    def api_endpoint_address(self) -> str:
+        """The address of the `kubernetes` Service's endpoint: one that pods and the node both reach."""
+        if self.network == "netns" or self.api_host in ("", "0.0.0.0"):
+            return self.node_ip
+        return self.api_host
+
+    @property
+    def local_dns_address(self) -> str | None:
+        """In netns mode a DNS listen address inside the service CIDR (by default the kube-dns ClusterIP) is
+        not proxied; the server makes it local on the node so the DNS server can bind it."""
+        assert self.dns_listen is not None
+        host = self.dns_listen[0]
+        if self.network != "netns" or host in ("", "0.0.0.0"):
+            return None
+        try:
+            inside = ipaddress.ip_address(host) in ipaddress.ip_network(self.service_cidr, strict=False)
+        except ValueError:
+            return None
+        return host if inside else None
+
+    @property
     def api_url(self) -> str:
         host = self.api_host if self.api_host not in ("0.0.0.0", "") else "127.0.0.1"
         return f"https://{host}:{self.api_port}"

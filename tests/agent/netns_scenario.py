@@ -35,6 +35,20 @@ def netns_left() -> list[str]:
     return sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
@@ -78,7 +92,7 @@ async def main(data_dir: Path) -> dict:
     out["ips"] = [w.sandbox.ip for w in echo]
     out["listen"] = sh("ip", "netns", "exec", echo[0].sandbox.record.netns, "ss", "-ltnH")
     shell = "cat /etc/resolv.conf; echo host=$(hostname); cat /cfg/greeting; echo; touch /cfg/x 2>/dev/null || echo ro; " \
-            "ls /nk-agenttest-mount; echo done; sleep 30"
+            "ls /nk-agenttest-mount; setsid sleep 300 & echo done; sleep 30"
     vol = PodWorker(rt, pod("vols", [{"name": "sh", "image": "busybox", "command": ["sh", "-c", shell],
                                       "volumeMounts": [{"name": "cfg", "mountPath": "/cfg", "readOnly": True},
                                                        {"name": "scratch", "mountPath": "/nk-agenttest-mount"}]}],
@@ -90,6 +104,9 @@ async def main(data_dir: Path) -> dict:
     await until(lambda: "done" in logfile.read_text())
     out["vol_log"] = [line.split(" ", 3)[3] for line in logfile.read_text().splitlines()]
     out["mount_point_on_host_while_running"] = is_dir("/nk-agenttest-mount")
+    # every process in the pods' network namespaces, including one that escaped its group with setsid
+    pod_pids = {int(pid) for w in [*echo, vol] for pid in sh("ip", "netns", "pids", w.sandbox.record.netns).split()}
+    out["escaped_seen"] = sum(cmdline(pid) == "sleep 300" for pid in pod_pids)
     for w in [*echo, vol]:
         meta = dict(w.pod["metadata"], deletionTimestamp="now", deletionGracePeriodSeconds=2)
         w.update(dict(w.pod, metadata=meta))
@@ -97,7 +114,7 @@ async def main(data_dir: Path) -> dict:
         await asyncio.wait_for(w.finished.wait(), 10)
     out["left_netns"] = netns_left()
     out["left_links"] = sh("ip", "-o", "link").count("nkv")
-    out["left_processes"] = sh("pgrep", "-f", "echo.py")
+    out["left_processes"] = sorted(pid for pid in pod_pids if alive(pid))
     out["mount_point_on_host_after"] = is_dir("/nk-agenttest-mount")
     await netns.remove_bridge()
     out["bridge_left"] = netns.link_exists(netns.BRIDGE)

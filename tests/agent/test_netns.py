@@ -36,6 +36,7 @@ def test_echo_pods_in_their_own_namespaces(tmp_path):
     assert "host=custom" in log and "hello" in log and "ro" in log
     assert out["mount_point_on_host_while_running"]
     # nothing left behind
-    assert out["left_netns"] == [] and out["left_links"] == 0 and out["left_processes"] == ""
+    assert out["escaped_seen"] == 1
+    assert out["left_netns"] == [] and out["left_links"] == 0 and out["left_processes"] == []
     assert not out["mount_point_on_host_after"]
     assert out["bridge_created"] and not out["bridge_left"]

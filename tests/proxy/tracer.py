@@ -177,6 +177,10 @@ class Ruleset:
                 if _in(pkt.dst, m[1]):
                     return "DROP"
                 continue
+            if m := re.fullmatch(r"ip daddr (\S+) fib daddr type != local drop", rule):
+                if _in(pkt.dst, m[1]) and pkt.dst not in self.local_addrs:
+                    return "DROP"
+                continue
             if m := re.fullmatch(r"ip daddr (\S+) ip daddr != @external-ips drop", rule):
                 if _in(pkt.dst, m[1]) and pkt.dst not in self.elements["external-ips"]:
                     return "DROP"

@@ -86,15 +86,17 @@ def node_status(settings: AgentSettings, kubelet_port: int, capacity: dict[str, 
     }
 
 
-def node_object(settings: AgentSettings) -> Obj:
+def node_labels(settings: AgentSettings) -> dict[str, str]:
     arch = ARCH.get(platform.machine(), platform.machine())
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": settings.node_name, "labels": {
-            "kubernetes.io/hostname": settings.node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
-            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}},
-        "spec": {},
-    }
+    labels = {"kubernetes.io/hostname": settings.node_name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+              "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
+    labels.update({f"node-role.kubernetes.io/{role}": "" for role in settings.node_roles})
+    return labels
+
+
+def node_object(settings: AgentSettings) -> Obj:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": settings.node_name,
+                                                             "labels": node_labels(settings)}, "spec": {}}
 
 
 async def register(client: ApiClient, settings: AgentSettings, kubelet_port: int, capacity: dict[str, str]) -> Obj:
@@ -105,6 +107,9 @@ async def register(client: ApiClient, settings: AgentSettings, kubelet_port: int
         if err.code != 409:
             raise
         node = await client.get(NODES, settings.node_name)
+        wanted = node_labels(settings)
+        if any(node["metadata"].get("labels", {}).get(k) != v for k, v in wanted.items()):
+            node = await client.patch(NODES, settings.node_name, {"metadata": {"labels": wanted}})
     status = node_status(settings, kubelet_port, capacity)
     try:
         node = await client.patch(NODES, settings.node_name, {"status": status}, subresource="status")

@@ -17,6 +17,7 @@ from pathlib import Path
 from nanokube.agent.logs import ContainerLog, pump
 
 LAUNCHER = str(Path(__file__).resolve().parent / "launcher.py")
+PIPE_DRAIN = 0.5  # seconds the log pumps get to finish after the container's process group is gone
 
 
 class StartError(Exception):
@@ -73,9 +74,13 @@ class ContainerProcess:
         rc = await self.proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # the rest of the container's process group goes with it
-        for task in self._pumps:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 2.0)
+        # the pipes end when every writer is gone; a process that escaped the group (setsid) may hold them open
+        # until the pod's sweep kills it, so the log of this run stops after a short drain
+        _done, lingering = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN)
+        for task in lingering:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         os.close(self._log_fd)
         self.log.end_run()
         sig = -rc if rc < 0 else None

@@ -15,6 +15,7 @@ from typing import Any
 
 from nanokube.agent import netns
 from nanokube.agent.etcfiles import hosts_file, pod_hostname, resolv_conf
+from nanokube.agent.sweep import kill_pod_processes
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Sandbox:
         """Kill what is left, delete the network, remove the mount points this pod made. A mount point another
         live pod still mounts over is handed to that pod instead (removing it would unmount it there)."""
         kill_leftovers(self.record)
+        await kill_pod_processes(pod_dir=str(self.dir), netns_path=self.netns_path)  # those that left the groups
         rec = self.record
         if rec.netns and rec.veth:
             await netns.delete_pod_network(rec.netns, rec.veth)

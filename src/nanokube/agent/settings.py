@@ -22,6 +22,9 @@ class AgentSettings:
     backoff_base: float = 10.0
     node_lease_seconds: float = 10
     shutdown_budget: float = 8.0  # seconds all pods get to stop when the agent stops (server stops in < 10 s)
+    # node-role.kubernetes.io/<role> labels (kubectl's ROLES column); the server's own node is its control plane,
+    # as with kubeadm, k3s and minikube. A joining `nanokube agent` passes ().
+    node_roles: tuple[str, ...] = ("control-plane",)
 
     @property
     def default_pod_cidr(self) -> str:

@@ -11,9 +11,13 @@ from typing import Any
 
 
 def go_repr(value: Any) -> str:
-    """Render a value the way Go's field errors print it (`%v`-ish for scalars, quoted strings)."""
+    """Render a value the way Go's field errors print it (`%v`-ish for scalars, quoted strings).
+
+    A nil bad value is rendered as the *string* "null", quoted (field.Error.ErrorBody swaps nil for "null"
+    before formatting strings with %q).
+    """
     if value is None:
-        return "null"
+        return GO_NIL.text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -146,17 +150,15 @@ class ApiError(Exception):
         return f"{self.code} {self.reason}: {self.message}"
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
+        # metav1.Status fields are omitempty: an unknown reason ("") or empty message is left out.
+        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+        if self.message:
+            body["message"] = self.message
+        if self.reason:
+            body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
+        body["code"] = self.code
         return body
 
 
@@ -191,17 +193,24 @@ def conflict(group: str, resource: str, name: str, why: str | None = None) -> Ap
                     _details(name, group, resource))
 
 
+def qualified_kind(group: str, kind: str) -> str:
+    """schema.GroupKind.String(): `Deployment.apps`, plain `Service` for the core group."""
+    return f"{kind}.{group}" if group else kind
+
+
 def invalid_object(group: str, kind: str, name: str, errors: list[FieldError]) -> ApiError:
-    """422 Invalid with one cause per field error (NewInvalid)."""
+    """422 Invalid with one cause per field error (NewInvalid). The message lists each distinct error once
+    (ErrorList.ToAggregate); causes keep every error, duplicates included, as Kubernetes does."""
     texts: list[str] = []
     for err in errors:
         text = str(err)
         if text not in texts:
             texts.append(text)
-    summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    message = f"{qualified_kind(group, kind)} {go_quote(name)} is invalid"
+    if texts:
+        message += ": " + (texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]")
     causes = [{"reason": e.type, "message": e.body(), "field": e.field} for e in errors]
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}',
-                    _details(name, group, kind, causes=causes))
+    return ApiError(422, "Invalid", message, _details(name, group, kind, causes=causes))
 
 
 def bad_request(message: str) -> ApiError:

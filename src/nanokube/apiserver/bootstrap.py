@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # kube-proxy skips Services carrying this label; the DNS server answers on the ClusterIP itself.
 SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
+# The apiserver writes these Endpoints' slices itself; the mirroring controller must leave them alone
+# (kube-apiserver's EndpointsAdapter labels the `kubernetes` Endpoints the same way).
+SKIP_MIRROR = {"endpointslice.kubernetes.io/skip-mirror": "true"}
 
 
 @dataclass
@@ -46,7 +49,8 @@ def _slice(name: str, ns: str, service: str, address: str, ports: list[dict[str,
 
 
 def _endpoints(name: str, ns: str, address: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": name, "namespace": ns},
+    return {"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(SKIP_MIRROR)},
             "subsets": [{"addresses": [{"ip": address}], "ports": ports}]}
 
 

@@ -172,7 +172,8 @@ class Registry:
         elif strat.has_status_subresource and res.plural in ("deployments", "replicasets"):
             obj["status"] = {}
         hook = self.hooks.get(res.plural)
-        if hook is None:  # a hook validates the whole object itself, after allocating (as kube-apiserver)
+        # A hook validates the whole object itself, after allocating (as kube-apiserver does for Services).
+        if hook is None and not strat.validates_meta:
             errs = naming.validate_object_meta(obj, res.namespaced, strat.name_kind)
             if errs:
                 raise errors.invalid_object(res.group, res.kind, md.get("name") or md.get("generateName", ""),
@@ -181,7 +182,7 @@ class Registry:
         try:
             errs = strat.validate(obj) if strat.validate else []
             if errs:
-                raise errors.invalid_object(res.group, res.kind, md["name"], errs)
+                raise errors.invalid_object(res.group, res.kind, md.get("name") or "", errs)
             await self._check_namespace(res, md.get("namespace"))
             if dry_run:
                 raw = orjson.dumps(obj)
@@ -254,10 +255,11 @@ class Registry:
         alloc = hook.before_update(old, new, dry_run) if hook else None
         try:
             errs = []
-            if strat.validate and subresource is None:
-                errs.extend(strat.validate(new))
-            if strat.validate_update and subresource is None:
-                errs.extend(strat.validate_update(old, new))
+            if subresource is None:
+                if strat.validate_update:
+                    errs.extend(strat.validate_update(old, new))
+                elif strat.validate:
+                    errs.extend(strat.validate(new))
             if errs:
                 raise errors.invalid_object(res.group, res.kind, name, errs)
             if dry_run:

@@ -171,7 +171,12 @@ def _validate_deployment(obj: Obj) -> list[FieldError]:
 class Strategy:
     default: Callable[[Obj], None] | None = None
     validate: Callable[[Obj], list[FieldError]] | None = None
+    # ValidateUpdate of the kind; Kubernetes' update validators run the create checks themselves, so the
+    # registry calls this one *instead of* validate on update.
     validate_update: Callable[[Obj, Obj], list[FieldError]] | None = None
+    # validate includes ObjectMeta validation (as every Kubernetes validator does); the registry then skips
+    # its generic metadata check on create, which would report the same errors again.
+    validates_meta: bool = False
     name_kind: str = "dns1123-subdomain"  # or dns1035-label, dns1123-label
     # Fields a status write may change; everything else is copied from the old object.
     status_fields: tuple[str, ...] = ("status",)
@@ -193,7 +198,7 @@ STRATEGIES: dict[str, Strategy] = {
     "endpoints": Strategy(default=_default_endpoints),
     "endpointslices": Strategy(default=_default_slice),
     "secrets": Strategy(default=secret.prepare_secret, validate=secret.validate_secret,
-                        validate_update=secret.validate_secret_update),
+                        validate_update=secret.validate_secret_update, validates_meta=True),
 }
 
 

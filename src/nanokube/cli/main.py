@@ -45,6 +45,22 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+def _explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("explain", help="why can't I reach my Service? (one screen, or -o json)")
+    p.add_argument("kind", choices=["service", "services", "svc"], help="what to explain (service)")
+    p.add_argument("name", help="name of the Service")
+    p.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's, else default)")
+    p.add_argument("-o", "--output", default="text", choices=["text", "json"], help="text (default) or json")
+    p.add_argument("--kubeconfig", type=Path, default=None,
+                   help="kubeconfig (default $KUBECONFIG, else DATA_DIR/kubeconfig.yaml of the default data dir)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
+    p.add_argument("--proxy-status", default=None,
+                   help="base URL of the proxy's status endpoint (default http://127.0.0.1:10256)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds for each live check (default 1)")
+    p.add_argument("--no-checks", action="store_true",
+                   help="read the API only: no DNS query, proxy status or connects to pod ports")
+
+
 def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str, ...]]:
     network = resolve_network(args.network)
     host, port = parse_hostport(args.api_listen, 6443)
@@ -74,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nanokube", description="Kubernetes Services, for real, on one machine.")
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parser(sub)
+    _explain_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -87,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         from nanokube.server import main_server
 
         return main_server(settings, components)
+    if args.command == "explain":
+        from nanokube.cli.explain_command import run_explain
+
+        return run_explain(args)
     return 2
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.client import object_key
-from nanokube.controllers.endpoints import MANAGED_BY, MANAGED_BY_LABEL, desired_endpoints, endpoints_differ
+from nanokube.controllers.endpoints import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    AddressMemo,
+    desired_endpoints,
+    endpoints_differ,
+)
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTS, SERVICES
 from nanokube.controllers.runtime import Context, Controller
@@ -26,6 +32,7 @@ class EndpointsController(Controller):
         self.services = ctx.informer(SERVICES)
         self.endpoints = ctx.informer(ENDPOINTS)
         self.overlay = Overlay(self.endpoints)
+        self._memos: dict[str, AddressMemo] = {}
         index.listen(self._services_changed)
         self.endpoints.add_handler(on_update=lambda _o, n: self._endpoints_changed(n),
                                    on_delete=self._endpoints_changed)
@@ -51,6 +58,8 @@ class EndpointsController(Controller):
         namespace, name = key.split("/", 1)
         service = self.services.cache.get(key)
         current = self.overlay.view(key, self.endpoints.cache.get(key))
+        if service is None or service_selector(service) is None:
+            self._memos.pop(key, None)
         if service is None:
             if current is not None and (current["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY:
                 try:
@@ -62,7 +71,11 @@ class EndpointsController(Controller):
             return None
         if service_selector(service) is None or service["metadata"].get("deletionTimestamp"):
             return None
-        desired = desired_endpoints(service, self.index.pods_of(key))
+        pods = self.index.pods_of(key)
+        memo = self._memos.get(key)
+        if memo is None or not memo.fits(service, len(pods)):
+            memo = self._memos[key] = AddressMemo(service)
+        desired = desired_endpoints(service, pods, memo)
         if current is None:
             try:
                 self.overlay.wrote(await self.client.create(ENDPOINTS, desired, namespace))

@@ -119,10 +119,11 @@ class EndpointSliceController(Controller):
             self._memos.pop(key, None)
             return None
         pods = self.index.pods_of(key)
+        existing = self.slices.slices_of(key)
         memo = self._memos.get(key)
-        if memo is None or len(memo) > 2 * len(pods) + 16:  # drop entries of old pod versions now and then
-            memo = self._memos[key] = {}
-        plan = es.reconcile(service, self.slices.slices_of(key), pods, lambda n: self.nodes.cache.get(n),
+        if memo is None or not memo.fits(service, len(pods), len(existing)):
+            memo = self._memos[key] = es.EndpointMemo(service)
+        plan = es.reconcile(service, existing, pods, self.nodes.cache.get,
                             self.ctx.settings.max_endpoints_per_slice, memo)
         namespace = service["metadata"]["namespace"]
         if not service["metadata"].get("deletionTimestamp"):

@@ -99,46 +99,83 @@ def pod_endpoint(pod: Obj, service: Obj, node: Obj | None, address_type: str) ->
     return endpoint
 
 
-EndpointMemo = dict[tuple[Any, ...], tuple[bytes, list[Obj], Obj | None]]
+class EndpointMemo:
+    """Kept by the controller between syncs of one Service: what was computed for unchanged objects.
+
+    `pods`: (pod uid, pod resourceVersion, node name, node resourceVersion, address type) -> the pod's
+    endpoint entry, or None when the pod is not an endpoint; `slices`: (slice uid, resourceVersion) -> its endpoint keys.
+    With 1,000 pods a sync whose pods barely changed then costs a few dict look-ups per pod.
+    """
+
+    def __init__(self, service: Obj) -> None:
+        md = service.get("metadata", {})
+        self.version = (md.get("uid"), md.get("resourceVersion"))
+        self.pods: dict[tuple[Any, ...], MemoEntry | None] = {}
+        self.slices: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+
+    def fits(self, service: Obj, pod_count: int, slice_count: int) -> bool:
+        """False when the Service changed or old entries piled up: start over with a fresh memo."""
+        md = service.get("metadata", {})
+        return self.version == (md.get("uid"), md.get("resourceVersion")) and \
+            len(self.pods) <= 4 * pod_count + 16 and len(self.slices) <= 2 * slice_count + 16
+
+
+MemoEntry = tuple[bytes, list[Obj], Obj, tuple[Any, ...]]  # port-map key, ports, endpoint, endpoint key
+
+
+def _memo_entry(service: Obj, pod: Obj, node: Obj | None, address_type: str) -> MemoEntry | None:
+    if not should_be_in_endpoints(pod, include_terminating=True):
+        return None
+    endpoint = pod_endpoint(pod, service, node, address_type)
+    if endpoint is None:
+        return None
+    ports = endpoint_ports(service, pod)
+    return port_map_key(ports), ports, endpoint, endpoint_key(endpoint)
 
 
 def desired_endpoints(service: Obj, pods: list[Obj], get_node: Callable[[str], Obj | None], address_type: str,
                       memo: EndpointMemo | None = None,
                       ) -> tuple[dict[bytes, tuple[list[Obj], dict[tuple[Any, ...], Obj]]], bool]:
-    """port-map key -> (ports, endpoint key -> endpoint); and whether a pod was skipped for a missing Node.
-
-    `memo` (kept by the caller between syncs of one Service) skips rebuilding endpoints of pods, nodes and
-    Service that did not change: with 1,000 pods a sync then costs a dict lookup per pod.
-    """
-    smd = service.get("metadata", {})
+    """port-map key -> (ports, endpoint key -> endpoint); and whether a pod was skipped for a missing Node."""
     publish = bool(service.get("spec", {}).get("publishNotReadyAddresses"))
+    entries = memo.pods if memo is not None else None
     groups: dict[bytes, tuple[list[Obj], dict[tuple[Any, ...], Obj]]] = {}
     node_missing = False
     for pod in pods:
-        if not should_be_in_endpoints(pod, include_terminating=True):
-            continue
+        pmd = pod.get("metadata", {})
         node_name = pod.get("spec", {}).get("nodeName") or ""
         node = get_node(node_name) if node_name else None
-        if node is None and not publish:
-            node_missing = True
+        memo_key = (pmd.get("uid"), pmd.get("resourceVersion"), node_name,
+                    node["metadata"].get("resourceVersion") if node is not None else None, address_type)
+        if entries is not None and memo_key in entries:
+            entry = entries[memo_key]
+        else:
+            if node is None and not publish and should_be_in_endpoints(pod, include_terminating=True):
+                node_missing = True
+                continue
+            entry = _memo_entry(service, pod, node, address_type)
+            if entries is not None and memo_key[1]:
+                entries[memo_key] = entry
+        if entry is None:
             continue
-        pmd = pod.get("metadata", {})
-        memo_key = (pmd.get("uid"), pmd.get("resourceVersion"), smd.get("uid"), smd.get("resourceVersion"),
-                    address_type, node_name, (node or {}).get("metadata", {}).get("resourceVersion"))
-        hit = memo.get(memo_key) if memo is not None else None
-        if hit is None:
-            ports = endpoint_ports(service, pod)
-            hit = (port_map_key(ports), ports, pod_endpoint(pod, service, node, address_type))
-            if memo is not None and pmd.get("resourceVersion"):
-                memo[memo_key] = hit
-        key, ports, endpoint = hit
-        if endpoint is None:
-            continue
+        key, ports, endpoint, ekey = entry
         group = groups.get(key)
         if group is None:
             group = groups[key] = (ports, {})
-        group[1][endpoint_key(endpoint)] = endpoint
+        group[1][ekey] = endpoint
     return groups, node_missing
+
+
+def slice_endpoint_keys(slice_: Obj, memo: EndpointMemo | None) -> list[tuple[Any, ...]]:
+    endpoints = slice_.get("endpoints") or []
+    md = slice_.get("metadata", {})
+    memo_key = (md.get("uid"), md.get("resourceVersion"))
+    if memo is not None and memo_key[1]:
+        keys = memo.slices.get(memo_key)
+        if keys is None or len(keys) != len(endpoints):
+            keys = memo.slices[memo_key] = [endpoint_key(e) for e in endpoints]
+        return keys
+    return [endpoint_key(e) for e in endpoints]
 
 
 def slice_labels(service: Obj, controller_name: str = CONTROLLER_NAME) -> dict[str, str]:
@@ -221,7 +258,7 @@ def _reconcile_address_type(service: Obj, existing: list[Obj], pods: list[Obj],
     desired, plan.node_missing = desired_endpoints(service, pods, get_node, address_type, memo)
     for key, (ports, endpoints) in desired.items():
         _reconcile_port_map(service, existing_by_ports.get(key, []), ports, dict(endpoints), address_type,
-                            max_per_slice, plan)
+                            max_per_slice, plan, memo)
     for key, slices in existing_by_ports.items():
         if key not in desired:
             plan.delete.extend(slices)
@@ -247,18 +284,19 @@ def _ref_view(endpoint: Obj) -> tuple[Any, ...]:
 
 
 def _reconcile_port_map(service: Obj, existing: list[Obj], ports: list[Obj], desired: dict[tuple[Any, ...], Obj],
-                        address_type: str, max_per_slice: int, plan: SlicePlan) -> None:
+                        address_type: str, max_per_slice: int, plan: SlicePlan, memo: EndpointMemo | None) -> None:
     labels = slice_labels(service)
     unchanged: list[Obj] = []
     to_update: list[Obj] = []
     for s in existing:
         kept: list[Obj] = []
         changed = False
-        for endpoint in s.get("endpoints") or []:
-            want = desired.pop(endpoint_key(endpoint), None)
+        for endpoint, key in zip(s.get("endpoints") or [], slice_endpoint_keys(s, memo), strict=True):
+            want = desired.pop(key, None)
             if want is not None:
                 kept.append(want)
-                changed |= not _same_endpoint(want, endpoint)
+                if not changed and want != endpoint:  # plain equality first: the common case, done in C
+                    changed = not _same_endpoint(want, endpoint)
         current = s.get("endpoints") or []
         labels_changed = (s.get("metadata", {}).get("labels") or {}) != labels
         if changed or len(kept) != len(current):

@@ -1,5 +1,6 @@
-"""local-path provisioner: a PVC of class `local-path` (or of no class while local-path is the default)
-gets a PV `pvc-<uid>` backed by the directory <data_dir>/storage/pvc-<uid>_<ns>_<name>, and both are bound.
+"""local-path provisioner: a PVC of class `local-path` (or of no class while local-path is the default, or of any
+class whose provisioner is nanokube.io/local-path) gets a PV `pvc-<uid>` backed by the directory
+<data_dir>/storage/pvc-<uid>_<ns>_<name>, and both are bound.
 When the claim goes away the reclaim policy decides: Delete removes PV and directory, Retain keeps them.
 """
 
@@ -50,7 +51,7 @@ def claim_class(pvc: Obj, classes: dict[str, Obj]) -> str | None:
     return None
 
 
-def pv_for(pvc: Obj, path: Path, reclaim: str) -> Obj:
+def pv_for(pvc: Obj, path: Path, reclaim: str, class_name: str = CLASS_NAME) -> Obj:
     md, spec = pvc["metadata"], pvc.get("spec", {})
     storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
     return {
@@ -63,7 +64,7 @@ def pv_for(pvc: Obj, path: Path, reclaim: str) -> Obj:
             "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": md["namespace"],
                          "name": md["name"], "uid": md["uid"]},
             "persistentVolumeReclaimPolicy": reclaim,
-            "storageClassName": CLASS_NAME,
+            "storageClassName": class_name,
             "volumeMode": spec.get("volumeMode") or "Filesystem",
         },
     }
@@ -144,9 +145,10 @@ class LocalPathProvisioner(Controller):
                 body["metadata"]["finalizers"] = [f for f in md["finalizers"] if f != PVC_PROTECTION]
                 await self.client.update(PVCS, body)
             return None
-        if claim_class(pvc, self.classes.cache) != CLASS_NAME:
+        class_name = claim_class(pvc, self.classes.cache)
+        sc = self.classes.cache.get(class_name or "") or (storage_class_body() if class_name == CLASS_NAME else None)
+        if sc is None or sc.get("provisioner") != PROVISIONER:  # any class of our provisioner, e.g. a Retain one
             return None
-        sc = self.classes.cache.get(CLASS_NAME) or storage_class_body()
         spec = pvc.get("spec", {})
         volume_name = spec.get("volumeName") or f"pvc-{md['uid']}"
         if spec.get("volumeName") and spec["volumeName"] != volume_name:
@@ -156,7 +158,8 @@ class LocalPathProvisioner(Controller):
             path = volume_dir(self.root, pvc)
             await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
             try:
-                pv = await self.client.create(PVS, pv_for(pvc, path, sc.get("reclaimPolicy") or "Delete"))
+                pv = await self.client.create(PVS, pv_for(pvc, path, sc.get("reclaimPolicy") or "Delete",
+                                                          sc["metadata"]["name"]))
             except ApiError as err:
                 if err.code != 409:
                     raise
@@ -168,7 +171,7 @@ class LocalPathProvisioner(Controller):
         if spec.get("volumeName") != volume_name or "storageClassName" not in spec:
             body = copy.deepcopy(pvc)
             body["spec"]["volumeName"] = volume_name
-            body["spec"].setdefault("storageClassName", CLASS_NAME)
+            body["spec"].setdefault("storageClassName", sc["metadata"]["name"])
             ann = body["metadata"].setdefault("annotations", {})
             ann.update({"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes",
                         "volume.kubernetes.io/storage-provisioner": PROVISIONER,

@@ -125,11 +125,22 @@ class Forwarder:
         self._inflight: dict[bytes, asyncio.Future[_Cached | None]] = {}
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         for u in self.upstreams:
-            family = socket.AF_INET6 if ":" in u[0] else socket.AF_INET
-            _, proto = await loop.create_datagram_endpoint(_UpstreamProtocol, remote_addr=u, family=family)
-            self._sockets[u] = proto
+            await self._connect(u, quiet=False)
+
+    async def _connect(self, u: Addr, *, quiet: bool = True) -> _UpstreamProtocol | None:
+        """A connected socket to upstream `u`; None while it has no route (an offline machine, or a network
+        namespace without an uplink): cluster names are still answered and the next forward tries again."""
+        family = socket.AF_INET6 if ":" in u[0] else socket.AF_INET
+        try:
+            _, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+                _UpstreamProtocol, remote_addr=u, family=family)
+        except OSError as err:
+            log.log(logging.DEBUG if quiet else logging.WARNING, "dns: upstream %s:%d unreachable for now: %s",
+                    u[0], u[1], err.strerror or err)
+            return None
+        self._sockets[u] = proto
+        return proto
 
     def close(self) -> None:
         for proto in self._sockets.values():
@@ -221,7 +232,7 @@ class Forwarder:
                 + wire.opt_record())
 
     async def _exchange(self, u: Addr, qname: bytes, qtype: int, qclass: int) -> bytes | None:
-        proto = self._sockets.get(u)
+        proto = self._sockets.get(u) or await self._connect(u)
         if proto is None or proto.transport is None:
             return None
         qid = int.from_bytes(os.urandom(2), "big")

@@ -19,8 +19,8 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
   connections to a frontend in `affinity-services` go to chain affinity-T, which records the choice
   with timeout T; the next connection is DNATed from the map before the random choice.
 * filter input/forward/output (priority 0, after DNAT): `no-endpoint-services` -> reject | drop for
-  frontends without endpoints; a ClusterIP on an unexposed port -> reject; any other address in the
-  service CIDR, and unallocated LB-pool addresses -> drop.
+  frontends without endpoints; a ClusterIP on an unexposed port -> reject; any other non-local address in
+  the service CIDR, and unallocated LB-pool addresses -> drop.
 """
 
 from __future__ import annotations
@@ -182,7 +182,10 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
           *(f"meta l4proto {p} ct original ip daddr . meta l4proto . ct original proto-dst vmap @affinity-services"
             for p in ("tcp", "udp", "sctp")))
     chain("service-endpoints-check", None, f"{lookup} vmap @no-endpoint-services")
-    cluster_checks = ["ip daddr @cluster-ips goto reject-chain", f"ip daddr {cfg.service_cidr} drop"]
+    # A service-CIDR address that is local is served by the node itself (the DNS server binds the kube-dns
+    # ClusterIP, whose Service the proxy skips), so only non-local unallocated addresses are dropped.
+    cluster_checks = ["ip daddr @cluster-ips goto reject-chain",
+                      f"ip daddr {cfg.service_cidr} fib daddr type != local drop"]
     if cfg.lb_pool:
         cluster_checks.append(f"ip daddr {cfg.lb_pool} ip daddr != @external-ips drop")
     chain("cluster-ips-check", None, *cluster_checks)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from nanokube.proxy.forward import Addr, Route, UdpListener, tcp_factory
 from nanokube.proxy.plan import Frontend, ServicePortPlan
+from nanokube.proxy.relay import HAVE_SPLICE, TcpRelayServer
 from nanokube.proxy.state import PlanChange
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ FrontendKey = tuple[str, str, int]
 @dataclass
 class _Listener:
     route: Route
-    server: asyncio.AbstractServer | None = None
+    server: asyncio.AbstractServer | TcpRelayServer | None = None
     udp: UdpListener | None = None
 
     def close(self) -> None:
@@ -40,10 +41,21 @@ class _Listener:
         return self.server is not None or self.udp is not None
 
 
+TCP_MODES = ("relay", "splice", "protocol")
+
+
 class UserspaceBackend:
-    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096) -> None:
+    """`tcp` picks the TCP data path: "relay" (raw sockets, recv/send; the default), "splice" (raw sockets,
+    os.splice through a pipe; Linux) or "protocol" (asyncio Protocols, forward.py)."""
+
+    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = "relay",
+                 reuse_port: bool = False) -> None:
+        if tcp not in TCP_MODES:
+            raise ValueError(f"tcp must be one of {', '.join(TCP_MODES)}")
         self.udp_idle_timeout = udp_idle_timeout
         self.backlog = backlog
+        self.tcp = "relay" if tcp == "splice" and not HAVE_SPLICE else tcp
+        self.reuse_port = reuse_port
         self.listeners: dict[FrontendKey, _Listener] = {}
         self.frontends: dict[str, dict[FrontendKey, Frontend]] = {}  # by Service key
 
@@ -96,9 +108,12 @@ class UserspaceBackend:
     async def _listen(self, key: FrontendKey, listener: _Listener) -> None:
         loop = asyncio.get_running_loop()
         ip, protocol, port = key
-        if protocol == "TCP":
+        if protocol == "TCP" and self.tcp == "protocol":
             listener.server = await loop.create_server(tcp_factory(listener.route), ip, port, reuse_address=True,
-                                                       backlog=self.backlog)
+                                                       reuse_port=self.reuse_port or None, backlog=self.backlog)
+        elif protocol == "TCP":
+            listener.server = TcpRelayServer(listener.route, ip, port, backlog=self.backlog,
+                                             splice=self.tcp == "splice", reuse_port=self.reuse_port)
         elif protocol == "UDP":
             udp = UdpListener(listener.route, self.udp_idle_timeout)
             await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port))

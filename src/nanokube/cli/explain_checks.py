@@ -1,0 +1,76 @@
+"""Live checks for `nanokube explain`: a real DNS query, the proxy's status endpoint, a TCP connect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+Obj = dict[str, Any]
+DEFAULT_PROXY_STATUS = "http://127.0.0.1:10256"
+
+
+async def dns_query(server: str, port: int, name: str, rdtype: str, timeout: float) -> Obj:
+    """Ask the cluster DNS once over UDP; the answer as {rcode, answers: ["CNAME x.", "A 1.2.3.4"], ms}."""
+    query = dns.message.make_query(name, dns.rdatatype.from_text(rdtype))
+    started = time.perf_counter()
+    try:
+        response = await dns.asyncquery.udp(query, server, port=port, timeout=timeout)
+    except (dns.exception.DNSException, OSError) as err:
+        return {"name": name, "type": rdtype, "server": f"{server}:{port}", "error": str(err) or type(err).__name__}
+    answers = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}" for rrset in response.answer for rd in rrset]
+    return {"name": name, "type": rdtype, "server": f"{server}:{port}", "rcode": dns.rcode.to_text(response.rcode()),
+            "answers": answers, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def proxy_status(base_url: str, timeout: float) -> Obj:
+    """GET <base>/services of the proxy: {"ns/name": {programmed_at, ports, endpoints}}; {"error"} if absent."""
+    url = base_url.rstrip("/") + "/services"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(url) as resp:
+                if resp.status != 200:
+                    return {"error": f"{url} answered HTTP {resp.status}"}
+                data = await resp.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
+        return {"error": f"no proxy status at {url} ({type(err).__name__})"}
+    if not isinstance(data, dict):
+        return {"error": f"{url} answered something other than a JSON object"}
+    services = data.get("services") if isinstance(data.get("services"), dict) else data
+    return {"services": services}
+
+
+def programmed_time(value: Any) -> datetime | None:
+    """programmed_at may be epoch seconds or an RFC 3339 string."""
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+async def tcp_listening(host: str, port: int, timeout: float) -> bool | None:
+    """True when something accepts a TCP connection; False when refused; None when it timed out."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        return None
+    except OSError:
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True

@@ -1,0 +1,160 @@
+"""Probes, restarts and logs as kubectl shows them, on a real nanokube server (loopback mode, back-off base 1 s)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table, wait_until
+from tests.conftest import KUBECTL, Server, start_server
+
+PERIOD = 1
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
+
+
+def sh_container(name: str, script: str, **extra: object) -> dict:
+    return {"name": name, "image": "busybox", "command": ["sh", "-c", script], **extra}
+
+
+def exec_probe(*argv: str, **timing: int) -> dict:
+    return {"exec": {"command": list(argv)}, "periodSeconds": PERIOD, "failureThreshold": 1, **timing}
+
+
+@pytest.fixture(scope="module")
+def files() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="nk-agent-e2e-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="module")
+def srv(files: Path) -> Iterator[Server]:
+    server = start_server(*loopback_args("--backoff-base", "1"))
+    pods = [
+        {"name": "crasher", "containers": [sh_container("crash", 'echo "run $(date +%s%N)"; exit 1')]},
+        {"name": "probed", "terminationGracePeriodSeconds": 2, "containers": [sh_container(
+            "app", "exec sleep 3600",
+            readinessProbe=exec_probe("test", "-f", str(files / "ready")),
+            livenessProbe=exec_probe("test", "!", "-f", str(files / "kill")))]},
+        {"name": "talker", "terminationGracePeriodSeconds": 2, "containers": [
+            sh_container("app", 'for i in 1 2 3 4 5; do echo "line $i"; done; '
+                                'while [ ! -f "$GO" ]; do sleep 0.05; done; rm -f "$GO"; echo after; exit 2',
+                         env=[{"name": "GO", "value": str(files / "go")}]),
+            sh_container("side", 'echo early; while [ ! -f "$LATE" ]; do sleep 0.05; done; echo late; exec sleep 3600',
+                         env=[{"name": "LATE", "value": str(files / "late")}])]},
+    ]
+    try:
+        for spec in pods:
+            name = spec.pop("name")
+            server.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+        yield server
+    finally:
+        server.stop()
+        assert pod_processes(server.data_dir) == []
+
+
+def row(srv: Server, pod: str) -> dict[str, str]:
+    return table(srv.kubectl("get", "pod", pod).stdout)[0]
+
+
+def restarts(cell: str) -> int:
+    return int(cell.split()[0])
+
+
+def logs(srv: Server, *args: str) -> str:
+    return srv.kubectl("logs", *args).stdout
+
+
+def test_readiness_flips_ready_within_one_period(srv, files):
+    wait_until(lambda: row(srv, "probed")["STATUS"] == "Running", 20, what="probed Running")
+    assert row(srv, "probed")["READY"] == "0/1"  # readiness starts failed and the file is not there
+    (files / "ready").touch()
+    began = time.monotonic()
+    wait_until(lambda: row(srv, "probed")["READY"] == "1/1", 10, 0.02, what="READY 1/1")
+    assert time.monotonic() - began < PERIOD + 0.75
+    (files / "ready").unlink()
+    began = time.monotonic()
+    wait_until(lambda: row(srv, "probed")["READY"] == "0/1", 10, 0.02, what="READY 0/1")
+    assert time.monotonic() - began < PERIOD + 0.75
+    pod = kubectl_json(srv, "get", "pod", "probed")
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+
+
+def test_liveness_failure_restarts_the_container(srv, files):
+    first = kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0]
+    (files / "kill").touch()
+    try:
+        wait_until(lambda: restarts(row(srv, "probed")["RESTARTS"]) > first["restartCount"], 15,
+                   what="a liveness restart")
+    finally:
+        (files / "kill").unlink()
+    status = kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0]
+    terminated = status["lastState"]["terminated"]
+    assert terminated["exitCode"] == 143 and terminated["reason"] == "Error"  # SIGTERM ended `sleep`
+    wait_until(lambda: "running" in kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0][
+        "state"], 15, what="running again")
+
+
+def test_crashing_container_shows_restarts_and_crash_loop_back_off(srv):
+    def looping() -> dict[str, str] | None:
+        r = row(srv, "crasher")
+        return r if r["STATUS"] == "CrashLoopBackOff" and restarts(r["RESTARTS"]) >= 2 else None
+
+    r = wait_until(looping, 20, 0.05, what="CrashLoopBackOff with 2 restarts")
+    assert re.fullmatch(r"\d+ \(\d+s ago\)", r["RESTARTS"]), r["RESTARTS"]
+    assert r["READY"] == "0/1"
+    status = kubectl_json(srv, "get", "pod", "crasher")["status"]
+    cs = status["containerStatuses"][0]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert "back-off" in cs["state"]["waiting"]["message"]
+    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    assert status["phase"] == "Running"
+    current, previous = logs(srv, "crasher"), logs(srv, "crasher", "--previous")
+    assert current.startswith("run ") and previous.startswith("run ") and current != previous
+
+
+def test_logs_follow_then_previous(srv, files):
+    wait_until(lambda: logs(srv, "talker", "-c", "app") == "".join(f"line {i}\n" for i in range(1, 6)), 20,
+               what="talker's first lines")
+    follower = subprocess.Popen([KUBECTL, "--kubeconfig", str(srv.kubeconfig), "logs", "-f", "talker", "-c", "app"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        assert [follower.stdout.readline() for _ in range(5)] == [f"line {i}\n" for i in range(1, 6)]
+        (files / "go").touch()  # the container prints "after" and exits: the stream follows it to the end
+        assert follower.stdout.readline() == "after\n"
+        assert follower.wait(10) == 0
+        assert follower.stdout.read() == ""
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    previous = "".join(f"line {i}\n" for i in range(1, 6)) + "after\n"
+    wait_until(lambda: logs(srv, "talker", "-c", "app", "--previous") == previous, 15, what="--previous")
+    wait_until(lambda: logs(srv, "talker", "-c", "app") == previous[:-len("after\n")], 15, what="the new run")
+    assert restarts(row(srv, "talker")["RESTARTS"]) == 1
+
+
+def test_logs_container_tail_timestamps_since(srv, files):
+    first = wait_until(lambda: logs(srv, "talker", "-c", "side", "--timestamps"), 20, what="side's first line")
+    age = time.time() - datetime.fromisoformat(first.split(".", 1)[0]).replace(tzinfo=UTC).timestamp()
+    if age < 3:
+        time.sleep(3 - age)  # --since has whole seconds: "early" must be older than the window
+    (files / "late").touch()
+    wait_until(lambda: logs(srv, "talker", "-c", "side") == "early\nlate\n", 20, what="side's late line")
+    assert logs(srv, "talker", "-c", "side", "--since=2s") == "late\n"
+    assert logs(srv, "talker", "-c", "side", "--since=1h") == "early\nlate\n"
+    assert logs(srv, "talker", "-c", "app", "--tail", "2").endswith("line 4\nline 5\n")
+    assert logs(srv, "talker", "-c", "app", "--tail=2").count("\n") == 2
+    stamped = logs(srv, "talker", "-c", "side", "--timestamps").splitlines()
+    assert [STAMP.sub("", line) for line in stamped] == ["early", "late"]
+    assert all(STAMP.match(line) for line in stamped)
+    missing = srv.kubectl("logs", "talker", "-c", "nope", check=False)
+    assert missing.returncode != 0 and "nope" in missing.stderr

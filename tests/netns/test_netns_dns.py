@@ -1,0 +1,87 @@
+"""Cluster DNS in netns mode: the server answers on the kube-dns ClusterIP, made local on the node, for pods
+(through their resolv.conf and search list) and for node processes (dig, over UDP and TCP)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from tests.netns.cluster import NetnsCluster
+from tests.netns.manifests import echo_deployment, namespace, service
+
+KUBE_DNS = "10.96.0.10"
+
+
+@pytest.fixture(scope="module")
+def dns(cluster: NetnsCluster) -> dict[str, Any]:
+    cluster.apply([namespace("other"), echo_deployment("web", 1), service("web", "web"),
+                   echo_deployment("client", 1, namespace="other")])
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    cluster.kubectl("rollout", "status", "deployment/client", "-n", "other", "--timeout=30s")
+    return {"web_ip": cluster.get("svc", "web")["spec"]["clusterIP"], "web_pod": cluster.pod_names("app=web")[0],
+            "other_pod": cluster.pod_names("app=client", "other")[0]}
+
+
+def getent(cluster: NetnsCluster, pod: str, name: str, namespace: str = "default") -> tuple[int, str]:
+    out = cluster.in_pod(pod, "getent", "hosts", name, namespace=namespace, check=False)
+    return out.returncode, out.stdout
+
+
+def test_kube_dns_service_is_not_proxied_and_its_address_is_local(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    svc = cluster.get("svc", "kube-dns", "-n", "kube-system")
+    assert svc["spec"]["clusterIP"] == KUBE_DNS
+    assert "service.kubernetes.io/service-proxy-name" in svc["metadata"]["labels"]
+    addrs = json.loads(cluster.run("ip", "-j", "addr", "show", "dev", "lo").stdout)[0]["addr_info"]
+    assert f"{KUBE_DNS}/32" in {f"{a['local']}/{a['prefixlen']}" for a in addrs}
+    assert KUBE_DNS not in cluster.run("nft", "list", "map", "ip", "nanokube", "service-ips").stdout
+
+
+def test_pod_resolv_conf_names_kube_dns_with_the_search_list(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    conf = cluster.in_pod(dns["web_pod"], "cat", "/etc/resolv.conf").stdout.splitlines()
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local" in conf
+    assert f"nameserver {KUBE_DNS}" in conf and "options ndots:5" in conf
+    other = cluster.in_pod(dns["other_pod"], "cat", "/etc/resolv.conf", namespace="other").stdout.splitlines()
+    assert "search other.svc.cluster.local svc.cluster.local cluster.local" in other
+
+
+def test_short_name_name_namespace_and_fqdn_from_a_pod(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    for name in ("web", "web.default", "web.default.svc", "web.default.svc.cluster.local"):
+        code, out = getent(cluster, dns["web_pod"], name)
+        assert code == 0 and out.split()[0] == dns["web_ip"], (name, out)
+    # from another namespace the short name is not ours, name.namespace is
+    assert getent(cluster, dns["other_pod"], "web", "other")[0] == 2
+    code, out = getent(cluster, dns["other_pod"], "web.default", "other")
+    assert code == 0 and out.split()[0] == dns["web_ip"]
+    code, out = getent(cluster, dns["web_pod"], "kubernetes.default")
+    assert code == 0 and out.split()[0] == "10.96.0.1"
+
+
+def test_pod_connects_to_a_service_by_name(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    out = cluster.in_pod(dns["other_pod"], "curl", "-sS", "--max-time", "3", "http://web.default/", namespace="other")
+    answer = json.loads(out.stdout)
+    assert answer["pod"] == dns["web_pod"]
+    assert answer["clientIP"] == cluster.get("pod", dns["other_pod"], "-n", "other")["status"]["podIP"]
+
+
+def test_dig_from_the_node_over_udp_and_tcp(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    for transport in ("+notcp", "+tcp"):
+        out = cluster.run("dig", "+short", transport, f"@{KUBE_DNS}", "web.default.svc.cluster.local")
+        assert out.stdout.split() == [dns["web_ip"]], (transport, out.stdout)
+    srv = cluster.run("dig", "+short", f"@{KUBE_DNS}", "SRV", "_http._tcp.web.default.svc.cluster.local").stdout
+    assert srv.split()[2:] == ["80", "web.default.svc.cluster.local."], srv
+
+
+def test_a_new_service_resolves_on_the_next_query(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    cluster.apply([service("fresh", "web")])
+    ip = cluster.get("svc", "fresh")["spec"]["clusterIP"]
+    code, out = getent(cluster, dns["web_pod"], "fresh")
+    assert code == 0 and out.split()[0] == ip
+
+
+def test_names_outside_the_cluster_fail_fast_without_an_uplink(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    began = time.monotonic()
+    out = cluster.run("dig", f"@{KUBE_DNS}", "+tries=1", "+time=2", "example.com", check=False)
+    assert "status: SERVFAIL" in out.stdout, out.stdout
+    assert time.monotonic() - began < 1.5
