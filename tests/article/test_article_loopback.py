@@ -18,7 +18,6 @@ from pathlib import Path
 import dns.message
 import dns.query
 import pytest
-
 from tests.conftest import Server, start_server
 from tests.explain.cluster import eventually, pick_plan
 
@@ -58,9 +57,21 @@ def article():
         assert pods == ["pod/pod-1", "created", "pod/pod-2", "created"]
         srv.kubectl("wait", "--for=condition=Available", "deployment/mariadb-deployment", "--timeout=60s")
         srv.kubectl("wait", "--for=condition=Ready", "pod/pod-1", "pod/pod-2", "--timeout=30s")
+        if MYSQL:
+            # The article's Deployment has no readiness probe: Ready means started, not yet initialised.
+            pod_ip = srv.kubectl("get", "pods", "-l", "app=mariadb", "-o", "jsonpath={.items[0].status.podIP}").stdout
+            eventually(lambda: listening(pod_ip, 3306), timeout=60)
         yield srv
     finally:
         srv.stop()
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def password(srv: Server) -> str:

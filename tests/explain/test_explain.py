@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import pytest
-
 from tests.conftest import Server, start_server
 from tests.explain.cluster import eventually, explain, pick_plan
 
@@ -77,6 +76,12 @@ def test_healthy_service(cluster):
     assert r["dns"]["names"][0]["name"] == "echo.healthy.svc.cluster.local"
     assert r["dns"]["query"]["rcode"] == "NOERROR" and r["dns"]["query"]["answers"] == [f"A {ip}"]
     assert f"{ip}:80" in r["verdict"]["message"]
+    proxy = r["proxy"]
+    if proxy["available"]:  # 127.0.0.1:10256 may belong to another server on this host (then explain says so)
+        assert proxy["programmed"] and len(proxy["endpoints"]) == 2
+        assert {"address": f"{ip}:80", "kind": "cluster", "endpoints": 2, "noEndpoints": ""} in proxy["frontends"]
+    else:
+        assert "another cluster" in proxy["error"] or "no proxy status" in proxy["error"]
 
 
 def test_text_output_is_one_screen(cluster):

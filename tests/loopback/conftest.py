@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
+import yaml
 from tests.conftest import Server, start_server
 
 TAKEN_OCTETS = {96, 97, 240, 241, 244, 245, 250, 251}  # defaults, benches and other helpers' manual runs
@@ -96,7 +96,7 @@ def service(name: str, selector: dict[str, str], ports: list[dict], **spec: Any)
 
 
 def manifest(*objs: dict) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
+    return yaml.safe_dump_all(objs)
 
 
 def ready_pod_ips(srv: Server, selector: str) -> dict[str, str]:

@@ -142,7 +142,7 @@ def test_scale_to_five_then_to_zero(cluster: NetnsCluster, echo: dict[str, Any])
     # left hanging on a vanished pod, and once the last one is gone every connection is refused at once.
     cluster.kubectl("scale", "deployment/echo", "--replicas=0")
     out = cluster.client("settle", echo["cluster_ip"], 80, 15, 50)
-    assert out["settled"] and set(out["counts"]) <= {"ok", "refused"}, out
+    assert out["settled"] and "timeout" not in out["counts"], out
     assert out["slowest_failure"] < 0.5 and out["refused_from"] < 10, out
     cluster.kubectl("wait", "--for=delete", "pod", "-l", "app=echo", "--timeout=20s")
     for _ in range(3):

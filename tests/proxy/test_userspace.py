@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
+import struct
 import time
 
+import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.proxy.proxier import Proxier
@@ -53,9 +57,12 @@ async def start_backends(port: int = 9090) -> list[asyncio.BaseTransport | async
     return out
 
 
-def make() -> Proxier:
+TCP_MODES = pytest.mark.parametrize("tcp", ["relay", "splice", "protocol"])
+
+
+def make(tcp: str = "relay") -> Proxier:
     p = Proxier(state=ProxyState(node_name="node-a", nodeport_ips=("127.0.0.1",)),
-                backend=UserspaceBackend(udp_idle_timeout=5))
+                backend=UserspaceBackend(udp_idle_timeout=5, tcp=tcp))
     p.on_services_synced()
     p.on_endpointslices_synced()
     return p
@@ -73,9 +80,10 @@ def slice_of(ips: list[str], rv: str = "1", ports: list[dict] = EPP) -> dict:
     return endpoint_slice("web", [endpoint(ip) for ip in ips], ports, rv=rv)
 
 
-async def test_spread_refusal_and_endpoint_change() -> None:
+@TCP_MODES
+async def test_spread_refusal_and_endpoint_change(tcp: str) -> None:
     servers = await start_backends()
-    p = make()
+    p = make(tcp)
     try:
         p.on_service_add(service("web", "127.96.0.10", WEB))
         await p.sync()
@@ -116,18 +124,26 @@ async def test_spread_refusal_and_endpoint_change() -> None:
             s.close()
 
 
-async def test_half_close_node_port_and_affinity() -> None:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@TCP_MODES
+async def test_half_close_node_port_and_affinity(tcp: str) -> None:
+    node_port = free_port()  # not a fixed number: other servers on this machine may hold one
     servers = await start_backends()
-    p = make()
+    p = make(tcp)
     try:
         p.on_service_add(service("web", "127.96.0.11", [{"name": "http", "port": 8080, "targetPort": 9090,
-                                                          "nodePort": 31111}], type="LoadBalancer",
+                                                          "nodePort": node_port}], type="LoadBalancer",
                                  lb_ips=("127.240.0.5",), affinity_timeout=60))
         p.on_endpointslice_add(slice_of(BACKENDS))
         await p.sync()
         assert len({await ask("127.96.0.11", 8080) for _ in range(20)}) == 1  # ClientIP affinity
         assert await ask("127.240.0.5", 8080) in BACKENDS
-        assert await ask("127.0.0.1", 31111) in BACKENDS
+        assert await ask("127.0.0.1", node_port) in BACKENDS
         reader, writer = await asyncio.open_connection("127.96.0.11", 8080)
         writer.write(b"x\n")
         writer.write_eof()  # half-close: the answer and the server's own goodbye still arrive
@@ -167,3 +183,93 @@ async def test_udp_sessions_follow_endpoint_changes() -> None:
         await p.backend.stop()
         for t in servers:
             t.close()
+
+
+class Sink(asyncio.Protocol):
+    """Counts what it receives; at EOF answers with the count and a checksum, then closes."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t, self.n, self.h = transport, 0, hashlib.sha256()
+
+    def data_received(self, data: bytes) -> None:
+        self.n += len(data)
+        self.h.update(data)
+
+    def eof_received(self) -> bool:
+        self.t.write(f"{self.n} {self.h.hexdigest()}\n".encode())  # type: ignore[attr-defined]
+        self.t.close()
+        return True
+
+
+class Source(asyncio.Protocol):
+    """Sends BLOB as fast as the socket takes it (respecting pause_writing), then closes."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(BLOB)  # type: ignore[attr-defined]
+        transport.close()
+
+
+BLOB = os.urandom(8 << 20)
+
+
+@TCP_MODES
+async def test_large_transfers_both_ways_with_back_pressure(tcp: str) -> None:
+    loop = asyncio.get_running_loop()
+    sink = await loop.create_server(Sink, BACKENDS[0], 9191, reuse_address=True)
+    source = await loop.create_server(Source, BACKENDS[1], 9192, reuse_address=True)
+    p = make(tcp)
+    try:
+        p.on_service_add(service("up", "127.96.0.12", [{"name": "", "port": 81, "targetPort": 9191}]))
+        p.on_service_add(service("down", "127.96.0.13", [{"name": "", "port": 82, "targetPort": 9192}]))
+        p.on_endpointslice_add(endpoint_slice("up", [endpoint(BACKENDS[0])], [{"name": "", "port": 9191}]))
+        p.on_endpointslice_add(endpoint_slice("down", [endpoint(BACKENDS[1])], [{"name": "", "port": 9192}]))
+        await p.sync()
+
+        reader, writer = await asyncio.open_connection("127.96.0.12", 81)
+        writer.write(BLOB)
+        await writer.drain()
+        writer.write_eof()
+        line = await asyncio.wait_for(reader.readline(), 10)
+        assert line.decode().split() == [str(len(BLOB)), hashlib.sha256(BLOB).hexdigest()]
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.96.0.13", 82, limit=1 << 16)
+        got = bytearray()
+        while chunk := await asyncio.wait_for(reader.read(1 << 14), 10):
+            got += chunk
+            if len(got) < len(BLOB) // 2:
+                await asyncio.sleep(0)  # a slow reader at first: the proxy must hold back, not buffer it all
+        assert len(got) == len(BLOB) and hashlib.sha256(got).digest() == hashlib.sha256(BLOB).digest()
+        writer.close()
+    finally:
+        await p.backend.stop()
+        sink.close()
+        source.close()
+
+
+@TCP_MODES
+async def test_backend_reset_resets_the_client(tcp: str) -> None:
+    class Resetter(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t = transport
+
+        def data_received(self, data: bytes) -> None:
+            sock = self.t.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.t.abort()  # type: ignore[attr-defined]
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Resetter, BACKENDS[2], 9193, reuse_address=True)
+    p = make(tcp)
+    try:
+        p.on_service_add(service("rst", "127.96.0.14", [{"name": "", "port": 83, "targetPort": 9193}]))
+        p.on_endpointslice_add(endpoint_slice("rst", [endpoint(BACKENDS[2])], [{"name": "", "port": 9193}]))
+        await p.sync()
+        reader, writer = await asyncio.open_connection("127.96.0.14", 83)
+        writer.write(b"boom\n")
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(), 2)
+        writer.close()
+    finally:
+        await p.backend.stop()
+        server.close()

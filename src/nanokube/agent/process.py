@@ -55,13 +55,14 @@ class ExitStatus:
 
 
 class ContainerProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, log: ContainerLog, log_fd: int, pumps: list[asyncio.Task],
+    def __init__(self, proc: asyncio.subprocess.Process, log: ContainerLog, log_fd: int, pipes: list[OutputPipe],
                  isolation: Isolation, env: dict[str, str], cwd: str) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.log = log
         self._log_fd = log_fd
-        self._pumps = pumps
+        self._pipes = pipes
+        self._pumps = [asyncio.ensure_future(pump(p.reader, p.stream, log_fd, log)) for p in pipes]
         self.isolation = isolation
         self.env = env
         self.cwd = cwd
@@ -81,6 +82,8 @@ class ContainerProcess:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        for pipe in self._pipes:
+            pipe.transport.close()
         os.close(self._log_fd)
         self.log.end_run()
         sig = -rc if rc < 0 else None
@@ -134,6 +137,24 @@ class ContainerProcess:
         return proc.returncode or 0, out.decode(errors="replace")[:4096]
 
 
+@dataclass
+class OutputPipe:
+    """The read end of a container's stdout or stderr. The agent owns these pipes (not asyncio's subprocess
+    transport), so a container's exit is seen even while an escaped descendant still holds the write end."""
+
+    stream: str
+    reader: asyncio.StreamReader
+    transport: asyncio.ReadTransport
+
+
+async def _output_pipe(stream: str, read_fd: int) -> OutputPipe:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(read_fd, "rb", buffering=0))
+    return OutputPipe(stream, reader, transport)
+
+
 def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
@@ -170,6 +191,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
     path = log.start_run(restart)
     log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     status_r = status_w = None
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
         if isolation.namespaced:
             status_r, status_w = os.pipe()
@@ -178,8 +201,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
                     "cwd": cwd, "argv": argv, "status_fd": status_w}
             full = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)]
             proc = await asyncio.create_subprocess_exec(
-                *full, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, pass_fds=(status_w,))
+                *full, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                start_new_session=True, pass_fds=(status_w,))
             if on_spawn:
                 on_spawn(proc.pid)
             os.close(status_w)
@@ -192,8 +215,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
         else:
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                    *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                    start_new_session=True)
             except FileNotFoundError as err:
                 if err.filename == cwd:
                     raise StartError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory"
@@ -204,13 +227,13 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
             if on_spawn:
                 on_spawn(proc.pid)
     except BaseException:
-        for fd in (status_r, status_w, log_fd):
+        for fd in (status_r, status_w, log_fd, out_r, out_w, err_r, err_w):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         log.end_run()
         raise
-    assert proc.stdout is not None and proc.stderr is not None
-    pumps = [asyncio.ensure_future(pump(proc.stdout, "stdout", log_fd, log)),
-             asyncio.ensure_future(pump(proc.stderr, "stderr", log_fd, log))]
-    return ContainerProcess(proc, log, log_fd, pumps, isolation, env, cwd)
+    os.close(out_w)
+    os.close(err_w)
+    pipes = [await _output_pipe("stdout", out_r), await _output_pipe("stderr", err_r)]
+    return ContainerProcess(proc, log, log_fd, pipes, isolation, env, cwd)

@@ -116,11 +116,15 @@ class Sandbox:
         if self.record.pids.pop(str(pid), None) is not None:
             self.save()
 
+    async def kill_processes(self) -> None:
+        """SIGKILL every process of the pod: the recorded ones and those that left their groups (setsid)."""
+        kill_leftovers(self.record)
+        await kill_pod_processes(pod_dir=str(self.dir), netns_path=self.netns_path)
+
     async def teardown(self, *, keep_dir: bool = True, others: list[Sandbox] | None = None) -> None:
         """Kill what is left, delete the network, remove the mount points this pod made. A mount point another
         live pod still mounts over is handed to that pod instead (removing it would unmount it there)."""
-        kill_leftovers(self.record)
-        await kill_pod_processes(pod_dir=str(self.dir), netns_path=self.netns_path)  # those that left the groups
+        await self.kill_processes()
         rec = self.record
         if rec.netns and rec.veth:
             await netns.delete_pod_network(rec.netns, rec.veth)

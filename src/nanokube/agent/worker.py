@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_GRACE = 2.0
+NETWORK_LINGER = 1.0  # seconds a deleted pod's network namespace outlives its API object (netns mode)
 PRIVATE_TMPFS = ("/tmp", "/run")
 
 
@@ -560,18 +561,24 @@ class PodWorker:
     async def terminate(self) -> None:
         """Graceful delete: preStop, SIGTERM, SIGKILL after the grace period, final status, remove the object."""
         await self.stop_containers(self._grace())
+        if self.sandbox is not None:
+            await self.sandbox.kill_processes()  # like a container's cgroup: nothing outlives the pod object
         for c in self.containers.values():
             if c.proc is not None and c.last_exit is None and c.proc.exit is not None:
                 c.last_exit = c.proc.exit
             if c.last_exit is not None or c.proc is not None:
                 c.state = {"terminated": self._terminated_state(c)} if c.last_exit else c.state
         ip = self.sandbox.ip if self.sandbox else ""
-        await self.teardown_sandbox()
         if not self.gone:
             with contextlib.suppress(Exception):
                 await self.report(final=True, ip=ip)
             with contextlib.suppress(Exception):
                 await self.rt.remove_pod(self.pod)
+        if self.sandbox is not None and self.sandbox.record.netns:
+            # The proxy drops the endpoint a little after the API does. Until the network goes, a connection it
+            # still sends here is refused at once by the empty namespace; after, it would hang on a dead address.
+            await asyncio.sleep(NETWORK_LINGER)
+        await self.teardown_sandbox()
         shutil.rmtree(self.dir, ignore_errors=True)  # logs and emptyDirs go with the pod (PVC data lives elsewhere)
         self._forget()
 

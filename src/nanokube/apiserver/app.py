@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.scheme import Resource, by_kind, lookup
-from nanokube.apiserver import discovery, fields, openapi, patching, printing
+from nanokube.apiserver import discovery, fields
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/version", "/healthz", "/readyz", "/livez")
 NODES = by_kind("", "Node")
+# Stores with ReturnDeletedObject: a delete answers with the object; the others answer with a Status.
+RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "serviceaccounts", "namespaces", "persistentvolumes",
+                                    "persistentvolumeclaims", "storageclasses"})
 PODS = by_kind("", "Pod")
 
 
@@ -81,12 +84,19 @@ def parse_target(path: str) -> Target | None:
     return Target(res, ns, name, sub)
 
 
-def _dry_run(request: web.Request) -> bool:
-    values = request.query.getall("dryRun", [])
-    for v in values:
-        if v != "All":
-            raise errors.bad_request(f"Invalid dry run value: {v}; only All is supported")
+OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions", "DELETE": "DeleteOptions"}
+
+
+def _check_dry_run(values: list[str], method: str) -> bool:
+    """ValidateDryRun: only `All` is supported (422 naming the request's options kind otherwise)."""
+    if any(v != "All" for v in values):
+        raise errors.invalid_object("meta.k8s.io", OPTIONS_KIND.get(method, "CreateOptions"), "", [
+            errors.not_supported("dryRun", list(values), ["All"])])
     return bool(values)
+
+
+def _dry_run(request: web.Request) -> bool:
+    return _check_dry_run(request.query.getall("dryRun", []), request.method)
 
 
 class Handlers:
@@ -97,6 +107,8 @@ class Handlers:
     # -- table helpers -------------------------------------------------------------------------------
     def _table(self, request: web.Request, res: Resource, raws: list[bytes], list_meta: dict[str, Any],
                api_version: str) -> bytes:
+        from nanokube.apiserver import printing  # imported on first use: most requests never need it
+
         objs = [orjson.loads(r) for r in raws]
         include = request.query.get("includeObject", "Metadata")
         table = printing.to_table(res.plural, res.group, objs, now=meta.now(), include_object=include,
@@ -171,6 +183,8 @@ class Handlers:
         table_version = wants_table(request)
         table = None
         if table_version:
+            from nanokube.apiserver import printing
+
             def table(raw: bytes, first: bool) -> bytes:
                 obj = orjson.loads(raw)
                 out = printing.to_table(t.res.plural, t.res.group, [obj], now=meta.now(),
@@ -234,6 +248,8 @@ class Handlers:
         return await self.registry.update(t_res, None, name, new, dry_run=dry_run, current=current)
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
+        from nanokube.apiserver import patching  # the patch machinery loads on the first PATCH
+
         assert t.name is not None
         raw = await read_body(request)
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -270,46 +286,54 @@ class Handlers:
             return json_response(result.raw, warnings=warnings)
         raise errors.conflict(t.res.group, t.res.plural, t.name)
 
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+        """DeleteOptions from the body or, without one, from the query; and whether it is a dry run."""
+        options: dict[str, Any] = {}
+        raw = await read_body(request)
+        if raw.strip():
+            options = decode_body(raw, request.headers.get("Content-Type", "application/json")) or {}
+            if not isinstance(options, dict):
+                raise errors.bad_request("the body of the request was not a DeleteOptions object")
+        else:
+            q = request.query
+            try:
+                if "gracePeriodSeconds" in q:
+                    options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError as exc:
+                raise errors.bad_request(f'strconv.ParseInt: parsing "{q["gracePeriodSeconds"]}": '
+                                         "invalid syntax") from exc
+            if "orphanDependents" in q:
+                options["orphanDependents"] = q["orphanDependents"].lower() == "true"
+            if "propagationPolicy" in q:
+                options["propagationPolicy"] = q["propagationPolicy"]
+        return options, _dry_run(request) or _check_dry_run(list(options.get("dryRun") or []), "DELETE")
+
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
-        options: dict[str, Any] = {}
-        raw = await read_body(request)
-        if raw.strip():
-            options = decode_body(raw, request.headers.get("Content-Type", "application/json")) or {}
-        for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
-            if key in request.query:
-                value: Any = request.query[key]
-                if key == "gracePeriodSeconds":
-                    value = int(value)
-                elif key == "orphanDependents":
-                    value = value.lower() == "true"
-                options[key] = value
-        _obj, body, deleted_now = await self.registry.delete(t.res, t.namespace, t.name, options,
-                                                            dry_run=_dry_run(request))
-        return json_response(body, 200 if deleted_now else 202)
+        options, dry_run = await self._delete_options(request)
+        obj, body, deleted_now = await self.registry.delete(t.res, t.namespace, t.name, options, dry_run=dry_run)
+        # 202 only when the client explicitly asked for cascading (orphanDependents=false) and it is not done.
+        status = 202 if not deleted_now and options.get("orphanDependents") is False else 200
+        if deleted_now and t.res.plural not in RETURNS_DELETED_OBJECT:
+            return json_response(_deleted_status(t.res, obj), status)
+        return json_response(body, status)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
-        raws, _rev, _cont, _rem = await self.registry.list(
-            t.res, t.namespace, label_selector=request.query.get("labelSelector"),
-            field_selector=request.query.get("fieldSelector"))
-        options: dict[str, Any] = {}
-        raw = await read_body(request)
-        if raw.strip():
-            options = decode_body(raw, request.headers.get("Content-Type", "application/json")) or {}
-        dry_run = _dry_run(request)
-        items = []
+        """DeleteCollection: lists, deletes each item (ignoring ones already gone) and answers with the list."""
+        q = request.query
+        raws, rev, _cont, _rem = await self.registry.list(
+            t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"))
+        options, dry_run = await self._delete_options(request)
         for item_raw in raws:
-            item = orjson.loads(item_raw)
-            md = item["metadata"]
+            md = orjson.loads(item_raw)["metadata"]
             try:
-                obj, _b, _now = await self.registry.delete(t.res, md.get("namespace"), md["name"], options,
-                                                          dry_run=dry_run)
-                items.append(obj)
+                await self.registry.delete(t.res, md.get("namespace"), md["name"], options, dry_run=dry_run)
             except ApiError as err:
                 if err.code != 404:
                     raise
-        head = {"kind": t.res.list_kind, "apiVersion": t.res.api_version, "metadata": {}, "items": items}
-        return json_response(head)
+        head = orjson.dumps({"kind": t.res.list_kind, "apiVersion": t.res.api_version,
+                             "metadata": {"resourceVersion": str(rev)}})
+        return json_response(head[:-1] + b',"items":[' + b",".join(raws) + b"]}")
 
     # -- subresources --------------------------------------------------------------------------------
     async def scale(self, request: web.Request, t: Target) -> web.Response:
@@ -323,6 +347,8 @@ class Handlers:
                 wanted = decode_body(raw, request.headers.get("Content-Type", "application/json"))
             else:
                 ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+                from nanokube.apiserver import patching
+
                 wanted = patching.apply_plain_patch(scale, raw, ctype)
             replicas = (wanted.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
@@ -417,6 +443,18 @@ class Handlers:
             return resp
 
 
+def _deleted_status(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """finalizeDelete's answer for stores that do not return the deleted object (details.kind is the resource)."""
+    md = obj.get("metadata") or {}
+    details: dict[str, Any] = {"name": md.get("name", "")}
+    if res.group:
+        details["group"] = res.group
+    details["kind"] = res.plural
+    if md.get("uid"):
+        details["uid"] = md["uid"]
+    return success_status(details)
+
+
 def build_app(state: ApiServerState) -> web.Application:
     handlers = Handlers(state)
 
@@ -476,6 +514,8 @@ def build_app(state: ApiServerState) -> web.Application:
         return json_response(doc)
 
     async def openapi_doc(request: web.Request) -> web.Response:
+        from nanokube.apiserver import openapi
+
         reply = openapi.serve(request.path, request.query.get("hash"), request.headers.get("Accept"),
                               request.headers.get("If-None-Match"))
         if reply is None:

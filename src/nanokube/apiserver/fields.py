@@ -1,16 +1,41 @@
-"""fieldValidation: unknown and mistyped fields reported as Kubernetes reports them."""
+"""fieldValidation: unknown and mistyped fields reported as Kubernetes reports them, then dropped.
+
+Kubernetes decodes a body into its typed struct, so fields the kind does not declare never reach storage
+(under Warn and Ignore); nanokube keeps plain dicts, so it removes them here.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from nanokube.api import schema
 from nanokube.api.scheme import Resource
 
 OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def check_fields(res: Resource, obj: dict[str, Any], *, directive: str | None, method: str) -> list[str]:
-    """Returns warnings (Warn); raises 400 for type errors and, under Strict, unknown fields."""
+    """Returns warnings (Warn); raises 400 for type errors and, under Strict, unknown fields. Unknown fields
+    are removed from obj."""
     mode = schema.normalize_directive(directive, OPTIONS_KIND.get(method, "CreateOptions"))
-    return schema.check_body(res.group, res.version, res.kind, obj, mode)
+    warnings = schema.check_body(res.group, res.version, res.kind, obj, mode)
+    if warnings or mode == schema.IGNORE:  # Warn with no warnings has nothing to drop
+        prune(obj, schema.find_unknown_fields(res.group, res.version, res.kind, obj))
+    return warnings
+
+
+def prune(obj: dict[str, Any], paths: list[str]) -> None:
+    """Delete each field path (`spec.ports[0].bogus`) from obj."""
+    for path in paths:
+        tokens: list[str | int] = [int(i) if i else key for key, i in _TOKEN.findall(path)]
+        node: Any = obj
+        for token in tokens[:-1]:
+            try:
+                node = node[token]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, dict):
+            node.pop(tokens[-1], None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from nanokube.api import errors
@@ -59,6 +58,8 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     if ctype not in ("", "application/json", "application/yaml", "text/yaml", "application/x-yaml", "*/*"):
         raise errors.unsupported_media_type(ctype)
     if "yaml" in ctype:
+        import yaml  # only YAML bodies pay for it
+
         try:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import yaml
 
 from nanokube.api import errors, patch
 from nanokube.api.scheme import Resource
@@ -21,6 +20,8 @@ def _load(raw: bytes, yaml_ok: bool = False) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         if yaml_ok:
+            import yaml  # only YAML patches pay for it
+
             try:
                 return yaml.safe_load(raw)
             except yaml.YAMLError as exc:

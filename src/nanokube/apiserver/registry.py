@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Protocol
 
 import orjson
 
 from nanokube.api import errors, meta
-from nanokube.api.errors import ApiError, FieldError
+from nanokube.api.errors import ApiError, FieldError, go_repr
 from nanokube.api.scheme import Resource, by_kind
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
-from nanokube.apiserver import naming, strategies
+from nanokube.apiserver import deletion, naming, strategies
 from nanokube.store.base import KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
 Obj = dict[str, Any]
@@ -248,7 +247,7 @@ class Registry:
             if added:
                 errs.append(FieldError("FieldValueForbidden", "metadata.finalizers",
                                        detail="no new finalizers can be added if the object is being deleted, "
-                                              f"found new finalizers {sorted(added)!r}"))
+                                              f"found new finalizers {go_repr(sorted(added))}"))
         if errs:
             raise errors.invalid_object(res.group, res.kind, name, errs)
         hook = self.hooks.get(res.plural) if subresource is None else None
@@ -268,7 +267,7 @@ class Registry:
                 new["metadata"]["resourceVersion"] = str(kv.revision)
                 return WriteResult(new, orjson.dumps(new))
             key = res.key(ns, name)
-            if omd.get("deletionTimestamp") and not md.get("finalizers") and self._finalized(res, new):
+            if self._delete_during_update(res, old, new):
                 if alloc:
                     alloc.revert()
                     alloc = None
@@ -293,67 +292,53 @@ class Registry:
         return WriteResult(_decode(kvs[0]), kvs[0].value)
 
     @staticmethod
-    def _finalized(res: Resource, obj: Obj) -> bool:
-        if res.plural == "namespaces":
-            return not (obj.get("spec", {}).get("finalizers"))
-        return True
+    def _delete_during_update(res: Resource, old: Obj, new: Obj) -> bool:
+        """ShouldDeleteDuringUpdate: an update that empties the finalizers of an object whose deletion only
+        waited for them deletes it (a gracefully terminating object waits for its grace period instead)."""
+        omd, md = old["metadata"], new["metadata"]
+        if res.plural == "namespaces":  # namespaces wait for spec.finalizers too (emptied by /finalize)
+            return bool(omd.get("deletionTimestamp")) and not md.get("finalizers") and \
+                not (new.get("spec") or {}).get("finalizers")
+        return (not md.get("finalizers") and bool(omd.get("finalizers")) and bool(omd.get("deletionTimestamp"))
+                and not omd.get("deletionGracePeriodSeconds"))
 
     # -- delete ----------------------------------------------------------------------------------------
     async def delete(self, res: Resource, ns: str | None, name: str, options: Obj | None = None, *,
                      dry_run: bool = False) -> tuple[Obj, bytes, bool]:
-        """Returns (object, raw, deleted_now). Graceful/finalized deletes return the updated object."""
+        """Returns (object, raw, deleted_now), as the generic store's Delete (registry/store.go) decides:
+        a graceful delete (pods on a node) or pending finalizers only mark the object (deletionTimestamp);
+        propagationPolicy puts the `orphan` / `foregroundDeletion` finalizer the garbage collector acts on."""
         options = options or {}
         kv = await self.get_raw(res, ns, name)
         obj = _decode(kv)
-        md = obj["metadata"]
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != md.get("uid"):
-            raise errors.conflict(res.group, res.plural, name,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                                  f"{md.get('uid')}")
-        if pre.get("resourceVersion") and pre["resourceVersion"] != str(kv.revision):
-            raise errors.conflict(res.group, res.plural, name,
-                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                                  f"ResourceVersion in object meta: {kv.revision}")
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is not None:
-            policy = "Orphan" if options["orphanDependents"] else "Background"
-        if policy not in (None, "Background", "Foreground", "Orphan"):
-            raise errors.invalid_object("meta.k8s.io", "DeleteOptions", "", [
-                errors.not_supported("propagationPolicy", policy, ["Background", "Foreground", "Orphan"])])
-        grace = options.get("gracePeriodSeconds")
+        policy = deletion.check_options(options)
+        deletion.check_preconditions(res, obj, options.get("preconditions") or {})
         new = copy.deepcopy(obj)
-        nmd = new["metadata"]
-        finalizers = list(nmd.get("finalizers") or [])
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        if policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        graceful = False
-        if res.plural == "pods" and obj.get("spec", {}).get("nodeName"):
-            if grace is None:
-                grace = obj["spec"].get("terminationGracePeriodSeconds", 30)
-            graceful = grace > 0 and obj.get("status", {}).get("phase") not in ("Succeeded", "Failed")
-        if res.plural == "namespaces":
-            graceful = bool(obj.get("spec", {}).get("finalizers"))
-            new.setdefault("status", {})["phase"] = "Terminating"
-        if not finalizers and not graceful:
-            if dry_run:
-                return obj, kv.value, True
-            deleted = await self._delete_now(res, ns, name, kv)
-            return deleted.obj, deleted.raw, True
-        if nmd.get("deletionTimestamp") and not graceful and finalizers == list(nmd.get("finalizers") or []):
+        graceful, pending = deletion.before_delete(res, new, options)
+        if pending:  # a graceful deletion is under way and this one would not shorten it
             return obj, kv.value, False
-        if not nmd.get("deletionTimestamp") or (graceful and grace is not None
-                                                 and grace < (nmd.get("deletionGracePeriodSeconds") or 0)):
-            when = meta.now() + timedelta(seconds=grace or 0) if graceful else meta.now()
-            nmd["deletionTimestamp"] = meta.rfc3339(when)
-            nmd["deletionGracePeriodSeconds"] = grace if graceful else 0
-        nmd["finalizers"] = finalizers
-        if not finalizers:
-            nmd.pop("finalizers")
+        finalizers = deletion.gc_finalizers(res, new, options, policy)
+        changed_finalizers = finalizers != (new["metadata"].get("finalizers") or [])
+        if graceful or finalizers or changed_finalizers:
+            nmd = new["metadata"]
+            if finalizers:
+                nmd["finalizers"] = finalizers
+            else:
+                nmd.pop("finalizers", None)
+            if not graceful and finalizers:
+                deletion.mark_as_deleting(new)
+            held = graceful and res.plural == "namespaces"  # until spec.finalizers are done
+            if finalizers or held or (nmd.get("deletionGracePeriodSeconds") or 0) > 0:
+                return await self._mark_deleting(res, ns, name, kv, obj, new, dry_run)
         if dry_run:
-            return new, orjson.dumps(new), False
+            return obj, kv.value, True
+        deleted = await self._delete_now(res, ns, name, kv)
+        return deleted.obj, deleted.raw, True
+
+    async def _mark_deleting(self, res: Resource, ns: str | None, name: str, kv: KeyValue, old: Obj, new: Obj,
+                             dry_run: bool) -> tuple[Obj, bytes, bool]:
+        if new == old or dry_run:  # an unchanged object is not written again (GuaranteedUpdate skips it)
+            return new, kv.value if new == old else orjson.dumps(new), False
         try:
             kv2 = await self.store.update(res.key(ns, name), new, kv.revision)
         except RevisionConflict as exc:

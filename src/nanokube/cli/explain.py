@@ -247,16 +247,26 @@ def _dns_names(svc: Obj, slices: list[Obj], domain: str) -> list[Obj]:
 
 def _proxy_section(report: Obj, proxy: Obj, options: ExplainOptions) -> Obj:
     key = f"{report['namespace']}/{report['name']}"
+    out: Obj = {"available": False, "url": options.proxy_status_url}
     if "error" in proxy:
-        return {"available": False, "url": options.proxy_status_url, "error": proxy["error"]}
+        return {**out, "error": proxy["error"]}
+    node_ips = proxy.get("nodeIPs") or []
+    if node_ips and not set(node_ips) & set(report["service"]["nodeAddresses"]):
+        return {**out, "error": f"the proxy there serves another cluster (node IPs {', '.join(node_ips)})"}
+    out.update(available=True, mode=proxy.get("mode"), programmed=False)
     state = (proxy.get("services") or {}).get(key)
     if not isinstance(state, dict):
-        return {"available": True, "url": options.proxy_status_url, "programmed": False}
+        return out
     at = checks.programmed_time(state.get("programmed_at"))
-    return {"available": True, "url": options.proxy_status_url, "programmed": bool(state.get("ports")),
-            "programmedAt": at.isoformat(timespec="seconds") if at else None,
-            "secondsAgo": round((datetime.now(UTC) - at).total_seconds(), 1) if at else None,
-            "ports": state.get("ports"), "endpoints": state.get("endpoints")}
+    ports = state.get("ports")
+    endpoints = state.get("endpoints")
+    out.update(programmed=bool(ports), programmedAt=at.isoformat(timespec="milliseconds") if at else None,
+               secondsAgo=round((datetime.now(UTC) - at).total_seconds(), 1) if at else None,
+               endpoints=endpoints if isinstance(endpoints, list) else [],
+               frontends=[{"address": f.get("address"), "kind": f.get("kind"), "endpoints": len(f.get("endpoints") or []),
+                           "noEndpoints": f.get("noEndpoints") or ""}
+                          for p in (ports if isinstance(ports, list) else []) for f in p.get("frontends") or []])
+    return out
 
 
 def _dns_server(kube_dns_slices: list[Obj]) -> tuple[str, int] | None:

@@ -32,20 +32,27 @@ async def dns_query(server: str, port: int, name: str, rdtype: str, timeout: flo
 
 
 async def proxy_status(base_url: str, timeout: float) -> Obj:
-    """GET <base>/services of the proxy: {"ns/name": {programmed_at, ports, endpoints}}; {"error"} if absent."""
-    url = base_url.rstrip("/") + "/services"
+    """The proxy's GET /status ({mode, nodeIPs, services: {"ns/name": {programmed_at, ports, endpoints}}}),
+    falling back to GET /services; {"error": ...} when nothing answers."""
+    base = base_url.rstrip("/")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url) as resp:
-                if resp.status != 200:
-                    return {"error": f"{url} answered HTTP {resp.status}"}
-                data = await resp.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
-        return {"error": f"no proxy status at {url} ({type(err).__name__})"}
-    if not isinstance(data, dict):
-        return {"error": f"{url} answered something other than a JSON object"}
-    services = data.get("services") if isinstance(data.get("services"), dict) else data
-    return {"services": services}
+            for path in ("/status", "/services"):
+                async with session.get(base + path) as resp:
+                    if resp.status == 404:
+                        continue
+                    if resp.status != 200:
+                        return {"error": f"{base}{path} answered HTTP {resp.status}"}
+                    data = await resp.json(content_type=None)
+                if not isinstance(data, dict):
+                    return {"error": f"{base}{path} answered something other than a JSON object"}
+                if path == "/status":
+                    return {"services": data.get("services") or {}, "nodeIPs": data.get("nodeIPs") or [],
+                            "mode": data.get("mode")}
+                return {"services": data}
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as err:
+        return {"error": f"no proxy status at {base} ({type(err).__name__})"}
+    return {"error": f"no proxy status at {base} (404)"}
 
 
 def programmed_time(value: Any) -> datetime | None:
@@ -64,7 +71,7 @@ async def tcp_listening(host: str, port: int, timeout: float) -> bool | None:
     """True when something accepts a TCP connection; False when refused; None when it timed out."""
     try:
         _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     except OSError:
         return False

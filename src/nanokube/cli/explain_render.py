@@ -130,10 +130,17 @@ def _dns(r: Obj, add: Any) -> None:
 
 def _proxy(r: Obj, add: Any) -> None:
     p = r.get("proxy") or {}
+    svc = r["service"]
     if not p.get("available"):
         add(f"Proxy: status unknown ({p.get('error', 'not checked')})")
     elif not p.get("programmed"):
-        add("Proxy: this Service is NOT programmed")
+        if svc["type"] == "ExternalName" or svc["headless"]:
+            add("Proxy: not proxied (nothing to program for this type)")
+        else:
+            add("Proxy: this Service is NOT programmed")
     else:
-        add(f"Proxy: programmed at {p['programmedAt']} ({p['secondsAgo']} s ago): {p['ports']} port(s), "
-            f"{p['endpoints']} endpoint(s)")
+        add(f"Proxy ({p.get('mode') or '?'}): programmed at {p['programmedAt']} ({p['secondsAgo']} s ago), "
+            f"{len(p['endpoints'])} endpoint(s)")
+        for f in p["frontends"][:6]:
+            empty = f" (no endpoints: {f['noEndpoints']})" if f["noEndpoints"] else ""
+            add(f"  {f['kind']:<9} {f['address']} -> {f['endpoints']} endpoint(s){empty}")

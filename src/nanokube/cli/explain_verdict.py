@@ -43,9 +43,13 @@ def verdict(r: Obj) -> Obj:
         return _v(False, "lb-pending", f"LoadBalancer pending: {why}.",
                   "check that `nanokube server` runs its controllers (--components includes controllers)")
     proxy = r.get("proxy") or {}
-    if proxy.get("available") and not proxy.get("programmed") and not svc["headless"]:
-        return _v(False, "not-programmed", "the proxy has not programmed this Service (yet).",
-                  "check the proxy in the `nanokube server` log")
+    if proxy.get("available") and not svc["headless"]:
+        if not proxy.get("programmed"):
+            return _v(False, "not-programmed", "the proxy has not programmed this Service (yet).",
+                      "check the proxy in the `nanokube server` log")
+        if _ready_endpoints(r) and not proxy.get("endpoints"):
+            return _v(False, "not-programmed", "the proxy has programmed this Service without its ready endpoints "
+                      "(yet).", "check the proxy in the `nanokube server` log")
     ready = _ready_endpoints(r)
     not_ready = [p for p in r["pods"] if not p["ready"]]
     partial = f"; {len(not_ready)} of {len(r['pods'])} pods not ready" if not_ready else ""

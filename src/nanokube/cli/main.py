@@ -86,12 +86,16 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
     return s, components
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanokube", description="Kubernetes Services, for real, on one machine.")
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parser(sub)
     _explain_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "server":

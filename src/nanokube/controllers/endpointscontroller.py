@@ -15,7 +15,7 @@ from nanokube.controllers.endpoints import (
 )
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTS, SERVICES
-from nanokube.controllers.runtime import Context, Controller
+from nanokube.controllers.runtime import Context, Controller, trusted_create, trusted_update
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]
@@ -78,7 +78,7 @@ class EndpointsController(Controller):
         desired = desired_endpoints(service, pods, memo)
         if current is None:
             try:
-                self.overlay.wrote(await self.client.create(ENDPOINTS, desired, namespace))
+                self.overlay.wrote(await trusted_create(self.client, ENDPOINTS, desired, namespace))
             except ApiError as err:
                 if err.code == 409:  # exists but not in our cache yet: look again shortly
                     return 0.1
@@ -102,5 +102,13 @@ class EndpointsController(Controller):
             body["subsets"] = desired["subsets"]
         else:
             body.pop("subsets", None)
-        self.overlay.wrote(await self.client.update(ENDPOINTS, body))
+        self.overlay.begin(key)
+        try:
+            written = await trusted_update(self.client, ENDPOINTS, body)
+        except BaseException:
+            if self.overlay.abandon(key):
+                self.queue.add(key)
+            raise
+        if self.overlay.wrote(written):
+            self.queue.add(key)
         return None

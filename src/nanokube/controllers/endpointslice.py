@@ -9,7 +9,7 @@ from nanokube.client import object_key
 from nanokube.controllers import endpointslices as es
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTSLICES, NODES, SERVICES
-from nanokube.controllers.runtime import Context, Controller
+from nanokube.controllers.runtime import Context, Controller, trusted_create, trusted_update
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]
@@ -56,8 +56,9 @@ class SliceIndex:
         self._on_change(svc)
 
     def wrote(self, slice_: Obj) -> None:
-        self.overlay.wrote(slice_)
-        self._add(slice_)
+        svc = self._add(slice_)
+        if self.overlay.wrote(slice_) and svc:
+            self._on_change(svc)
 
     def slices_of(self, service_key: str) -> list[Obj]:
         keys = self._by_service.get(service_key)
@@ -129,13 +130,20 @@ class EndpointSliceController(Controller):
         if not service["metadata"].get("deletionTimestamp"):
             for body in plan.create:
                 try:
-                    self.slices.wrote(await self.client.create(ENDPOINTSLICES, body, namespace))
+                    self.slices.wrote(await trusted_create(self.client, ENDPOINTSLICES, body, namespace))
                 except ApiError as err:
                     if err.code == 403 or "being terminated" in err.message:
                         return None  # namespace terminating: creates keep failing, drop the key
                     raise
         for body in plan.update:
-            self.slices.wrote(await self.client.update(ENDPOINTSLICES, body))
+            self.slices.overlay.begin(object_key(body))
+            try:
+                written = await trusted_update(self.client, ENDPOINTSLICES, body)
+            except BaseException:
+                if self.slices.overlay.abandon(object_key(body)):
+                    self.queue.add(key)
+                raise
+            self.slices.wrote(written)
         for body in plan.delete:
             try:
                 await self.client.delete(ENDPOINTSLICES, body["metadata"]["name"], namespace)

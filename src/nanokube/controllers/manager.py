@@ -29,7 +29,7 @@ def build(ctx: Context) -> list[Controller]:
     index = ServicePodIndex(ctx.informer(PODS), ctx.informer(SERVICES))
     return [
         EndpointSliceController(ctx, index),
-        *([] if __import__("os").environ.get("NK_NO_EP") else [EndpointsController(ctx, index)]),
+        EndpointsController(ctx, index),
         MirroringController(ctx),
         ServiceLBController(ctx),
         ReplicaSetController(ctx),

@@ -1,6 +1,6 @@
 """Service proxy: Services + EndpointSlices -> nftables (netns mode) or asyncio listeners (loopback mode)."""
 
-from nanokube.proxy.proxier import ProxyStatus, ServiceProgramState
 from nanokube.proxy.run import ProxySettings, run_proxy
+from nanokube.proxy.status import ProxyStatus, ServiceProgramState, StatusServer
 
-__all__ = ["ProxySettings", "ProxyStatus", "ServiceProgramState", "run_proxy"]
+__all__ = ["ProxySettings", "ProxyStatus", "ServiceProgramState", "StatusServer", "run_proxy"]

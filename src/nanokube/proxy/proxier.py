@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from nanokube.aio.runner import BoundedFrequencyRunner
 from nanokube.proxy.model import Obj
 from nanokube.proxy.plan import ServicePortPlan
 from nanokube.proxy.state import PlanChange, ProxyState
+from nanokube.proxy.status import ProxyStatus, ServiceProgramState
 from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
 
 log = logging.getLogger(__name__)
@@ -27,28 +27,6 @@ class Backend(Protocol):
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None: ...
     async def apply(self, changes: dict[str, PlanChange]) -> None: ...
     async def stop(self) -> None: ...
-
-
-@dataclass
-class ServiceProgramState:
-    programmed_at: float  # time.time() of the sync that last programmed this Service
-    ports: int  # service ports programmed (0 = the Service is no longer proxied)
-    endpoints: int  # distinct endpoints used across its frontends
-
-
-@dataclass
-class ProxyStatus:
-    """What `nanokube explain` shows about the proxy: per Service, when it was last programmed."""
-
-    mode: str = ""
-    services: dict[str, ServiceProgramState] = field(default_factory=dict)
-    last_sync: float = 0.0
-    last_full_sync: float = 0.0
-    last_error: str = ""
-    syncs: int = 0
-
-    def service(self, namespace: str, name: str) -> ServiceProgramState | None:
-        return self.services.get(f"{namespace}/{name}")
 
 
 class Proxier:
@@ -72,6 +50,7 @@ class Proxier:
 
     def on_service_update(self, old: Obj | None, new: Obj | None) -> None:
         if self.services.update(old, new):
+            self.status.queued()
             self.runner.request()
 
     def on_service_delete(self, obj: Obj) -> None:
@@ -86,6 +65,7 @@ class Proxier:
 
     def on_endpointslice_update(self, old: Obj | None, new: Obj | None) -> None:
         if self.endpoints.update(old, new):
+            self.status.queued()
             self.runner.request()
 
     def on_endpointslice_delete(self, obj: Obj) -> None:
@@ -123,7 +103,7 @@ class Proxier:
             self.status.last_error = f"{type(err).__name__}: {err}"[:500]
             raise
         self.status.syncs += 1
-        self.status.last_sync = now
+        self.status.updated(now)
         self.status.last_error = ""
         if full:
             self.status.last_full_sync = now
@@ -136,8 +116,10 @@ class Proxier:
         self.synced_once.set()
 
     def _record(self, key: str, plans: tuple[ServicePortPlan, ...], now: float) -> None:
-        eps = {ep.addr for plan in plans for ep in plan.endpoints}
-        self.status.services[key] = ServiceProgramState(programmed_at=now, ports=len(plans), endpoints=len(eps))
+        if plans:
+            self.status.services[key] = ServiceProgramState.of(plans, now)
+        else:
+            self.status.services.pop(key, None)
 
     async def run(self) -> None:
         await self.runner.run()

@@ -13,6 +13,12 @@ Semantics, identical to the Protocol path in forward.py:
   pair closes when both directions have ended;
 - a reset or error on either side resets the other (SO_LINGER 0), so clients see a failure, not a hang;
 - no endpoint, or every dial failing (up to 3 endpoints), resets the client at once.
+
+Experimental, not the default: under uvloop, add_reader is a libuv uv_poll, which on POLLERR (a peer's RST)
+stops the watcher and reports the error to the loop instead of calling the reader, so a reset backend would
+leave its client hanging. It is correct on the default asyncio loop. Measured (bench/RESULTS-proxy.md) it is no
+faster than the Protocol path for keep-alive traffic; a dispatcher reading a private epoll fd (one loop
+callback per batch of events, with EPOLLERR visible) is the way to keep it and fix both.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def _reset_close(sock: socket.socket) -> None:
 class _Direction:
     """Bytes flowing src -> dst. `pending` is what dst has not taken yet (pipe bytes or a memoryview)."""
 
-    __slots__ = ("conn", "dst", "dst_fd", "done", "eof", "loop", "pending", "pipe_r", "pipe_w", "src", "src_fd")
+    __slots__ = ("conn", "done", "dst", "dst_fd", "eof", "loop", "pending", "pipe_r", "pipe_w", "src", "src_fd")
 
     def __init__(self, conn: _Connection, src: socket.socket, dst: socket.socket, splice: bool) -> None:
         self.conn = conn

@@ -14,8 +14,9 @@ from nanokube.proxy.commands import Commands
 from nanokube.proxy.hostnet import HostNetwork, nft_pool_expr, pool_networks
 from nanokube.proxy.nftables import NftablesBackend
 from nanokube.proxy.nftrules import NetConfig
-from nanokube.proxy.proxier import Backend, Proxier, ProxyStatus
+from nanokube.proxy.proxier import Backend, Proxier
 from nanokube.proxy.state import ProxyState
+from nanokube.proxy.status import DEFAULT_STATUS_PORT, ProxyStatus, StatusServer
 from nanokube.proxy.userspace import UserspaceBackend
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class ProxySettings:
     max_sync_interval: float = 30.0
     netns: str | None = None  # nftables mode: program this named network namespace instead of our own
     udp_idle_timeout: float = 30.0
+    status_port: int = DEFAULT_STATUS_PORT  # /healthz, /livez, /services, /status; 0 = no status endpoint
+    status_address: str = "127.0.0.1"
 
 
 def nodeport_ips(settings: ProxySettings) -> tuple[str, ...]:
@@ -65,6 +68,8 @@ def make_proxier(settings: ProxySettings, backend: Backend, status: ProxyStatus 
     state = ProxyState(node_name=settings.node_name, nodeport_ips=nodeport_ips(settings))
     status = status or ProxyStatus()
     status.mode = settings.mode
+    status.node_ips = list(settings.node_ips)
+    status.health_timeout = 2 * settings.max_sync_interval  # as kube-proxy: twice its sync period
     return Proxier(state=state, backend=backend, status=status, min_sync_interval=settings.min_sync_interval,
                    max_sync_interval=settings.max_sync_interval)
 
@@ -83,16 +88,21 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
                        on_delete=proxier.on_endpointslice_delete, on_synced=proxier.on_endpointslices_synced)
 
     def node_changed(old: dict, new: dict) -> None:
+        proxier.status.sync_node(new)
         if (old.get("metadata", {}).get("labels") or {}) != (new.get("metadata", {}).get("labels") or {}):
             proxier.request_full_sync()  # kube-proxy does the same: labels feed topology
 
-    node.add_handler(on_update=node_changed)
+    node.add_handler(on_add=proxier.status.sync_node, on_update=node_changed,
+                     on_delete=lambda _: setattr(proxier.status, "node_eligible", False))
+    status_server = StatusServer(proxier.status, settings.status_address, settings.status_port)
 
     async def mark_ready() -> None:
         await proxier.synced_once.wait()
         ready.set()
 
     try:
+        if settings.status_port:
+            await status_server.start()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(services.run(), name="proxy: services informer")
             tg.create_task(slices.run(), name="proxy: endpointslices informer")
@@ -100,5 +110,7 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
             tg.create_task(proxier.run(), name="proxy: sync runner")
             tg.create_task(mark_ready(), name="proxy: ready")
     finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(status_server.close())
         with contextlib.suppress(Exception):
             await asyncio.shield(backend.stop())

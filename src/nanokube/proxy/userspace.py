@@ -41,14 +41,15 @@ class _Listener:
         return self.server is not None or self.udp is not None
 
 
-TCP_MODES = ("relay", "splice", "protocol")
+TCP_MODES = ("protocol", "relay", "splice")
 
 
 class UserspaceBackend:
-    """`tcp` picks the TCP data path: "relay" (raw sockets, recv/send; the default), "splice" (raw sockets,
-    os.splice through a pipe; Linux) or "protocol" (asyncio Protocols, forward.py)."""
+    """`tcp` picks the TCP data path: "protocol" (asyncio Protocols, forward.py; the default), or the experimental
+    raw-socket paths "relay" (recv/send) and "splice" (os.splice through a pipe; Linux), see relay.py for why
+    they are not the default (a reset is never seen under uvloop)."""
 
-    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = "relay",
+    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = "protocol",
                  reuse_port: bool = False) -> None:
         if tcp not in TCP_MODES:
             raise ValueError(f"tcp must be one of {', '.join(TCP_MODES)}")

@@ -1,0 +1,197 @@
+"""Node agent through the API: a real `nanokube server`, pods created over HTTPS, readiness seen through a watch.
+
+    python bench/agent_api_bench.py [--mode loopback|netns] [--sequential 50] [--burst 200]
+
+1. sequential: create one nanokube/echo pod at a time; latency = from sending the create until a watch event
+   shows it phase Running with condition Ready=True (p50/p90/max);
+2. burst: create --burst pods at once (20 requests in flight); time until all are Running+Ready, the server's
+   RSS growth per pod (the agent lives in the server process, so this includes the API objects' cost), the
+   pods' own RSS (median per pod), then time to delete them all.
+netns mode re-executes itself inside `unshare --net --mount` (a fresh network namespace, private /run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from nanokube.api.scheme import by_kind
+from nanokube.client import ApiClient, Informer, client_from_kubeconfig
+
+PODS = by_kind("", "Pod")
+NAMESPACES = by_kind("", "Namespace")
+NS = "bench"
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pod_pids(data_dir: Path, mode: str) -> dict[str, list[int]]:
+    """pod uid -> pids, by the pod directory the agent names in each loopback container's environment, or by
+    the network namespace (netns mode: /run/netns/<name> made by the agent)."""
+    marker = f"NANOKUBE_POD_DIR={data_dir}/pods/".encode()
+    netns = {}
+    if mode == "netns" and os.path.isdir("/run/netns"):  # our private /run (see main)
+        for name in os.listdir("/run/netns"):
+            st = os.stat(f"/run/netns/{name}")
+            netns[(st.st_dev, st.st_ino)] = name
+    out: dict[str, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{entry}/environ", "rb").read()
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        at = env.find(marker)
+        if at >= 0:
+            out.setdefault(env[at + len(marker):].split(b"\0", 1)[0].decode(), []).append(int(entry))
+        elif (st.st_dev, st.st_ino) in netns:
+            out.setdefault(netns[(st.st_dev, st.st_ino)], []).append(int(entry))
+    return out
+
+
+def start_server(data_dir: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pod_cidr = "127.244.90.0/24" if mode == "loopback" else "10.244.0.0/16"
+    cmd = [sys.executable, "-m", "nanokube", "server", "--data-dir", str(data_dir), "--api-listen",
+           f"127.0.0.1:{port}", "--network", mode, "--components", "controllers,agent", "--pod-cidr", pod_cidr]
+    log = open(data_dir.parent / "server.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        if raw.startswith(b"nanokube ready"):
+            return proc, " ".join(cmd)
+    raise SystemExit(f"server did not start:\n{(data_dir.parent / 'server.log').read_text()[-3000:]}")
+
+
+def echo_pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+            "spec": {"terminationGracePeriodSeconds": 2, "containers": [{"name": "echo", "image": "nanokube/echo"}]}}
+
+
+def is_ready(pod: dict) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+class Watcher:
+    """Records when each pod is first seen Running+Ready and when it is gone."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.informer = Informer(client, PODS, NS)
+        self.ready_at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+        self.informer.add_handler(on_add=self._seen, on_update=lambda _o, n: self._seen(n),
+                                  on_delete=lambda _o: self.changed.set())
+
+    def _seen(self, pod: dict) -> None:
+        name = pod["metadata"]["name"]
+        if name not in self.ready_at and is_ready(pod):
+            self.ready_at[name] = time.perf_counter()
+            self.changed.set()
+
+    async def until(self, predicate) -> None:  # type: ignore[no-untyped-def]
+        while not predicate():
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
+    server, command = start_server(data_dir, mode)
+    try:
+        client = client_from_kubeconfig(str(data_dir / "kubeconfig.yaml"))
+        await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        watcher = Watcher(client)
+        task = asyncio.ensure_future(watcher.informer.run())
+        await watcher.informer.synced.wait()
+        latencies = []
+        for i in range(sequential):
+            name = f"seq-{i}"
+            began = time.perf_counter()
+            await client.create(PODS, echo_pod(name), NS)
+            await watcher.until(lambda name=name: name in watcher.ready_at)
+            latencies.append((watcher.ready_at[name] - began) * 1000)
+        for i in range(sequential):
+            await client.delete(PODS, f"seq-{i}", NS)
+        await watcher.until(lambda: not watcher.informer.list())
+        await asyncio.sleep(1)  # let freed memory settle before the baseline
+        rss_before = rss_kib(server.pid)
+        gate = asyncio.Semaphore(20)
+
+        async def create(name: str) -> None:
+            async with gate:
+                await client.create(PODS, echo_pod(name), NS)
+
+        names = [f"burst-{i}" for i in range(burst)]
+        began = time.perf_counter()
+        await asyncio.gather(*(create(n) for n in names))
+        created = time.perf_counter() - began
+        await watcher.until(lambda: all(n in watcher.ready_at for n in names))
+        all_ready = max(watcher.ready_at[n] for n in names) - began
+        rss_after = rss_kib(server.pid)
+        per_pod = [sum(rss_kib(p) for p in pids) for pids in pod_pids(data_dir, mode).values()]
+        began = time.perf_counter()
+        await asyncio.gather(*(client.delete(PODS, n, NS) for n in names))
+        await watcher.until(lambda: not watcher.informer.list())
+        deleted = time.perf_counter() - began
+        task.cancel()
+        await client.close()
+        q = statistics.quantiles(latencies, n=20)
+        return {
+            "mode": mode, "server": command,
+            "create_to_running_ready_ms": {"n": sequential, "p50": round(statistics.median(latencies), 1),
+                                           "p90": round(q[17], 1), "max": round(max(latencies), 1)},
+            "burst": {"pods": burst, "create_calls_s": round(created, 2), "all_running_ready_s": round(all_ready, 2),
+                      "delete_all_s": round(deleted, 2)},
+            "server_rss_kib": {"before": rss_before, "with_pods": rss_after,
+                               "growth_per_pod": round((rss_after - rss_before) / burst, 1)},
+            "pod_rss_kib_median": int(statistics.median(per_pod)) if per_pod else None,
+            "pods_measured": len(per_pod),
+        }
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["loopback", "netns"], default="loopback")
+    parser.add_argument("--sequential", type=int, default=50)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.mode == "netns" and not opts.inside:
+        cmd = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+               'mount -t tmpfs nk-bench /run && ip link set lo up && exec "$@"', "sh", sys.executable, __file__,
+               "--inside", "--mode", "netns", "--sequential", str(opts.sequential), "--burst", str(opts.burst)]
+        sys.exit(subprocess.call(cmd))
+    with tempfile.TemporaryDirectory(prefix="nk-agent-api-bench-") as tmp:
+        print(json.dumps(asyncio.run(bench(opts.mode, opts.sequential, opts.burst, Path(tmp) / "data")), indent=1))
+
+
+if __name__ == "__main__":
+    main()

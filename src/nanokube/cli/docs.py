@@ -1,0 +1,74 @@
+"""docs/cli.md, generated from the argparse definitions: `python -m nanokube.cli.docs > docs/cli.md`.
+
+tests/article/test_docs.py fails when docs/cli.md and the parser disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nanokube.cli.main import build_parser
+
+HEADER = """# nanokube command line
+
+Generated from the argparse definitions by `python -m nanokube.cli.docs > docs/cli.md`; a test keeps the two
+in sync, so every flag below exists and every flag that exists is below. Exit codes: `server` 0 on a clean
+stop (SIGINT/SIGTERM), 1 when a component fails, 2 for a bad flag; `explain` 0 when the Service looks
+reachable, 1 when it found a problem, 2 when it could not ask the API.
+"""
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _default(action: argparse.Action) -> str:
+    if isinstance(action, argparse._StoreTrueAction) or action.default in (None, argparse.SUPPRESS):
+        return ""
+    return f"`{action.default}`" if action.default != "" else ""
+
+
+def _row(action: argparse.Action) -> str:
+    if action.option_strings:
+        names = ", ".join(f"`{o}`" for o in action.option_strings)
+        if action.nargs != 0:
+            names += f" {action.metavar or action.dest.upper()}"
+    else:
+        names = f"`{action.dest.upper()}`"
+    choices = f" (one of: {', '.join(map(str, action.choices))})" if action.choices else ""
+    repeat = " (repeatable)" if isinstance(action, argparse._AppendAction) and "repeatable" not in (action.help or "") \
+        else ""
+    help_text = (action.help or "").replace("|", "\\|")
+    return f"| {names} | {help_text}{choices}{repeat} | {_default(action)} |"
+
+
+def cli_reference() -> str:
+    parser = build_parser()
+    out = [HEADER]
+    for name, sub in _subparsers(parser).items():
+        usage = " ".join(sub.format_usage().split())
+        out.append(f"## `nanokube {name}`\n")
+        out.append(f"{sub.description or _help_of(parser, name)}\n")
+        out.append(f"```\n{usage.removeprefix('usage: ')}\n```\n")
+        out.append("| argument | meaning | default |\n|---|---|---|")
+        out.extend(_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction))
+        out.append("")
+    return "\n".join(out)
+
+
+def _help_of(parser: argparse.ArgumentParser, name: str) -> str:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if choice.dest == name:
+                    text = choice.help or ""
+                    return text[:1].upper() + text[1:] + "."
+    return ""
+
+
+if __name__ == "__main__":
+    sys.stdout.write(cli_reference())

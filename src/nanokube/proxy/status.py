@@ -1,0 +1,193 @@
+"""The proxy's status endpoint (like kube-proxy's healthz port, default 127.0.0.1:10256), read by `nanokube explain`.
+
+GET /healthz and GET /livez — kube-proxy's shape plus what nanokube adds; 200 when healthy, 503 when not:
+
+    {"lastUpdated": "2026-01-01T10:00:00.123456Z", "currentTime": "2026-01-01T10:00:00.200000Z",
+     "nodeEligible": true, "mode": "userspace", "nodeIPs": ["127.0.0.1"], "syncs": 12,
+     "lastFullSync": "2026-01-01T09:59:00.000000Z", "lastError": ""}
+
+  As in kube-proxy (pkg/proxy/healthcheck/proxy_health.go): healthy unless a change has been queued for longer
+  than the health timeout without a sync applying it (healthy while starting up); /healthz is also 503 when
+  the node is not eligible (deleted, or tainted ToBeDeletedByClusterAutoscaler); when healthy, lastUpdated
+  is the current time. /livez has no nodeEligible. Times are RFC 3339, UTC, microseconds.
+
+GET /services — every Service the proxy has programmed, keyed "<namespace>/<name>":
+
+    {"default/web": {
+       "programmed_at": "2026-01-01T10:00:00.123456Z",       # the sync that last changed it
+       "ports": [{"name": "http", "protocol": "TCP", "port": 80, "clusterIP": "127.96.0.5",
+                  "frontends": [{"address": "127.96.0.5:80", "kind": "cluster",   # cluster|external|nodeport
+                                 "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"],
+                                 "noEndpoints": ""}]}],              # "" | "reject" | "drop"
+       "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"]}}      # every endpoint any frontend uses
+
+  A Service whose ports all went away (deleted, made headless) is dropped from the map.
+
+GET /status — {"mode", "nodeIPs", "syncs", "lastSync", "lastFullSync", "lastError", "services": <as above>}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from nanokube.proxy.plan import ServicePortPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATUS_PORT = 10256
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class ServiceProgramState:
+    programmed_at: float  # time.time() of the sync that last programmed this Service
+    ports: list[dict[str, Any]]  # JSON-ready entries, see the module docstring
+    endpoints: list[str]  # "ip:port" of every endpoint its frontends use
+
+    @classmethod
+    def of(cls, plans: tuple[ServicePortPlan, ...], now: float) -> ServiceProgramState:
+        ports = []
+        for plan in plans:
+            frontends = [{"address": f"{fe.ip}:{fe.port}", "kind": fe.kind,
+                          "endpoints": [f"{ep.ip}:{ep.port}" for ep in fe.endpoints], "noEndpoints": fe.no_endpoints}
+                         for fe in plan.frontends]
+            cluster_port = next((fe.port for fe in plan.frontends if fe.kind == "cluster"), 0)
+            ports.append({"name": plan.name.port_name, "protocol": plan.name.protocol, "port": cluster_port,
+                          "clusterIP": plan.cluster_ip, "frontends": frontends})
+        endpoints = sorted({f"{ep.ip}:{ep.port}" for plan in plans for fe in plan.frontends for ep in fe.endpoints})
+        return cls(programmed_at=now, ports=ports, endpoints=endpoints)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"programmed_at": rfc3339(self.programmed_at), "ports": self.ports, "endpoints": self.endpoints}
+
+
+@dataclass
+class ProxyStatus:
+    """What `nanokube explain` shows about the proxy: per Service, when it was last programmed, and health."""
+
+    mode: str = ""
+    node_ips: list[str] = field(default_factory=list)
+    services: dict[str, ServiceProgramState] = field(default_factory=dict)
+    last_sync: float = 0.0
+    last_full_sync: float = 0.0
+    last_error: str = ""
+    syncs: int = 0
+    queued_since: float = 0.0  # monotonic time of the oldest change not yet applied (0 = none)
+    node_eligible: bool = True
+    health_timeout: float = 60.0
+
+    def service(self, namespace: str, name: str) -> ServiceProgramState | None:
+        return self.services.get(f"{namespace}/{name}")
+
+    def queued(self) -> None:
+        if not self.queued_since:
+            self.queued_since = time.monotonic()
+
+    def updated(self, now: float) -> None:
+        self.queued_since = 0.0
+        self.last_sync = now
+
+    def sync_node(self, node: dict[str, Any] | None) -> None:
+        if not node or node.get("metadata", {}).get("deletionTimestamp"):
+            self.node_eligible = node is None  # unknown node: eligible, as kube-proxy before its first event
+            return
+        taints = (node.get("spec") or {}).get("taints") or []
+        self.node_eligible = not any(t.get("key") == TO_BE_DELETED_TAINT for t in taints)
+
+    def healthy(self) -> bool:
+        if not self.last_sync or not self.queued_since:
+            return True  # starting up, or fully synced
+        return time.monotonic() - self.queued_since < self.health_timeout
+
+    def healthz(self, *, with_node: bool = True) -> tuple[int, dict[str, Any]]:
+        now = time.time()
+        ok = self.healthy() and (self.node_eligible or not with_node)
+        body: dict[str, Any] = {"lastUpdated": rfc3339(now if ok else self.last_sync), "currentTime": rfc3339(now)}
+        if with_node:
+            body["nodeEligible"] = self.node_eligible
+        body.update(mode=self.mode, nodeIPs=self.node_ips, syncs=self.syncs,
+                    lastFullSync=rfc3339(self.last_full_sync) if self.last_full_sync else None,
+                    lastError=self.last_error)
+        return (200 if ok else 503), body
+
+    def services_json(self) -> dict[str, Any]:
+        return {key: state.to_json() for key, state in sorted(self.services.items())}
+
+    def status_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "nodeIPs": self.node_ips, "syncs": self.syncs,
+                "lastSync": rfc3339(self.last_sync) if self.last_sync else None,
+                "lastFullSync": rfc3339(self.last_full_sync) if self.last_full_sync else None,
+                "lastError": self.last_error, "services": self.services_json()}
+
+
+REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class StatusServer:
+    """A tiny HTTP/1.1 server for the endpoints above (one request per connection)."""
+
+    def __init__(self, status: ProxyStatus, host: str = "127.0.0.1", port: int = DEFAULT_STATUS_PORT) -> None:
+        self.status = status
+        self.host, self.port = host, port
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> bool:
+        """Listen; a taken port is logged and skipped (the proxy runs on without its status endpoint)."""
+        try:
+            self.server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
+        except OSError as err:
+            log.warning("proxy status endpoint not started on %s:%d: %s", self.host, self.port,
+                        err.strerror or err)
+            return False
+        self.port = self.server.sockets[0].getsockname()[1]
+        log.info("proxy status on http://%s:%d/ (healthz, livez, services, status)", self.host, self.port)
+        return True
+
+    def route(self, method: str, path: str) -> tuple[int, Any]:
+        if method not in ("GET", "HEAD"):
+            return 405, {"error": "only GET"}
+        path = path.split("?", 1)[0]
+        if path == "/healthz":
+            return self.status.healthz()
+        if path == "/livez":
+            return self.status.healthz(with_node=False)
+        if path == "/services":
+            return 200, self.status.services_json()
+        if path == "/status":
+            return 200, self.status.status_json()
+        return 404, {"error": f"no {path}; try /healthz, /livez, /services, /status"}
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            code, body = self.route(parts[0], parts[1]) if len(parts) >= 2 else (405, {"error": "bad request"})
+            data = orjson.dumps(body) + b"\n"
+            writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: application/json\r\n"
+                         f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(data)}\r\n"
+                         "Connection: close\r\n\r\n".encode() + (b"" if parts[0] == "HEAD" else data))
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
