@@ -87,6 +87,10 @@ def start_server(data_dir: Path, mode: str) -> tuple[subprocess.Popen[bytes], st
     raise SystemExit(f"server did not start:\n{(data_dir.parent / 'server.log').read_text()[-3000:]}")
 
 
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def echo_pod(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
             "spec": {"terminationGracePeriodSeconds": 2, "containers": [{"name": "echo", "image": "nanokube/echo"}]}}
@@ -135,6 +139,7 @@ async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
             await client.create(PODS, echo_pod(name), NS)
             await watcher.until(lambda name=name: name in watcher.ready_at)
             latencies.append((watcher.ready_at[name] - began) * 1000)
+        progress(f"sequential: p50 {statistics.median(latencies):.1f} ms")
         for i in range(sequential):
             await client.delete(PODS, f"seq-{i}", NS)
         await watcher.until(lambda: not watcher.informer.list())
@@ -150,6 +155,7 @@ async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
         began = time.perf_counter()
         await asyncio.gather(*(create(n) for n in names))
         created = time.perf_counter() - began
+        progress(f"burst: {burst} created in {created:.2f} s")
         await watcher.until(lambda: all(n in watcher.ready_at for n in names))
         all_ready = max(watcher.ready_at[n] for n in names) - began
         rss_after = rss_kib(server.pid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -164,12 +165,15 @@ async def run(args: argparse.Namespace) -> None:
                 app = f"bench{size}"
                 await wait_slices_settled(client, app, size)
                 spy = profiler(server, args.py_spy, f"{total}-{size}")
+                cpu = cpu_seconds(server)
                 lat = await measure(client, app, size, args.samples)
+                cpu = (cpu_seconds(server) - cpu) / len(lat) * 1000
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait()
                 print(f"  services={total:>6} endpoints={size:>5}: p50 {pct(lat, 50):6.1f} ms  "
-                      f"p99 {pct(lat, 99):6.1f} ms  max {max(lat):6.1f} ms  (n={len(lat)})", flush=True)
+                      f"p99 {pct(lat, 99):6.1f} ms  max {max(lat):6.1f} ms  server CPU {cpu:5.1f} ms/change "
+                      f"(n={len(lat)})", flush=True)
         if not args.no_deployment:
             await deployment_1000(client)
         renewer.cancel()
@@ -211,6 +215,12 @@ async def deployment_1000(client: ApiClient) -> None:
         await asyncio.sleep(0.2)
     print(f"1,000-replica Deployment -> 1,000 pods exist in {time.perf_counter() - t:.1f}s "
           f"(pods: {len(data['items'])})", flush=True)
+
+
+def cpu_seconds(server: Any) -> float:
+    """User + system CPU time of the server process so far (a measure of work that other load cannot skew)."""
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def profiler(server: Any, out_dir: str | None, tag: str) -> subprocess.Popen[bytes] | None:

@@ -81,6 +81,7 @@ def dns_answers(server: str, name: str, want: str) -> bool:
 
 def one_run(mode: str, idle: float) -> dict:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    load = os.getloadavg()[0]
     data = Path(tempfile.mkdtemp(prefix="nanokube-ttr-"))
     log = open(data.parent / (data.name + ".log"), "w")
     t0 = time.perf_counter()
@@ -88,6 +89,7 @@ def one_run(mode: str, idle: float) -> dict:
                             stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
         result = asyncio.run(measure(mode, data, t0))
+        result["loadavg_1m_at_start"] = round(load, 2)
         if idle:
             subprocess.run(["kubectl", "--kubeconfig", str(data / "kubeconfig.yaml"), "apply", "-f",
                             str(REPO / "examples/article")], check=True, capture_output=True)
@@ -233,7 +235,8 @@ def main() -> int:
     print(f"nanokube server --network {args.mode}: median of {len(runs)} runs, seconds from the command")
     print("  " + "  ".join(f"{p}={medians[p]}" for p in PHASES))
     for i, r in enumerate(runs, 1):
-        print(f"  run {i}: " + " ".join(f"{p}={r['phases'][p]}" for p in PHASES))
+        print(f"  run {i}: " + " ".join(f"{p}={r['phases'][p]}" for p in PHASES)
+              + f"  (load average {r.get('loadavg_1m_at_start', '?')} on {os.cpu_count()} CPUs)")
     print("published (app + DNS ready): " + ", ".join(f"{k} {v} s" for k, v in PUBLISHED.items()))
     if "idle" in runs[0]:
         m = runs[0]["idle"]

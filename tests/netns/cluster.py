@@ -22,19 +22,39 @@ MISSING = [tool for tool in ("ip", "nft", "nsenter", "kubectl") if shutil.which(
 SKIP_REASON = ("needs root" if os.geteuid() != 0 else f"needs {', '.join(MISSING)}" if MISSING else "")
 
 
-def netns_inode(pid: int | str) -> int | None:
+HOST_SYSCTLS = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/bridge/bridge-nf-call-iptables")
+
+
+def host_sysctls() -> dict[str, str]:
+    """The test process's own (host) values of what the server sets inside its namespace."""
+    out = {}
+    for path in HOST_SYSCTLS:
+        try:
+            out[path] = Path(path).read_text().strip()
+        except OSError:
+            out[path] = "-"
+    return out
+
+
+def start_time(pid: int | str) -> float | None:
+    """The process's start time (clock ticks since boot), None when it is gone or a zombie."""
     try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    return None if stat[0] == "Z" else float(stat[19])
 
 
-def pids_in(inodes: set[int]) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and netns_inode(entry) in inodes:
-            out.append(int(entry))
-    return out
+def netns_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def pids_in(namespaces: set[tuple[int, int]]) -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and netns_id(f"/proc/{e}/ns/net") in namespaces]
 
 
 @dataclass
@@ -44,7 +64,6 @@ class PodSandbox:
     ip: str
     netns: str
     pids: list[int]
-    netns_inode: int | None
 
 
 @dataclass
@@ -57,8 +76,26 @@ class NetnsCluster:
     proc: subprocess.Popen[bytes] | None = None
     ready_line: str = ""
     started_in: float = 0.0
-    ns_inode: int = 0
     seen: dict[str, PodSandbox] = field(default_factory=dict)  # netns name -> sandbox, for the leak checks
+    # Open descriptors of the test namespace and of every pod namespace seen: while held, a namespace's inode
+    # cannot be reused by someone else's, so "a process is in it" stays exact after the pod is gone.
+    pins: dict[str, int] = field(default_factory=dict)
+    host_before: dict[str, str] = field(default_factory=host_sysctls)
+
+    def _pin(self, key: str, path: str) -> None:
+        if key not in self.pins:
+            try:
+                self.pins[key] = os.open(path, os.O_RDONLY)
+            except OSError:
+                pass
+
+    @property
+    def namespaces(self) -> set[tuple[int, int]]:
+        out = set()
+        for fd in self.pins.values():
+            st = os.fstat(fd)
+            out.add((st.st_dev, st.st_ino))
+        return out
 
     @property
     def kubeconfig(self) -> Path:
@@ -98,11 +135,11 @@ class NetnsCluster:
                 rec = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            pids = [int(p) for p in rec.get("pids") or {}]
-            alive = [p for p in pids if os.path.exists(f"/proc/{p}")]
+            alive = [int(p) for p, began in (rec.get("pids") or {}).items() if start_time(p) == began]
             if not rec.get("netns") or not alive:
                 continue
-            box = PodSandbox(rec["namespace"], rec["name"], rec["ip"], rec["netns"], alive, netns_inode(alive[0]))
+            box = PodSandbox(rec["namespace"], rec["name"], rec["ip"], rec["netns"], alive)
+            self._pin(box.netns, f"/proc/{alive[0]}/ns/net")
             self.seen[box.netns] = box
             out.append(box)
         return out
@@ -138,7 +175,7 @@ class NetnsCluster:
         if not os.path.exists(f"/run/netns/{self.name}"):
             subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
             subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True, capture_output=True)
-        self.ns_inode = os.stat(f"/run/netns/{self.name}").st_ino
+        self._pin(self.name, f"/run/netns/{self.name}")
         log = open(self.log_path, "ab")
         began = time.monotonic()
         self.proc = subprocess.Popen(
@@ -203,8 +240,7 @@ class NetnsCluster:
         problems = []
         if self.proc is not None and self.proc.poll() is None:
             problems.append("server still running")
-        inodes = {self.ns_inode} | {b.netns_inode for b in self.seen.values() if b.netns_inode}
-        for pid in pids_in(inodes):
+        for pid in pids_in(self.namespaces):
             problems.append(f"process {pid} still in a test network namespace: {_cmdline(pid)}")
         for box in self.seen.values():
             if os.path.exists(f"/run/netns/{box.netns}"):
@@ -221,16 +257,18 @@ class NetnsCluster:
                                     capture_output=True, text=True).stdout.split()
             if tables:
                 problems.append(f"nft tables left: {' '.join(tables)}")
+        if host_sysctls() != self.host_before:
+            problems.append(f"host sysctls changed: {self.host_before} -> {host_sysctls()}")
         with open("/proc/self/mountinfo") as fh:
             problems += [f"mount left: {line.split()[4]}" for line in fh
                          if str(self.data_dir) in line or any(b.netns in line for b in self.seen.values())]
         return problems
 
-    def destroy(self) -> None:
-        """Remove everything whatever state it is in: the server, stray processes, namespaces, the data dir."""
+    def destroy(self) -> list[str]:
+        """Remove everything whatever state it is in (the server, stray processes, namespaces, the data dir);
+        returns what could not be removed."""
         self.stop(timeout=12)
-        inodes = {self.ns_inode} | {b.netns_inode for b in self.seen.values() if b.netns_inode}
-        for pid in pids_in(inodes):
+        for pid in pids_in(self.namespaces):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -239,7 +277,17 @@ class NetnsCluster:
             if os.path.exists(f"/run/netns/{box.netns}"):
                 subprocess.run(["ip", "netns", "del", box.netns], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        deadline = time.monotonic() + 5
+        while pids_in(self.namespaces) and time.monotonic() < deadline:
+            time.sleep(0.02)  # SIGKILLed processes are gone once their parent (or init) has reaped them
+        problems = self.leftovers()
+        if os.path.exists(f"/run/netns/{self.name}"):
+            problems.append(f"cannot remove network namespace {self.name}")
+        for fd in self.pins.values():
+            os.close(fd)
+        self.pins.clear()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        return problems
 
 
 def _ip_json(netns: str, what: str) -> list[dict[str, Any]]:

@@ -51,6 +51,12 @@ def test_each_pod_answers_from_its_own_ip_with_its_own_name(cluster: NetnsCluste
     assert len(ips) == 3
 
 
+def test_kubectl_logs_reach_the_node_agent(cluster: NetnsCluster, echo: dict[str, Any]) -> None:
+    # the API server asks the agent's log server on the node IP (which the server makes exist before it starts)
+    out = cluster.kubectl("logs", echo["solo"], "--tail=5", check=False)
+    assert out.returncode == 0, out.stderr
+
+
 def test_cluster_ip_spreads_over_the_pods_from_a_node_process(cluster: NetnsCluster, echo: dict[str, Any]) -> None:
     out = cluster.client("http", echo["cluster_ip"], 80, 300)
     counts = out["pods"]

@@ -5,11 +5,10 @@ removes every namespace, veth, the bridge, addresses, routes and the nft table w
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
-from tests.netns.cluster import NetnsCluster
+from tests.netns.cluster import NetnsCluster, PodSandbox, start_time
 from tests.netns.manifests import echo_deployment, service
 
 STUBBORN = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stubborn", "labels": {"app": "stubborn"}},
@@ -37,8 +36,12 @@ def wait_lb_ip(cluster: NetnsCluster, name: str) -> str:
     raise AssertionError(f"no LB address for {name}")
 
 
-def alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if os.path.exists(f"/proc/{p}")]
+def alive(pids: dict[int, float]) -> list[int]:
+    return [p for p, began in pids.items() if start_time(p) == began]
+
+
+def pids_of(boxes: list[PodSandbox]) -> dict[int, float]:
+    return {p: start_time(p) for b in boxes for p in b.pids}  # type: ignore[misc]
 
 
 def test_sigterm_stops_pods_and_removes_everything_within_10s(cluster: NetnsCluster) -> None:
@@ -48,7 +51,7 @@ def test_sigterm_stops_pods_and_removes_everything_within_10s(cluster: NetnsClus
     lb_ip = wait_lb_ip(cluster, "echo")
     assert cluster.client("until", lb_ip, 80, 5, 2)["pods"] == cluster.pod_names("app=echo")
     boxes = cluster.sandboxes()
-    pids = [p for b in boxes for p in b.pids]
+    pids = pids_of(boxes)
     before = node_state(cluster)
     # what the stop has to remove is really there
     assert len(boxes) == 3 and len(alive(pids)) >= 3
@@ -71,11 +74,11 @@ def test_restart_after_a_crash_removes_leftovers_and_brings_pods_back(cluster: N
     lb_ip = wait_lb_ip(cluster, "echo")
     assert cluster.client("until", svc["spec"]["clusterIP"], 80, 5, 2)["pods"] == cluster.pod_names("app=echo")
     crashed = cluster.sandboxes()
-    old_pids = [p for b in crashed for p in b.pids]
+    old_pids = pids_of(crashed)
     assert len(crashed) == 3
 
     cluster.crash()
-    assert alive(old_pids) == old_pids  # the pods outlive a crashed server
+    assert alive(old_pids) == list(old_pids)  # the pods outlive a crashed server
     assert node_state(cluster)["tables"] == ["table", "ip", "nanokube"]
 
     cluster.start()

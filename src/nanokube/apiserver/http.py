@@ -37,8 +37,10 @@ def success_status(details: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 async def read_body(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise errors.too_large()
+    if request.content_length is not None:
+        if request.content_length > MAX_BODY:
+            raise errors.too_large()
+        return await request.read()  # the usual case: one read of a known length
     data = bytearray()
     async for chunk in request.content.iter_chunked(65536):
         data += chunk

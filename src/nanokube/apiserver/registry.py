@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import copy
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -45,12 +44,21 @@ class Hooks(Protocol):
     def on_delete(self, obj: Obj) -> Allocation | None: ...
 
 
-@dataclass
 class WriteResult:
-    obj: Obj
-    raw: bytes
-    warnings: list[str] = field(default_factory=list)
-    created: bool = False
+    """A written object: its stored bytes, decoded only if someone asks (the HTTP reply ships the bytes)."""
+
+    __slots__ = ("_obj", "created", "raw")
+
+    def __init__(self, obj: Obj | None, raw: bytes, created: bool = False) -> None:
+        self._obj = obj
+        self.raw = raw
+        self.created = created
+
+    @property
+    def obj(self) -> Obj:
+        if self._obj is None:
+            self._obj = orjson.loads(self.raw)
+        return self._obj
 
 
 def _decode(kv: KeyValue) -> Obj:
@@ -122,6 +130,8 @@ class Registry:
         kv = await self.store.get(NAMESPACES.key(None, ns or ""))
         if kv is None:
             raise errors.not_found("", "namespaces", ns or "")
+        if b'"deletionTimestamp"' not in kv.value:  # the common case needs no decoding
+            return
         nsobj = _decode(kv)
         if nsobj.get("metadata", {}).get("deletionTimestamp") and res.plural != "events":
             raise ApiError(403, "Forbidden",
@@ -205,7 +215,7 @@ class Registry:
             raise
         if alloc:
             alloc.commit()
-        return WriteResult(_decode(kvs[0]), kvs[0].value, created=True)
+        return WriteResult(None, kvs[0].value, created=True)
 
     # -- update ----------------------------------------------------------------------------------------
     async def update(self, res: Resource, ns: str | None, name: str, new: Obj, *, subresource: str | None = None,
@@ -289,7 +299,7 @@ class Registry:
             raise
         if alloc:
             alloc.commit()
-        return WriteResult(_decode(kvs[0]), kvs[0].value)
+        return WriteResult(None, kvs[0].value)
 
     @staticmethod
     def _delete_during_update(res: Resource, old: Obj, new: Obj) -> bool:
@@ -366,4 +376,4 @@ class Registry:
             alloc.commit()
         for callback in self.after_delete:
             await callback(res, obj)
-        return WriteResult(_decode(kvs[0]), kvs[0].value)
+        return WriteResult(None, kvs[0].value)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ApiServerSettings:
-    host: str
+    host: str | list[str]
     port: int
     token: str | None
     service_cidr: str

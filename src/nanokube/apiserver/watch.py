@@ -30,18 +30,53 @@ def event_line(etype: str, raw: bytes) -> bytes:
     return _PREFIX[etype] + raw + b"}\n"
 
 
+# Every watcher of a resource gets the same line for the same event: build it once (keyed by revision, which
+# names one stored change, and type, which a selector can turn from MODIFIED into ADDED or DELETED).
+_SHARED_LINES: dict[tuple[int, str], tuple[bytes, Any]] = {}
+_SHARED_MAX = 4096
+
+
+# Entries remember the very bytes object they were made from: every watcher of one event holds the same
+# bytes, and anything else with the same key (another store in the same process, e.g. in tests) misses.
+_SHARED_OBJECTS: dict[tuple[int, str], tuple[bytes, Any]] = {}
+
+
+def _shared(cache: dict[tuple[int, str], tuple[bytes, Any]], key: tuple[int, str], raw: bytes,
+            make: Callable[[], Any]) -> Any:
+    hit = cache.get(key)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    value = make()
+    cache[key] = (raw, value)
+    if len(cache) > _SHARED_MAX:
+        for old in list(cache)[: _SHARED_MAX // 4]:
+            del cache[old]
+    return value
+
+
+def _shared_decode(key: tuple[int, str], raw: bytes) -> Any:
+    return _shared(_SHARED_OBJECTS, key, raw, lambda: orjson.loads(raw))
+
+
+def shared_event_line(revision: int, etype: str, raw: bytes) -> bytes:
+    line: bytes = _shared(_SHARED_LINES, (revision, etype), raw, lambda: event_line(etype, raw))
+    return line
+
+
 class WatchFilter:
     def __init__(self, res: Resource, label_selector: str | None, field_selector: str | None) -> None:
         self.reqs = parse_label_selector(label_selector)
         self.fmatch = parse_field_selector(field_selector, res.plural, res.kind)
         self.active = bool(self.reqs) or self.fmatch is not None
 
-    def matches(self, raw: bytes | None) -> bool:
+    def matches(self, raw: bytes | None, key: tuple[int, str] | None = None) -> bool:
+        """Whether the object passes the selectors. `key` (revision, "new"/"old") lets watchers of the same
+        event share one decoded object instead of each parsing the bytes again; it is only read."""
         if raw is None:
             return False
         if not self.active:
             return True
-        obj = orjson.loads(raw)
+        obj = _shared_decode(key, raw) if key is not None else orjson.loads(raw)
         if self.reqs and not matches_labels(self.reqs, obj.get("metadata", {}).get("labels")):
             return False
         return self.fmatch is None or self.fmatch(obj)
@@ -78,11 +113,13 @@ async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str
     await resp.prepare(request)
     first = [True]
 
-    def encode(etype: str, raw: bytes) -> bytes:
+    def encode(etype: str, raw: bytes, revision: int = 0) -> bytes:
         if table is not None and etype != "BOOKMARK" and etype != "ERROR":
             out = table(raw, first[0])
             first[0] = False
             return event_line(etype, out)
+        if revision:
+            return shared_event_line(revision, etype, raw)
         return event_line(etype, raw)
 
     async def pump() -> None:
@@ -110,19 +147,20 @@ async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str
                 return
             last_rev = ev.revision
             if not flt.active:
-                await resp.write(encode(ev.type, ev.value))
+                await resp.write(encode(ev.type, ev.value, ev.revision))
                 continue
-            now_match = flt.matches(ev.value) if ev.type != "DELETED" else False
-            was_match = flt.matches(ev.prev_value) if ev.type != "ADDED" else False
+            new_key, old_key = (ev.revision, "new"), (ev.revision, "old")
+            now_match = flt.matches(ev.value, new_key) if ev.type != "DELETED" else False
+            was_match = flt.matches(ev.prev_value, old_key) if ev.type != "ADDED" else False
             if ev.type == "DELETED":
-                if flt.matches(ev.value):
-                    await resp.write(encode("DELETED", ev.value))
+                if flt.matches(ev.value, new_key):
+                    await resp.write(encode("DELETED", ev.value, ev.revision))
             elif now_match and was_match:
-                await resp.write(encode("MODIFIED", ev.value))
+                await resp.write(encode("MODIFIED", ev.value, ev.revision))
             elif now_match:
-                await resp.write(encode("ADDED", ev.value))
+                await resp.write(encode("ADDED", ev.value, ev.revision))
             elif was_match:
-                await resp.write(encode("DELETED", ev.value))
+                await resp.write(encode("DELETED", ev.value, ev.revision))
 
     try:
         with contextlib.suppress(TimeoutError, ConnectionResetError):

@@ -9,7 +9,7 @@ from nanokube.client import object_key
 from nanokube.controllers import endpointslices as es
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTSLICES, NODES, SERVICES
-from nanokube.controllers.runtime import Context, Controller, trusted_create, trusted_update
+from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]
@@ -130,7 +130,7 @@ class EndpointSliceController(Controller):
         if not service["metadata"].get("deletionTimestamp"):
             for body in plan.create:
                 try:
-                    self.slices.wrote(await trusted_create(self.client, ENDPOINTSLICES, body, namespace))
+                    self.slices.wrote(await self.client.create(ENDPOINTSLICES, body, namespace))
                 except ApiError as err:
                     if err.code == 403 or "being terminated" in err.message:
                         return None  # namespace terminating: creates keep failing, drop the key
@@ -138,7 +138,7 @@ class EndpointSliceController(Controller):
         for body in plan.update:
             self.slices.overlay.begin(object_key(body))
             try:
-                written = await trusted_update(self.client, ENDPOINTSLICES, body)
+                written = await self.client.update(ENDPOINTSLICES, body)
             except BaseException:
                 if self.slices.overlay.abandon(object_key(body)):
                     self.queue.add(key)

@@ -2,6 +2,18 @@
 fenceposts, how far to scale the new and old ReplicaSets, proportional scaling, status and conditions.
 
 ReplicaSets and Deployments are plain API dicts; nothing here does I/O.
+
+The pod-template-hash is NOT byte-identical to Kubernetes'. Kubernetes (controller.ComputeHash) feeds FNV-32a
+with `dump.ForHash` (go-spew `%#v`, sorted keys, no methods/addresses) of the typed v1.PodTemplateSpec, then
+the collisionCount (uint32 little-endian in 8 bytes), then SafeEncodeString of the decimal sum. That dump
+prints every field of every Go struct reachable from PodTemplateSpec in declaration order, zero values
+included (`Name:"", ..., loc:(*time.Location)(nil)`), Go type names, nil-vs-empty slices, and the private
+fields of resource.Quantity (whose cached string depends on how the object was decoded). Reproducing it
+means modelling the v1.32 Go types field by field, and the result would still change whenever Kubernetes
+adds a field (its own hashes change across versions). Nothing depends on the value: the controller finds a
+Deployment's ReplicaSet by comparing templates without the label (EqualIgnoreHash), as Kubernetes does. So
+we keep FNV-32a over canonical JSON (sorted keys, nulls and empty collections dropped), with Kubernetes'
+collisionCount suffix and SafeEncodeString alphabet: same length, same alphabet, stable for a template.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.api.scheme import Resource
-from nanokube.client import ApiClient, Informer, resource_path
+from nanokube.client import ApiClient, Informer
 from nanokube.controllers.events import EventRecorder
 from nanokube.controllers.settings import ControllerSettings
 from nanokube.controllers.workqueue import WorkQueue
@@ -22,21 +22,6 @@ from nanokube.controllers.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-
-# Bodies the controllers build themselves are well-formed; skipping the apiserver's unknown-field walk
-# (fieldValidation=Ignore) matters for big objects such as a 1,000-address Endpoints.
-_TRUSTED = {"fieldValidation": "Ignore"}
-
-
-async def trusted_create(client: ApiClient, resource: Resource, obj: Obj, namespace: str | None) -> Obj:
-    return await client.request("POST", resource_path(resource, namespace), params=_TRUSTED, body=obj)
-
-
-async def trusted_update(client: ApiClient, resource: Resource, obj: Obj) -> Obj:
-    md = obj["metadata"]
-    return await client.request("PUT", resource_path(resource, md.get("namespace"), md["name"]), params=_TRUSTED,
-                                body=obj)
 
 
 class Context:

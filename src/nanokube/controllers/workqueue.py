@@ -19,6 +19,7 @@ class WorkQueue:
         self._processing: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._debounced: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}  # key -> (first add, timer)
         self._wakeup = asyncio.Event()
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -47,6 +48,21 @@ class WorkQueue:
         if timer is not None:
             timer.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def add_debounced(self, key: Hashable, quiet: float, max_wait: float) -> None:
+        """Add `key` once no further add came for `quiet` seconds, but at most `max_wait` after the first."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        pending = self._debounced.get(key)
+        first = now if pending is None else pending[0]
+        if pending is not None:
+            pending[1].cancel()
+        when = min(now + quiet, first + max_wait)
+        self._debounced[key] = (first, loop.call_at(when, self._fire_debounced, key))
+
+    def _fire_debounced(self, key: Hashable) -> None:
+        self._debounced.pop(key, None)
+        self.add(key)
 
     def _fire(self, key: Hashable) -> None:
         self._timers.pop(key, None)
@@ -82,3 +98,6 @@ class WorkQueue:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for _, timer in self._debounced.values():
+            timer.cancel()
+        self._debounced.clear()

@@ -27,7 +27,10 @@ from nanokube.store.base import Event, KeyValue, StoreError
 from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT
 from nanokube.store.log import KEY_MAX, RECENT_EVENTS, LogStore, Row, event_of
 
-CHECKPOINT_EVERY = 250
+CHECKPOINT_EVERY = 1000
+# Newest row per key kept in memory (write planning and get() read it for every request); bounded.
+LATEST_CACHE = 20_000
+_ABSENT = None
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -83,6 +86,11 @@ class SqliteStore(LogStore):
         self._checkpoint_db: sqlite3.Connection | None = None
         self._uncheckpointed = 0
         self._lock_fd: int | None = None
+        # key -> newest row (None: the key has no row). Only this process writes, so it is exact; it is
+        # filled on reads and updated on every commit, and dropped after each compaction step.
+        self._newest: dict[str, Row | None] = {}
+        # Every key the log holds a row for (a superset after compaction): a create of a new name needs no query.
+        self._known: set[str] = set()
 
     async def start(self) -> None:
         self._lock_fd = _lock_exclusively(self.path + "-lock")
@@ -98,6 +106,7 @@ class SqliteStore(LogStore):
             db.executescript(SCHEMA)
             max_id = db.execute("SELECT MAX(id) FROM log").fetchone()[0] or 0
             compacted = db.execute("SELECT value FROM meta WHERE name = 'compact_revision'").fetchone()
+            self._known = {key for (key,) in db.execute("SELECT DISTINCT key FROM log")}
         except BaseException:
             db.close()
             self._unlock()
@@ -127,11 +136,30 @@ class SqliteStore(LogStore):
         return self._db
 
     def _latest(self, key: str) -> Row | None:
+        try:
+            return self._newest[key]
+        except KeyError:
+            pass
+        if key not in self._known:
+            return _ABSENT
         found = self.db.execute(SELECT_LATEST, (key,)).fetchone()
-        return _row(found) if found else None
+        row = _row(found) if found else _ABSENT
+        self._remember_newest(key, row)
+        return row
+
+    def _remember_newest(self, key: str, row: Row | None) -> None:
+        newest = self._newest
+        newest[key] = row
+        if len(newest) > LATEST_CACHE:  # forget the oldest-inserted tenth (dicts keep insertion order)
+            for stale in list(newest)[: LATEST_CACHE // 10]:
+                del newest[stale]
 
     def _append(self, rows: list[Row]) -> None:
         self._write(INSERT_ROW, [_params(row) for row in rows])
+        for row in rows:
+            self._known.add(row.key)
+            self._newest.pop(row.key, None)
+            self._remember_newest(row.key, row)
 
     def _range(self, low: str, high: str, low_inclusive: bool, limit: int, revision: int) -> list[KeyValue]:
         query = SELECT_RANGE_INCLUSIVE if low_inclusive else SELECT_RANGE_EXCLUSIVE
@@ -155,6 +183,8 @@ class SqliteStore(LogStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        finally:
+            self._newest.clear()  # tombstones may be gone from the log now
         self._written(removed)
         return removed
 
