@@ -1,12 +1,12 @@
-"""Node agent through the API: a real `nanokube server`, pods created over HTTPS, readiness seen through a watch.
+"""Node agent through the API: a real `nanokube server` (control plane) and the node agent in a process of its
+own (max pods raised to fit the burst), pods created over HTTPS, readiness seen through a watch.
 
     python bench/agent_api_bench.py [--mode loopback|netns] [--sequential 50] [--burst 200]
 
 1. sequential: create one nanokube/echo pod at a time; latency = from sending the create until a watch event
-   shows it phase Running with condition Ready=True (p50/p90/max);
-2. burst: create --burst pods at once (20 requests in flight); time until all are Running+Ready, the server's
-   RSS growth per pod (the agent lives in the server process, so this includes the API objects' cost), the
-   pods' own RSS (median per pod), then time to delete them all.
+   shows it phase Running with condition Ready=True (p50/p90/max); this includes the scheduler's binding;
+2. burst: create --burst pods at once (20 requests in flight); time until all are Running+Ready, the agent
+   process's RSS growth per pod, the pods' own RSS (median per pod), then time to delete them all.
 netns mode re-executes itself inside `unshare --net --mount` (a fresh network namespace, private /run).
 """
 
@@ -71,20 +71,61 @@ def pod_pids(data_dir: Path, mode: str) -> dict[str, list[int]]:
     return out
 
 
-def start_server(data_dir: Path, mode: str) -> tuple[subprocess.Popen[bytes], str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    pod_cidr = "127.244.90.0/24" if mode == "loopback" else "10.244.0.0/16"
-    cmd = [sys.executable, "-m", "nanokube", "server", "--data-dir", str(data_dir), "--api-listen",
-           f"127.0.0.1:{port}", "--network", mode, "--components", "controllers,agent", "--pod-cidr", pod_cidr]
-    log = open(data_dir.parent / "server.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        return s.getsockname()[1]
+
+
+def wait_line(proc: subprocess.Popen[bytes], prefix: bytes, log: Path) -> None:
     assert proc.stdout is not None
     for raw in proc.stdout:
-        if raw.startswith(b"nanokube ready"):
-            return proc, " ".join(cmd)
-    raise SystemExit(f"server did not start:\n{(data_dir.parent / 'server.log').read_text()[-3000:]}")
+        if raw.startswith(prefix):
+            return
+    raise SystemExit(f"{prefix.decode()!r} never came:\n{log.read_text()[-3000:]}")
+
+
+def start_control_plane(data_dir: Path, mode: str) -> tuple[subprocess.Popen[bytes], list[str]]:
+    cmd = [sys.executable, "-m", "nanokube", "server", "--data-dir", str(data_dir), "--api-listen",
+           f"127.0.0.1:{free_port()}", "--network", mode, "--components", "controllers", "--no-agent"]
+    log = data_dir.parent / "server.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), start_new_session=True)
+    wait_line(proc, b"nanokube ready", log)
+    return proc, cmd
+
+
+def start_agent(data_dir: Path, mode: str, max_pods: int) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """The node agent in a process of its own (what `nanokube agent` will be), so its memory is its own."""
+    cmd = [sys.executable, __file__, "--run-agent", "--mode", mode, "--max-pods", str(max_pods), "--data-dir",
+           str(data_dir)]
+    log = data_dir.parent / "agent.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "wb"), start_new_session=True)
+    wait_line(proc, b"agent ready", log)
+    return proc, cmd
+
+
+async def run_agent_process(mode: str, max_pods: int, data_dir: Path) -> None:
+    import logging
+    import signal
+
+    from nanokube.agent import AgentSettings, run_agent
+
+    logging.basicConfig(level=logging.INFO)
+    netns = mode == "netns"
+    settings = AgentSettings(node_name="bench-node", node_ip="10.244.0.1" if netns else "127.0.0.1", network=mode,
+                             data_dir=data_dir / "agent", pod_cidr="10.244.0.0/24" if netns else "127.244.90.0/24",
+                             cluster_dns="10.96.0.10" if netns else "127.96.0.10", max_pods=max_pods)
+    client = client_from_kubeconfig(str(data_dir / "kubeconfig.yaml"))
+    ready = asyncio.Event()
+    task = asyncio.ensure_future(run_agent(client=client, settings=settings, ready=ready))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    await ready.wait()
+    print("agent ready", flush=True)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await client.close()
 
 
 def progress(text: str) -> None:
@@ -125,8 +166,10 @@ class Watcher:
 
 
 async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
-    server, command = start_server(data_dir, mode)
+    server, server_cmd = start_control_plane(data_dir, mode)
+    agent = None
     try:
+        agent, agent_cmd = start_agent(data_dir, mode, max_pods=burst + 10)
         client = client_from_kubeconfig(str(data_dir / "kubeconfig.yaml"))
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         watcher = Watcher(client)
@@ -144,7 +187,7 @@ async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
             await client.delete(PODS, f"seq-{i}", NS)
         await watcher.until(lambda: not watcher.informer.list())
         await asyncio.sleep(1)  # let freed memory settle before the baseline
-        rss_before = rss_kib(server.pid)
+        rss_before = rss_kib(agent.pid)
         gate = asyncio.Semaphore(20)
 
         async def create(name: str) -> None:
@@ -158,8 +201,8 @@ async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
         progress(f"burst: {burst} created in {created:.2f} s")
         await watcher.until(lambda: all(n in watcher.ready_at for n in names))
         all_ready = max(watcher.ready_at[n] for n in names) - began
-        rss_after = rss_kib(server.pid)
-        per_pod = [sum(rss_kib(p) for p in pids) for pids in pod_pids(data_dir, mode).values()]
+        rss_after = rss_kib(agent.pid)
+        per_pod = [sum(rss_kib(p) for p in pids) for pids in pod_pids(data_dir / "agent", mode).values()]
         began = time.perf_counter()
         await asyncio.gather(*(client.delete(PODS, n, NS) for n in names))
         await watcher.until(lambda: not watcher.informer.list())
@@ -168,19 +211,21 @@ async def bench(mode: str, sequential: int, burst: int, data_dir: Path) -> dict:
         await client.close()
         q = statistics.quantiles(latencies, n=20)
         return {
-            "mode": mode, "server": command,
+            "mode": mode, "server": " ".join(server_cmd[1:]), "agent": " ".join(agent_cmd[1:]),
             "create_to_running_ready_ms": {"n": sequential, "p50": round(statistics.median(latencies), 1),
                                            "p90": round(q[17], 1), "max": round(max(latencies), 1)},
             "burst": {"pods": burst, "create_calls_s": round(created, 2), "all_running_ready_s": round(all_ready, 2),
                       "delete_all_s": round(deleted, 2)},
-            "server_rss_kib": {"before": rss_before, "with_pods": rss_after,
+            "agent_rss_kib": {"before": rss_before, "with_pods": rss_after,
                                "growth_per_pod": round((rss_after - rss_before) / burst, 1)},
             "pod_rss_kib_median": int(statistics.median(per_pod)) if per_pod else None,
             "pods_measured": len(per_pod),
         }
     finally:
-        server.terminate()
-        server.wait(30)
+        for proc in (agent, server):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
 
 
 def main() -> None:
@@ -189,7 +234,13 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--run-agent", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--max-pods", type=int, default=110, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.run_agent:
+        asyncio.run(run_agent_process(opts.mode, opts.max_pods, opts.data_dir))
+        return
     if opts.mode == "netns" and not opts.inside:
         cmd = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
                'mount -t tmpfs nk-bench /run && ip link set lo up && exec "$@"', "sh", sys.executable, __file__,

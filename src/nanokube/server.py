@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import yaml
+import orjson
 
 from nanokube.aio.tasks import run_root_tasks
 from nanokube.apiserver.bootstrap import BootstrapSpec
@@ -67,7 +67,8 @@ def write_kubeconfig(path: Path, server: str, token: str, ca_file: Path) -> Path
     tmp = target.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(config, fh, sort_keys=False)
+        # JSON is YAML too, and needs no YAML library on the start path.
+        fh.write(orjson.dumps(config, option=orjson.OPT_INDENT_2).decode() + "\n")
     os.replace(tmp, target)
     return target
 
@@ -168,7 +169,7 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
             mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
             node_ips=[settings.node_ip], service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
-            lb_pool=settings.lb_pool, nodeport_addresses=None))
+            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port))
     if "agent" in components:
         from nanokube.agent import AgentSettings, run_agent
 

@@ -74,6 +74,7 @@ class ServerSettings:
     dns_upstreams: list[str] | None = None
     image_dirs: list[Path] = field(default_factory=list)
     backoff_base: float = 10.0
+    proxy_status_port: int = 10256
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
 

@@ -133,7 +133,7 @@ class Agent:
         cleaned = await clean_leftovers(pods_dir)
         if cleaned:
             log.info("removed what %d pod sandboxes of an earlier run left behind", cleaned)
-        capacity = machine_capacity(settings.data_dir)
+        capacity = machine_capacity(settings.data_dir, settings.max_pods)
         catalogue = Catalogue(settings.image_dirs)
         rt = NodeRuntime(settings=settings, pod_cidr=settings.pod_cidr or settings.default_pod_cidr,
                          catalogue=catalogue, services=self.services.list,

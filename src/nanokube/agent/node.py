@@ -41,7 +41,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def machine_capacity(data_dir: Path) -> dict[str, str]:
+def machine_capacity(data_dir: Path, max_pods: int = 110) -> dict[str, str]:
     mem_kib = 0
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -51,7 +51,7 @@ def machine_capacity(data_dir: Path) -> dict[str, str]:
         disk_kib = st.f_blocks * st.f_frsize // 1024
     except OSError:
         disk_kib = 0
-    return {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": "110",
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{mem_kib}Ki", "pods": str(max_pods),
             "ephemeral-storage": f"{disk_kib}Ki", "hugepages-2Mi": "0", "hugepages-1Gi": "0"}
 
 

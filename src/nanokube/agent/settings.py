@@ -25,6 +25,7 @@ class AgentSettings:
     # node-role.kubernetes.io/<role> labels (kubectl's ROLES column); the server's own node is its control plane,
     # as with kubeadm, k3s and minikube. A joining `nanokube agent` passes ().
     node_roles: tuple[str, ...] = ("control-plane",)
+    max_pods: int = 110  # the node's pods capacity (kubelet --max-pods)
 
     @property
     def default_pod_cidr(self) -> str:

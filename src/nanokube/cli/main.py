@@ -15,6 +15,8 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--data-dir", type=Path, default=None, help="state, token, kubeconfig, volumes, logs "
                    "(default ~/.local/share/nanokube, root: /var/lib/nanokube)")
     p.add_argument("--api-listen", default="127.0.0.1:6443", help="HOST:PORT of the API (default 127.0.0.1:6443)")
+    p.add_argument("--proxy-status-port", type=int, default=10256,
+                   help="port of the proxy's status endpoint on 127.0.0.1 (/healthz, /services; 0 = off; default 10256)")
     p.add_argument("--network", default="auto", help="auto|netns|loopback (auto: netns when root on Linux with nft)")
     p.add_argument("--service-cidr", default="", help="ClusterIP range (netns 10.96.0.0/12, loopback 127.96.0.0/16)")
     p.add_argument("--pod-cidr", default="", help="pod range (netns 10.244.0.0/16, loopback 127.244.0.0/16)")
@@ -69,7 +71,8 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        node_port_range=args.service_node_port_range, cluster_domain=args.cluster_domain,
                        dns_ttl=args.dns_ttl, dns_pods=args.dns_pods, dns_upstreams=args.dns_upstream,
                        node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
-                       backoff_base=args.backoff_base, compact_keep_revisions=args.history_revisions,
+                       backoff_base=args.backoff_base, proxy_status_port=args.proxy_status_port,
+                       compact_keep_revisions=args.history_revisions,
                        compact_keep_seconds=args.history_seconds)
     if args.node_name:
         s.node_name = args.node_name

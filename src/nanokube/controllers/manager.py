@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from nanokube.client import ApiClient
+from nanokube.controllers import gcpause
 from nanokube.controllers.deployment import DeploymentController
 from nanokube.controllers.endpointscontroller import EndpointsController
 from nanokube.controllers.endpointslice import EndpointSliceController
@@ -44,14 +45,7 @@ def build(ctx: Context) -> list[Controller]:
 
 async def run_controllers(*, client: ApiClient, settings: ControllerSettings, ready: asyncio.Event) -> None:
     """Run all controllers until cancelled; `ready` is set once every informer has synced."""
-    import gc, time, sys
-    _t = {}
-    def _cb(phase, info):
-        if phase == "start": _t[0] = time.perf_counter()
-        else:
-            d = (time.perf_counter() - _t[0]) * 1000
-            if d > 5: print(f"GC gen{info['generation']} {d:.1f} ms collected={info['collected']} objs={len(gc.get_objects()) if info['generation']==2 else ''}", file=sys.stderr, flush=True)
-    gc.callbacks.append(_cb)
+    gcpause.install()
     ctx = Context(client, settings)
     controllers = build(ctx)
     async with asyncio.TaskGroup() as tg:

@@ -157,6 +157,9 @@ class TcpClientSide(_Side):
                 log.debug("dial %s:%d failed: %s", ep[0], ep[1], err)
                 continue
             backend.peer, self.peer = self, backend
+            if backend.early:  # a server that speaks first (MySQL's greeting) may beat this task's resumption
+                self.transport.write(b"".join(backend.early))
+                backend.early.clear()
             if self.early:
                 backend.transport.write(b"".join(self.early))  # type: ignore[union-attr]
                 self.early.clear()

@@ -1,0 +1,1 @@
+"""nanokube: Kubernetes Services, for real, on one machine."""
