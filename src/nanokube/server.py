@@ -178,7 +178,7 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
             data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
             cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
-            backoff_base=settings.backoff_base))
+            backoff_base=settings.backoff_base, max_pods=settings.max_pods))
     return out
 
 

@@ -75,6 +75,7 @@ class ServerSettings:
     image_dirs: list[Path] = field(default_factory=list)
     backoff_base: float = 10.0
     proxy_status_port: int = 10256
+    max_pods: int = 110
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
 

@@ -66,6 +66,7 @@ def article() -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)  # InnoDB files: about 100 MB
 
 
 def test_claim_is_bound_by_local_path(article):

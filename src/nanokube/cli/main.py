@@ -15,6 +15,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--data-dir", type=Path, default=None, help="state, token, kubeconfig, volumes, logs "
                    "(default ~/.local/share/nanokube, root: /var/lib/nanokube)")
     p.add_argument("--api-listen", default="127.0.0.1:6443", help="HOST:PORT of the API (default 127.0.0.1:6443)")
+    p.add_argument("--max-pods", type=int, default=110, help="pods this node runs at most (default 110)")
     p.add_argument("--proxy-status-port", type=int, default=10256,
                    help="port of the proxy's status endpoint on 127.0.0.1 (/healthz, /services; 0 = off; default 10256)")
     p.add_argument("--network", default="auto", help="auto|netns|loopback (auto: netns when root on Linux with nft)")
@@ -72,6 +73,7 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        dns_ttl=args.dns_ttl, dns_pods=args.dns_pods, dns_upstreams=args.dns_upstream,
                        node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
                        backoff_base=args.backoff_base, proxy_status_port=args.proxy_status_port,
+                       max_pods=args.max_pods,
                        compact_keep_revisions=args.history_revisions,
                        compact_keep_seconds=args.history_seconds)
     if args.node_name:
