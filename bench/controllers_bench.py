@@ -4,7 +4,8 @@ Starts `nanokube server --components=controllers --no-agent` (loopback), fills i
 creates pods bound to a fake node with IPs, then toggles one pod's Ready condition through pods/status and
 times until a watch on the Service's EndpointSlices shows the new condition.
 
-    python bench/controllers_bench.py [--services 1000,10000] [--samples 200]
+    python bench/controllers_bench.py [--services 1000,10000] [--samples 1000] [--sizes 1,100,1000]
+                                      [--no-deployment] [--py-spy DIR]
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def profiler(server: Any, out_dir: str | None, tag: str) -> subprocess.Popen[byt
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--services", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), type=lambda s: [int(x) for x in s.split(",")],
                         help="endpoints per measured Service, a subset of 1,100,1000")
     parser.add_argument("--py-spy", metavar="DIR", help="write a py-spy raw profile of the server per measurement")

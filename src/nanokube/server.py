@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from nanokube.aio import gcpause
 from nanokube.aio.tasks import run_root_tasks
 from nanokube.apiserver.bootstrap import BootstrapSpec
 from nanokube.apiserver.certs import ensure_certs, server_context
@@ -75,6 +76,7 @@ def write_kubeconfig(path: Path, server: str, token: str, ca_file: Path) -> Path
 
 async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
                      components: tuple[str, ...] = ("controllers", "agent", "proxy", "dns")) -> None:
+    gcpause.install()  # caches of every component grow large; full GC passes would stall the one event loop
     settings.fill_defaults()
     prepare_data_dir(settings.data_dir)
     token = load_token(settings.data_dir)

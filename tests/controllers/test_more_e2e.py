@@ -69,11 +69,14 @@ def test_local_path_claim_binds_and_reclaim_policy_decides(server, kubelet):
     eventually(lambda: not path.exists() and
                volume not in server.kubectl("get", "pv", "-o", "name").stdout)
 
-    server.apply({**claim, "metadata": {"name": "kept"}})
+    server.apply({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-retain"},
+                  "provisioner": "nanokube.io/local-path", "reclaimPolicy": "Retain"})
+    server.apply({**claim, "metadata": {"name": "kept"}, "spec": {**claim["spec"], "storageClassName": "local-retain"}})
     pvc = eventually(lambda: (c := get(server, "pvc", "kept")).get("status", {}).get("phase") == "Bound" and c)
     volume = pvc["spec"]["volumeName"]
-    server.kubectl("patch", "pv", volume, "-p", '{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}')
-    path = Path(get(server, "pv", volume)["spec"]["hostPath"]["path"])
+    pv = get(server, "pv", volume)
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and pv["spec"]["storageClassName"] == "local-retain"
+    path = Path(pv["spec"]["hostPath"]["path"])
     (path / "file").write_text("survives")
     server.kubectl("delete", "pvc", "kept", "--timeout=20s")
     eventually(lambda: get(server, "pv", volume).get("status", {}).get("phase") == "Released")

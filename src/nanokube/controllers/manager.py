@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from nanokube.client import ApiClient
-from nanokube.controllers import gcpause
 from nanokube.controllers.deployment import DeploymentController
 from nanokube.controllers.endpointscontroller import EndpointsController
 from nanokube.controllers.endpointslice import EndpointSliceController
@@ -45,7 +44,6 @@ def build(ctx: Context) -> list[Controller]:
 
 async def run_controllers(*, client: ApiClient, settings: ControllerSettings, ready: asyncio.Event) -> None:
     """Run all controllers until cancelled; `ready` is set once every informer has synced."""
-    gcpause.install()
     ctx = Context(client, settings)
     controllers = build(ctx)
     async with asyncio.TaskGroup() as tg:

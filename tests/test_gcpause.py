@@ -7,7 +7,7 @@ import sys
 
 CHILD = """
 import gc
-from nanokube.controllers import gcpause
+from nanokube.aio import gcpause
 gcpause.install(rescan_after=3600)
 keep = [{"i": i} for i in range(10000)]
 gc.collect()
@@ -23,7 +23,7 @@ print("ok")
 
 RESCAN = """
 import gc
-from nanokube.controllers import gcpause
+from nanokube.aio import gcpause
 gcpause.install(rescan_after=0)
 gc.freeze()
 assert gc.get_freeze_count() > 0
