@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import dns.message
 import dns.rrset
+
 from nanokube.dns import wire
 
 log = logging.getLogger(__name__)
