@@ -162,7 +162,9 @@ class NetnsCluster:
         return proc
 
     def pod_client(self, name: str, *args: str | int | float, namespace: str = "default") -> dict[str, Any]:
-        out = self.in_pod(name, sys.executable, "-I", "-S", str(NETCLIENT), *map(str, args), namespace=namespace)
+        # Passed as source: the pod's private /tmp hides a checkout that lives under /tmp.
+        out = self.in_pod(name, sys.executable, "-I", "-S", "-c", NETCLIENT.read_text(), *map(str, args),
+                          namespace=namespace)
         return json.loads(out.stdout)
 
     def pod_names(self, selector: str, namespace: str = "default") -> list[str]:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,21 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MIN_GRACE = 2.0
 NETWORK_LINGER = 1.0  # seconds a deleted pod's network namespace outlives its API object (netns mode)
 PRIVATE_TMPFS = ("/tmp", "/run")
+
+
+def _under_private_tmpfs(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == t or real.startswith(t + "/") for t in PRIVATE_TMPFS)
+
+
+def runtime_mounts() -> list[tuple[str, str, bool]]:
+    """The interpreter and the nanokube package stay visible when they live under a path the pod's private
+    tmpfs hides (e.g. a checkout in /tmp): they are bound back, read-only, at the same place."""
+    import nanokube
+
+    wanted = {os.path.dirname(os.path.dirname(os.path.realpath(nanokube.__file__))),
+              os.path.realpath(sys.prefix), os.path.realpath(sys.exec_prefix)}
+    return [(p, p, True) for p in sorted(wanted) if _under_private_tmpfs(p)]
 
 
 def rfc3339(epoch: float | None = None) -> str:
@@ -387,7 +403,7 @@ class PodWorker:
                 enabled=True, netns=None if host_network else sandbox.netns_path,
                 hostname=None if host_network else hostname,
                 files=[(str(path), target) for target, path in self.etc.items()] if not host_network else [],
-                mounts=mounts, tmpfs=list(PRIVATE_TMPFS))
+                mounts=mounts + runtime_mounts(), tmpfs=list(PRIVATE_TMPFS))
         else:
             isolation = process.Isolation(enabled=False)
             env.setdefault("POD_IP", sandbox.ip)
