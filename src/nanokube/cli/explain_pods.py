@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nanokube.api.pods import find_port
+
 Obj = dict[str, Any]
 
 
@@ -108,13 +110,4 @@ def container_ports(pod: Obj) -> list[tuple[str, int, str, str]]:
 
 def resolve_target_port(pod: Obj, service_port: Obj) -> int | None:
     """The pod port a Service port sends to (as Kubernetes' FindPort); None when a named port is missing."""
-    target = service_port.get("targetPort", service_port.get("port"))
-    if isinstance(target, int):
-        return target
-    if isinstance(target, str) and target.isdigit():
-        return int(target)
-    protocol = service_port.get("protocol") or "TCP"
-    for _container, number, name, proto in container_ports(pod):
-        if name == target and proto == protocol:
-            return number
-    return None
+    return find_port(pod, service_port)

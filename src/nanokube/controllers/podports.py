@@ -6,25 +6,11 @@ import ipaddress
 from typing import Any
 
 from nanokube.api.meta import is_pod_ready
+from nanokube.api.pods import find_port
 
 Obj = dict[str, Any]
 
-
-def find_port(pod: Obj, service_port: Obj) -> int | None:
-    """Resolve a Service port's targetPort against a pod; None when a named port is not found."""
-    target = service_port.get("targetPort", service_port.get("port"))
-    if isinstance(target, int):
-        return target
-    if isinstance(target, str) and target.isdigit():
-        return int(target)
-    protocol = service_port.get("protocol") or "TCP"
-    spec = pod.get("spec", {})
-    sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
-    for container in (spec.get("containers") or []) + sidecars:
-        for port in container.get("ports") or []:
-            if port.get("name") == target and (port.get("protocol") or "TCP") == protocol:
-                return int(port["containerPort"])
-    return None
+__all__ = ["endpoint_hostname", "endpoint_relevant", "find_port", "ips_of_family", "is_terminal", "pod_ips", "should_be_in_endpoints", "target_ref"]
 
 
 def is_terminal(pod: Obj) -> bool:
