@@ -155,7 +155,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         readies["controllers"] = asyncio.Event()
         out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=ControllerSettings(
             lb_pool=settings.lb_pool, data_dir=settings.data_dir,
-            node_monitor_grace_period=settings.node_monitor_grace_period))
+            node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
+            reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
     if "dns" in components:
         from nanokube.dns import DnsSettings, run_dns
 
@@ -180,7 +181,9 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
             data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
             cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
-            backoff_base=settings.backoff_base, max_pods=settings.max_pods))
+            backoff_base=settings.backoff_base, max_pods=settings.max_pods,
+            # renew the Lease at least 4 times per grace period (Kubernetes: every 10 s, grace 40 s)
+            node_lease_seconds=min(10.0, settings.node_monitor_grace_period / 4)))
     return out
 
 

@@ -118,15 +118,18 @@ async def register(client: ApiClient, settings: AgentSettings, kubelet_port: int
     return node
 
 
-async def pod_cidr_of(client: ApiClient, node: Obj, settings: AgentSettings, wait: float = 1.0) -> str:
+async def pod_cidr_of(client: ApiClient, node: Obj, settings: AgentSettings) -> str:
     """The node's spec.podCIDR (given by the server), else the configured or default range."""
-    deadline = time.monotonic() + (0 if settings.pod_cidr else wait)
+    deadline = time.monotonic() + (0 if settings.pod_cidr else settings.pod_cidr_wait)
     while True:
         cidr = (node.get("spec") or {}).get("podCIDR")
         if cidr:
             return cidr
         if time.monotonic() >= deadline:
-            return settings.pod_cidr or settings.default_pod_cidr
+            if settings.pod_cidr or settings.pod_cidr_fallback:
+                return settings.pod_cidr or settings.default_pod_cidr
+            raise RuntimeError(f"node {settings.node_name} got no spec.podCIDR from the server within "
+                               f"{settings.pod_cidr_wait:.0f}s (does the server run its controllers?)")
         await asyncio.sleep(0.05)
         node = await client.get(NODES, settings.node_name)
 

@@ -26,6 +26,11 @@ class AgentSettings:
     # as with kubeadm, k3s and minikube. A joining `nanokube agent` passes ().
     node_roles: tuple[str, ...] = ("control-plane",)
     max_pods: int = 110  # the node's pods capacity (kubelet --max-pods)
+    # With pod_cidr None: seconds to wait for the server's node IPAM to set spec.podCIDR; after that the
+    # default /24 is used, or (a joining `nanokube agent`, whose range must differ from every other node's)
+    # the agent fails when pod_cidr_fallback is False.
+    pod_cidr_wait: float = 1.0
+    pod_cidr_fallback: bool = True
 
     @property
     def default_pod_cidr(self) -> str:

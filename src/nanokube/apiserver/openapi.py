@@ -10,6 +10,9 @@ explain templates, cli-runtime's query-param verifier, apply's patcher):
   and accepts application/strategic-merge-patch+json (else client-side apply falls back).
 Serving follows kube-openapi's handler3: ETag = uppercase hex SHA-512 of the body, a stale ?hash= gets a
 301 to the current URL, a matching one gets `Cache-Control: public, immutable`.
+/openapi/v2 follows kube-openapi's v2 handler: JSON, or gnostic's protobuf Document (openapi_v2_proto) for
+`Accept: application/com.github.proto-openapi.spec.v2[@.]v1.0+protobuf`, which kubectl requests for client-side
+validation (a `kind: List`, or servers without fieldValidation) and `explain --output=plaintext-openapiv2`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ import orjson
 
 from nanokube.api import schema
 from nanokube.api.scheme import RESOURCES, Resource
+from nanokube.apiserver import openapi_v2_proto
 
 V3_PREFIX = "/openapi/v3"
 V2_PATH = "/openapi/v2"
+V2_PROTO_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+_V2_PROTO_SUBTYPES = ("com.github.proto-openapi.spec.v2@v1.0+protobuf", "com.github.proto-openapi.spec.v2.v1.0+protobuf")
 _V3_REF = "#/components/schemas/"
 _V2_REF = "#/definitions/"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -73,6 +79,11 @@ def openapi_v2() -> bytes:
     return _v2()[0]
 
 
+def openapi_v2_protobuf() -> bytes:
+    """/openapi/v2 as gnostic's openapi.v2.Document protobuf (built on first call, then cached)."""
+    return _v2_proto()
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -88,8 +99,12 @@ def serve(path: str, query_hash: str | None = None, accept: str | None = None,
     """
     path = path.rstrip("/") or "/"
     if path == V2_PATH:
-        if not _accepts_json(accept):
+        media = _v2_media(accept)
+        if media is None:
             return Reply(406, {"Vary": "Accept"})
+        if media == V2_PROTO_CONTENT_TYPE:
+            # kube-openapi serves the protobuf rendering under the JSON document's ETag (Vary: Accept).
+            return _content(_v2_proto(), _v2()[1], if_none_match, {"Vary": "Accept"}, media)
         body, etag = _v2()
         return _content(body, etag, if_none_match, {"Vary": "Accept"})
     if path == V3_PREFIX:
@@ -122,12 +137,40 @@ def _now() -> float:
     return time.time()
 
 
-def _content(body: bytes, etag: str, if_none_match: str | None, headers: dict[str, str]) -> Reply:
+def _content(body: bytes, etag: str, if_none_match: str | None, headers: dict[str, str],
+             content_type: str = "application/json") -> Reply:
     quoted = f'"{etag}"'
     headers = {**headers, "Etag": quoted}
     if if_none_match and (if_none_match.strip() == "*" or quoted in [t.strip() for t in if_none_match.split(",")]):
         return Reply(304, headers)
-    return Reply(200, {**headers, "Content-Type": "application/json"}, body)
+    return Reply(200, {**headers, "Content-Type": content_type}, body)
+
+
+def _v2_media(accept: str | None) -> str | None:
+    """The Content-Type to answer /openapi/v2 with, negotiated like kube-openapi's handler: clauses by falling q,
+    the first one matching JSON, then either protobuf spelling (both answered with the current spelling)."""
+    clauses: list[tuple[float, int, str]] = []
+    for i, clause in enumerate((accept or "*/*").split(",")):
+        media, *params = [part.strip() for part in clause.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            clauses.append((-q, i, media.lower()))
+    for _, _, media in sorted(clauses):
+        kind, _, sub = media.partition("/")
+        if kind not in ("application", "*"):
+            continue
+        if sub in ("json", "*"):
+            return "application/json"
+        if sub in _V2_PROTO_SUBTYPES:
+            return V2_PROTO_CONTENT_TYPE
+    return None
 
 
 def _accepts_json(accept: str | None) -> bool:
@@ -180,6 +223,12 @@ def _v3_document(gv_path: str) -> tuple[bytes, str] | None:
 def _v2() -> tuple[bytes, str]:
     body = orjson.dumps(_build_v2(), option=orjson.OPT_SORT_KEYS)
     return body, _etag(body)
+
+
+@functools.cache
+def _v2_proto() -> bytes:
+    # From the served JSON bytes, so maps keep the JSON body's (sorted) order, as gnostic's parser would see them.
+    return openapi_v2_proto.document(orjson.loads(_v2()[0]))
 
 
 # ---------------------------------------------------------------- document construction

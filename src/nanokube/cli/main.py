@@ -48,6 +48,49 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
+AGENT_DESCRIPTION = """Join one more node to a running `nanokube server` (like a kubelet plus kube-proxy). It talks to \
+the server only through its API: `--server URL --token-file FILE` (the server writes DATA_DIR/token, and its CA \
+at DATA_DIR/pki/ca.crt, found next to the token file unless `--ca-file` is given) or `--kubeconfig FILE`. The \
+server gives the node the next free /24 of its pod CIDR (spec.podCIDR); the node has no control-plane role. \
+Proxy: in netns mode the node programs its own nftables table. In loopback mode all addresses live on the \
+host's `lo` and the server's proxy already listens on every ClusterIP and LB address (forwarding to pods on \
+every node), so the node's proxy only listens on the node ports of its own `--node-ip`; give each node its own \
+loopback address and name, e.g. `--node-ip 127.0.0.2 --node-name node2`. `--no-proxy` runs no proxy at all."""
+
+
+def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("agent", help="join another node to a running server (node agent + service proxy)",
+                       description=AGENT_DESCRIPTION)
+    p.add_argument("--server", default="", help="URL of the server's API, e.g. https://127.0.0.1:6443")
+    p.add_argument("--token-file", type=Path, default=None, help="file holding the server's token (its DATA_DIR/token)")
+    p.add_argument("--ca-file", type=Path, default=None,
+                   help="the server's CA certificate (default: pki/ca.crt next to the token file)")
+    p.add_argument("--kubeconfig", type=Path, default=None,
+                   help="a kubeconfig to use instead of --server/--token-file/--ca-file")
+    p.add_argument("--node-name", default=None, help="name of this node (default: the host name)")
+    p.add_argument("--node-ip", default="", help="address of this node (loopback default 127.0.0.1: give each "
+                   "node its own, e.g. 127.0.0.2; netns: required)")
+    p.add_argument("--data-dir", type=Path, default=None, help="pods, volumes, logs of this node "
+                   "(default ~/.local/share/nanokube-agent, root: /var/lib/nanokube-agent)")
+    p.add_argument("--network", default="auto", help="auto|netns|loopback, as the server's")
+    p.add_argument("--service-cidr", default="", help="the server's ClusterIP range (default: that of the mode)")
+    p.add_argument("--pod-cidr", default="", help="the server's pod range (default: that of the mode)")
+    p.add_argument("--lb-pool", default="", help="the server's LoadBalancer pool (default: that of the mode)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
+    p.add_argument("--no-proxy", action="store_true", help="run no service proxy on this node")
+    p.add_argument("--proxy-status-port", type=int, default=10256,
+                   help="port of the proxy's status endpoint on the node IP (0 = off; default 10256)")
+    p.add_argument("--node-lease-duration-seconds", type=float, default=40.0,
+                   help="the node's Lease duration; renewed every quarter of it (default 40); keep it under "
+                   "the server's --node-monitor-grace-period")
+    p.add_argument("--kubelet-port", type=int, default=0, help="port of the node's log server (default: a free one)")
+    p.add_argument("--max-pods", type=int, default=110, help="pods this node runs at most (default 110)")
+    p.add_argument("--image-dir", type=Path, action="append", default=None,
+                   help="directory of your own image catalogue entries (default DATA_DIR/images)")
+    p.add_argument("--backoff-base", type=float, default=10.0, help="container restart back-off base (default 10 s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
 def _explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("explain", help="why can't I reach my Service? (one screen, or -o json)")
     p.add_argument("kind", choices=["service", "services", "svc"], help="what to explain (service)")
@@ -91,10 +134,29 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
     return s, components
 
 
+def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from nanokube.node import NodeSettings, default_agent_data_dir
+
+    s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=resolve_network(args.network),
+                     server=args.server, token_file=args.token_file, ca_file=args.ca_file,
+                     kubeconfig=args.kubeconfig, node_ip=args.node_ip, proxy=not args.no_proxy,
+                     proxy_status_port=args.proxy_status_port, kubelet_port=args.kubelet_port,
+                     service_cidr=args.service_cidr, pod_cidr=args.pod_cidr, lb_pool=args.lb_pool,
+                     cluster_domain=args.cluster_domain, backoff_base=args.backoff_base, max_pods=args.max_pods,
+                     node_lease_duration=args.node_lease_duration_seconds)
+    if args.node_name:
+        s.node_name = args.node_name
+    if args.image_dir:
+        s.image_dirs = list(args.image_dir)
+    s.fill_defaults()
+    return s
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanokube", description="Kubernetes Services, for real, on one machine.")
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parser(sub)
+    _agent_parser(sub)
     _explain_parser(sub)
     return parser
 
@@ -113,6 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         from nanokube.server import main_server
 
         return main_server(settings, components)
+    if args.command == "agent":
+        from nanokube.node import main_node
+
+        try:
+            node_settings = _node_settings_from(args)
+        except SettingsError as exc:
+            print(f"nanokube: {exc}", file=sys.stderr)
+            return 2
+        return main_node(node_settings)
     if args.command == "explain":
         from nanokube.cli.explain_command import run_explain
 

@@ -13,6 +13,7 @@ from nanokube.controllers.gc import GarbageCollector
 from nanokube.controllers.localpath import LocalPathProvisioner
 from nanokube.controllers.mirroring import MirroringController
 from nanokube.controllers.namespace import NamespaceController
+from nanokube.controllers.nodeipam import NodeIpamController
 from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
 from nanokube.controllers.resources import PODS, SERVICES
@@ -27,7 +28,9 @@ log = logging.getLogger(__name__)
 
 def build(ctx: Context) -> list[Controller]:
     index = ServicePodIndex(ctx.informer(PODS), ctx.informer(SERVICES))
+    node_ipam: list[Controller] = [NodeIpamController(ctx)] if ctx.settings.pod_cidr else []
     return [
+        *node_ipam,
         EndpointSliceController(ctx, index),
         EndpointsController(ctx, index),
         MirroringController(ctx),

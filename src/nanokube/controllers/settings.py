@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -13,3 +13,5 @@ class ControllerSettings:
     node_monitor_grace_period: float = 40.0
     max_endpoints_per_slice: int = 100
     lb_class: str | None = "nanokube.io/lb"  # besides Services with no loadBalancerClass
+    pod_cidr: str = ""  # the cluster pod CIDR node IPAM gives /24s of; "" = no node IPAM
+    reserved_pod_cidrs: dict[str, str] = field(default_factory=dict)  # node name -> the /24 only it may get

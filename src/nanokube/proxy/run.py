@@ -18,6 +18,7 @@ from nanokube.proxy.proxier import Backend, Proxier
 from nanokube.proxy.state import ProxyState
 from nanokube.proxy.status import DEFAULT_STATUS_PORT, ProxyStatus, StatusServer
 from nanokube.proxy.userspace import UserspaceBackend
+from nanokube.proxy.workers import WorkerPoolBackend, default_workers
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class ProxySettings:
     udp_idle_timeout: float = 30.0
     status_port: int = DEFAULT_STATUS_PORT  # /healthz, /livez, /services, /status; 0 = no status endpoint
     status_address: str = "127.0.0.1"
+    frontend_kinds: tuple[str, ...] | None = None  # userspace mode: serve only these kinds (e.g. ("nodeport",))
+    # userspace mode: forwarding processes; None = $NANOKUBE_PROXY_WORKERS or min(2, CPUs); 1 = in this process
+    userspace_workers: int | None = None
 
 
 def nodeport_ips(settings: ProxySettings) -> tuple[str, ...]:
@@ -52,7 +56,11 @@ def nodeport_ips(settings: ProxySettings) -> tuple[str, ...]:
 
 def make_backend(settings: ProxySettings) -> Backend:
     if settings.mode == "userspace":
-        return UserspaceBackend(udp_idle_timeout=settings.udp_idle_timeout)
+        workers = settings.userspace_workers or default_workers()
+        if workers > 1:
+            return WorkerPoolBackend(workers=workers, udp_idle_timeout=settings.udp_idle_timeout,
+                                     kinds=settings.frontend_kinds)
+        return UserspaceBackend(udp_idle_timeout=settings.udp_idle_timeout, kinds=settings.frontend_kinds)
     if settings.mode != "nftables":
         raise ValueError(f"unknown proxy mode {settings.mode!r}")
     commands = Commands(settings.netns)

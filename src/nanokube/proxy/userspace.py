@@ -20,6 +20,7 @@ from nanokube.proxy.state import PlanChange
 log = logging.getLogger(__name__)
 
 FrontendKey = tuple[str, str, int]
+RouteSpec = tuple[list[Addr], int]  # (endpoints, affinity timeout in seconds; 0 = none)
 
 
 @dataclass
@@ -50,30 +51,31 @@ class UserspaceBackend:
     they are not the default (a reset is never seen under uvloop)."""
 
     def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = "protocol",
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, kinds: tuple[str, ...] | None = None) -> None:
         if tcp not in TCP_MODES:
             raise ValueError(f"tcp must be one of {', '.join(TCP_MODES)}")
         self.udp_idle_timeout = udp_idle_timeout
         self.backlog = backlog
         self.tcp = "relay" if tcp == "splice" and not HAVE_SPLICE else tcp
         self.reuse_port = reuse_port
+        # Only these frontend kinds ("cluster", "external", "nodeport"); None = all. A second node in loopback
+        # mode serves only its node ports: every ClusterIP and LB address is already the first node's listener.
+        self.kinds = kinds
         self.listeners: dict[FrontendKey, _Listener] = {}
+        self.failed: set[FrontendKey] = set()  # wanted open, but the port was taken; retried on every reconcile
         self.frontends: dict[str, dict[FrontendKey, Frontend]] = {}  # by Service key
 
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
         self.frontends = {key: self._frontends(p) for key, p in plans.items()}
         wanted = {k: fe for fes in self.frontends.values() for k, fe in fes.items()}
-        for key in [k for k in self.listeners if k not in wanted]:
-            self.listeners.pop(key).close()
+        self.remove([k for k in self.listeners if k not in wanted])
         await self._reconcile(wanted)
 
     async def apply(self, changes: dict[str, PlanChange]) -> None:
         wanted: dict[FrontendKey, Frontend] = {}
         for key, (old, new) in changes.items():
             fes = self._frontends(new)
-            for k in self._frontends(old):
-                if k not in fes and k in self.listeners:
-                    self.listeners.pop(k).close()
+            self.remove([k for k in self._frontends(old) if k not in fes])
             if fes:
                 self.frontends[key] = fes
             else:
@@ -81,30 +83,59 @@ class UserspaceBackend:
             wanted.update(fes)
         await self._reconcile(wanted)
 
-    @staticmethod
-    def _frontends(plans: tuple[ServicePortPlan, ...]) -> dict[FrontendKey, Frontend]:
-        return {fe.key: fe for plan in plans for fe in plan.frontends}
+    def _frontends(self, plans: tuple[ServicePortPlan, ...]) -> dict[FrontendKey, Frontend]:
+        return {fe.key: fe for plan in plans for fe in plan.frontends if self.kinds is None or fe.kind in self.kinds}
 
     async def _reconcile(self, wanted: dict[FrontendKey, Frontend]) -> None:
+        await self.reconcile_routes({key: ([ep.addr for ep in fe.endpoints], fe.affinity_timeout)
+                                     for key, fe in wanted.items()})
+
+    async def reconcile_routes(self, wanted: dict[FrontendKey, RouteSpec]) -> list[str]:
+        """Create/update/open/close the listeners of `wanted` (others untouched); returns the listen errors.
+
+        A frontend that cannot listen (its port is taken) is logged and retried on every later reconcile; it
+        never stops the other frontends from being served."""
         errors: list[str] = []
-        for key, fe in wanted.items():
-            endpoints: list[Addr] = [ep.addr for ep in fe.endpoints]
+        for key in [k for k in self.failed if k not in wanted]:
+            listener = self.listeners.get(key)
+            if listener is None or listener.open or not listener.route.endpoints:
+                self.failed.discard(key)
+            elif await self._try_listen(key, listener, errors):
+                log.info("userspace proxy: now listening on %s:%d/%s", key[0], key[2], key[1])
+        for key, (endpoints, affinity_timeout) in wanted.items():
             listener = self.listeners.get(key)
             if listener is None:
-                listener = self.listeners[key] = _Listener(Route(endpoints, fe.affinity_timeout))
+                listener = self.listeners[key] = _Listener(Route(endpoints, affinity_timeout))
             else:
-                listener.route.update(endpoints, fe.affinity_timeout)
+                listener.route.update(endpoints, affinity_timeout)
                 if listener.udp is not None:
                     listener.udp.forget_endpoints(set(endpoints))
             if endpoints and not listener.open:
-                try:
-                    await self._listen(key, listener)
-                except OSError as err:
-                    errors.append(f"{key[0]}:{key[2]}/{key[1]}: {err.strerror or err}")
-            elif not endpoints and listener.open:
-                listener.close()
+                await self._try_listen(key, listener, errors)
+            elif not endpoints:
+                self.failed.discard(key)
+                if listener.open:
+                    listener.close()
         if errors:
-            raise OSError("cannot listen on " + "; ".join(errors))
+            log.warning("userspace proxy cannot listen on %s (retried on the next sync)", "; ".join(errors))
+        return errors
+
+    def remove(self, keys: list[FrontendKey]) -> None:
+        for key in keys:
+            listener = self.listeners.pop(key, None)
+            if listener is not None:
+                listener.close()
+            self.failed.discard(key)
+
+    async def _try_listen(self, key: FrontendKey, listener: _Listener, errors: list[str]) -> bool:
+        try:
+            await self._listen(key, listener)
+        except OSError as err:
+            self.failed.add(key)
+            errors.append(f"{key[0]}:{key[2]}/{key[1]}: {err.strerror or err}")
+            return False
+        self.failed.discard(key)
+        return True
 
     async def _listen(self, key: FrontendKey, listener: _Listener) -> None:
         loop = asyncio.get_running_loop()
@@ -117,7 +148,7 @@ class UserspaceBackend:
                                              splice=self.tcp == "splice", reuse_port=self.reuse_port)
         elif protocol == "UDP":
             udp = UdpListener(listener.route, self.udp_idle_timeout)
-            await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port))
+            await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port), reuse_port=self.reuse_port or None)
             listener.udp = udp
         else:
             log.warning("userspace proxy does not support %s (%s:%d)", protocol, ip, port)

@@ -1,0 +1,185 @@
+"""Composition root of `nanokube agent`: one more node for a running server (kubelet + kube-proxy).
+
+The node talks to the server only through the API. It runs the node agent (registers the Node without a
+control-plane role, takes the pod range the server's node IPAM gives it in spec.podCIDR, runs the pods bound
+to it, renews its Lease) and the service proxy for this node:
+
+* netns mode: the nftables proxy, as on the server's node;
+* loopback mode: every address lives on the host's `lo`, and the server's userspace proxy already listens on
+  every ClusterIP and LB address (forwarding to pods on every node), so this node's proxy listens only on
+  the node ports of its own node IP (give each node its own, e.g. `--node-ip 127.0.0.2`);
+* `--no-proxy`: no proxy at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nanokube.aio import gcpause
+from nanokube.aio.tasks import run_root_tasks
+from nanokube.api.errors import ApiError
+from nanokube.client import ApiClient
+from nanokube.client.rest import client_from_kubeconfig, wait_until_ready
+from nanokube.settings import ADDRESS_PLAN, SettingsError, nth_ip
+
+log = logging.getLogger("nanokube")
+
+KUBE_SYSTEM = "kube-system"
+KUBE_DNS = "kube-dns"
+
+
+@dataclass
+class NodeSettings:
+    data_dir: Path
+    network: str  # "netns" | "loopback"
+    server: str = ""  # API URL (with token_file), or use kubeconfig
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    kubeconfig: Path | None = None
+    node_name: str = field(default_factory=lambda: socket.gethostname().split(".")[0].lower())
+    node_ip: str = ""
+    service_cidr: str = ""  # as the server's; "" = the address plan of the network mode
+    pod_cidr: str = ""
+    lb_pool: str = ""
+    proxy: bool = True
+    proxy_status_port: int = 10256  # on the node IP; 0 = off
+    kubelet_port: int = 0  # 0: a free port
+    cluster_domain: str = "cluster.local"
+    image_dirs: list[Path] = field(default_factory=list)
+    backoff_base: float = 10.0
+    max_pods: int = 110
+    pod_cidr_wait: float = 30.0
+    node_lease_duration: float = 40.0  # the Lease is renewed every quarter of it, as kubelet does
+
+    def fill_defaults(self) -> None:
+        if self.kubeconfig is None:
+            if not self.server or self.token_file is None:
+                raise SettingsError("give --server URL and --token-file FILE (or --kubeconfig FILE)")
+            if not self.token_file.is_file():
+                raise SettingsError(f"--token-file {self.token_file}: no such file")
+            if self.ca_file is None:
+                # The server writes DATA_DIR/token next to DATA_DIR/pki/ca.crt.
+                guess = self.token_file.parent / "pki" / "ca.crt"
+                if guess.is_file():
+                    self.ca_file = guess
+            if self.server.startswith("https:") and self.ca_file is None:
+                raise SettingsError("--ca-file: the server's CA (DATA_DIR/pki/ca.crt of the server) is needed")
+        elif not self.kubeconfig.is_file():
+            raise SettingsError(f"--kubeconfig {self.kubeconfig}: no such file")
+        plan = ADDRESS_PLAN[self.network]
+        self.service_cidr = self.service_cidr or plan["service_cidr"]
+        self.pod_cidr = self.pod_cidr or plan["pod_cidr"]
+        self.lb_pool = self.lb_pool or plan["lb_pool"]
+        if not self.node_ip:
+            self.node_ip = "127.0.0.1" if self.network == "loopback" else ""
+        if not self.node_ip:
+            raise SettingsError("--node-ip: the address of this node is needed in netns mode")
+        if not self.image_dirs:
+            self.image_dirs = [self.data_dir / "images"]
+
+    def client(self) -> ApiClient:
+        if self.kubeconfig is not None:
+            return client_from_kubeconfig(str(self.kubeconfig), user_agent=f"nanokube-agent/{self.node_name}")
+        assert self.token_file is not None
+        token = self.token_file.read_text().strip()
+        return ApiClient(self.server.rstrip("/"), token, ca_file=str(self.ca_file) if self.ca_file else None,
+                         user_agent=f"nanokube-agent/{self.node_name}")
+
+
+def default_agent_data_dir() -> Path:
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/var/lib/nanokube-agent")
+    return Path(os.path.expanduser("~/.local/share/nanokube-agent"))
+
+
+async def cluster_dns_address(client: ApiClient, service_cidr: str) -> str:
+    """The kube-dns Service's ClusterIP as the server made it (.10 of the service CIDR when missing)."""
+    from nanokube.api.scheme import by_kind
+
+    try:
+        svc = await client.get(by_kind("", "Service"), KUBE_DNS, KUBE_SYSTEM)
+        dns_ip = (svc.get("spec") or {}).get("clusterIP") or ""
+    except ApiError as err:
+        if err.code != 404:
+            raise
+        dns_ip = ""
+    return dns_ip or nth_ip(service_cidr, 10)
+
+
+async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
+    """Run the node agent and the proxy of this node until `stop`; the first to fail stops the other."""
+    from nanokube.agent import AgentSettings, run_agent
+    from nanokube.proxy import ProxySettings, run_proxy
+
+    gcpause.install()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    client = settings.client()
+    try:
+        await wait_until_ready(client, timeout=30.0)
+        cluster_dns = await cluster_dns_address(client, settings.service_cidr)
+        readies = {"agent": asyncio.Event()}
+        tasks: dict[str, Coroutine[Any, Any, Any]] = {"agent": run_agent(
+            client=client, ready=readies["agent"], settings=AgentSettings(
+                node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
+                data_dir=settings.data_dir, pod_cidr=None, cluster_dns=cluster_dns,
+                cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
+                kubelet_port=settings.kubelet_port, backoff_base=settings.backoff_base,
+                max_pods=settings.max_pods, node_roles=(), node_lease_seconds=settings.node_lease_duration / 4, pod_cidr_wait=settings.pod_cidr_wait,
+                pod_cidr_fallback=False))}
+        if settings.proxy:
+            readies["proxy"] = asyncio.Event()
+            tasks["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
+                mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
+                node_ips=[settings.node_ip], service_cidr=settings.service_cidr,
+                pod_cidr=settings.pod_cidr, lb_pool=settings.lb_pool, status_port=settings.proxy_status_port, status_address=settings.node_ip,
+                frontend_kinds=("nodeport",) if settings.network == "loopback" else None))
+        tasks["announce"] = _announce(settings, readies)
+        await run_root_tasks(tasks, stop=stop)
+    finally:
+        await client.close()
+
+
+async def _announce(settings: NodeSettings, readies: dict[str, asyncio.Event]) -> None:
+    for event in readies.values():
+        await event.wait()
+    proxy = "off" if not settings.proxy else ("nodeports" if settings.network == "loopback" else "nftables")
+    print(f"nanokube node ready node={settings.node_name} ip={settings.node_ip} network={settings.network} "
+          f"proxy={proxy}", flush=True)
+    await asyncio.Event().wait()  # until cancelled: a root task that ends on its own stops the node
+
+
+def main_node(settings: NodeSettings) -> int:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_node(settings, stop)
+
+    try:
+        asyncio.run(runner())
+    except SettingsError as exc:
+        print(f"nanokube: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"nanokube: {exc.__cause__ or exc}", file=sys.stderr)
+        return 1
+    return 0

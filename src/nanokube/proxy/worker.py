@@ -1,0 +1,100 @@
+"""One userspace proxy worker process: reads frontend tables from stdin, serves them, acks on stdout.
+
+Started by `WorkerPoolBackend` (workers.py) as `python -m nanokube.proxy.worker --parent PID ...`. Protocol, one
+JSON object per line each way:
+
+    in:  {"seq": 7, "full": true|false, "set": [[ip, proto, port, affinity_timeout, [[ep_ip, ep_port], ...]], ...],
+          "del": [[ip, proto, port], ...]}
+    out: {"seq": 7, "errors": ["127.0.0.1:30080/TCP: Address already in use", ...]}
+
+"full" replaces the whole table (frontends not in "set" are closed); otherwise "set" and "del" are a delta.
+TCP listeners (and UDP ones) use SO_REUSEPORT so that every worker can hold the same port. The worker exits when
+its parent dies (PR_SET_PDEATHSIG, and EOF on stdin as the portable backstop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+import orjson
+
+from nanokube.proxy.userspace import FrontendKey, RouteSpec, UserspaceBackend
+
+log = logging.getLogger("nanokube.proxy.worker")
+PR_SET_PDEATHSIG = 1
+RETRY_INTERVAL = 2.0  # seconds between retries of frontends whose port was taken
+
+
+def die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def parse(msg: dict) -> tuple[dict[FrontendKey, RouteSpec], list[FrontendKey]]:
+    routes = {(ip, proto, port): ([(e[0], e[1]) for e in eps], aff) for ip, proto, port, aff, eps in msg["set"]}
+    return routes, [(ip, proto, port) for ip, proto, port in msg.get("del", ())]
+
+
+async def serve(backend: UserspaceBackend) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 28)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    retry: asyncio.TimerHandle | None = None
+
+    def retry_failed() -> None:
+        nonlocal retry
+        retry = None
+        loop.create_task(reconcile({}))
+
+    async def reconcile(routes: dict[FrontendKey, RouteSpec]) -> list[str]:
+        nonlocal retry
+        errors = await backend.reconcile_routes(routes)
+        if backend.failed and retry is None:
+            retry = loop.call_later(RETRY_INTERVAL, retry_failed)
+        return errors
+
+    try:
+        while line := await reader.readline():
+            msg = orjson.loads(line)
+            routes, removed = parse(msg)
+            if msg.get("full"):
+                removed = [k for k in backend.listeners if k not in routes]
+            backend.remove(removed)
+            errors = await reconcile(routes)
+            os.write(1, orjson.dumps({"seq": msg["seq"], "errors": errors}) + b"\n")
+    finally:
+        if retry is not None:
+            retry.cancel()
+        await backend.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="nanokube.proxy.worker")
+    parser.add_argument("--parent", type=int, required=True)
+    parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
+    parser.add_argument("--tcp", default="protocol")
+    args = parser.parse_args(argv)
+    die_with_parent(args.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C goes to the parent, which stops us in order
+    logging.basicConfig(level=logging.WARNING, format=f"proxy-worker[{os.getpid()}] %(levelname)s %(message)s")
+    backend = UserspaceBackend(udp_idle_timeout=args.udp_idle_timeout, tcp=args.tcp, reuse_port=True)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(backend))
+    else:
+        uvloop.run(serve(backend))
+
+
+if __name__ == "__main__":
+    main()
