@@ -13,8 +13,8 @@ from nanokube.cli.main import build_parser
 HEADER = """# nanokube command line
 
 Generated from the argparse definitions by `python -m nanokube.cli.docs > docs/cli.md`; a test keeps the two
-in sync, so every flag below exists and every flag that exists is below. Exit codes: `server` 0 on a clean
-stop (SIGINT/SIGTERM), 1 when a component fails, 2 for a bad flag; `explain` 0 when the Service looks
+in sync, so every flag below exists and every flag that exists is below. Exit codes: `server` and `agent` 0 on
+a clean stop (SIGINT/SIGTERM), 1 when a component fails, 2 for a bad flag; `explain` 0 when the Service looks
 reachable, 1 when it found a problem, 2 when it could not ask the API.
 """
 
