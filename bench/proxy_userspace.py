@@ -10,7 +10,9 @@ keep-alive and `Connection: close` (a new connection per request). Usage:
     python bench/proxy_userspace.py [--duration 10] [--runs 3] [--paths relay,splice,protocol,relay*2]
                                     [--target nginx|python] [--haproxy] [--no-close]
 
-A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT.
+A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT (hand-started, for comparison);
+"pool*N" is what the server runs: one proxy (Proxier) process with a WorkerPoolBackend of N worker processes
+(workers.py); its CPU column counts the workers and the parent.
 """
 
 from __future__ import annotations
@@ -87,16 +89,18 @@ def python_backend_main() -> None:
     uvloop.run(serve())
 
 
-def proxy_main(vip: str, tcp: str, reuse_port: bool) -> None:
+def proxy_main(vip: str, tcp: str, reuse_port: bool, workers: int = 1) -> None:
     import uvloop
 
-    from nanokube.proxy.proxier import Proxier
+    from nanokube.proxy.proxier import Backend, Proxier
     from nanokube.proxy.state import ProxyState
     from nanokube.proxy.userspace import UserspaceBackend
+    from nanokube.proxy.workers import WorkerPoolBackend
 
     async def serve() -> None:
-        p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()),
-                    backend=UserspaceBackend(tcp=tcp, reuse_port=reuse_port))
+        backend: Backend = (WorkerPoolBackend(workers=workers) if tcp == "pool"
+                            else UserspaceBackend(tcp=tcp, reuse_port=reuse_port))
+        p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()), backend=backend)
         p.on_services_synced()
         p.on_endpointslices_synced()
         p.on_service_add({"metadata": {"name": "web", "namespace": "default"},
@@ -107,8 +111,11 @@ def proxy_main(vip: str, tcp: str, reuse_port: bool) -> None:
                                 "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in BACKENDS],
                                 "ports": [{"name": "http", "port": PORT, "protocol": "TCP"}]})
         await p.sync()
-        print("ready", flush=True)
-        await asyncio.Event().wait()
+        print("ready", *getattr(backend, "pids", ()), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await backend.stop()
 
     uvloop.run(serve())
 
@@ -132,11 +139,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def wait_ready(proc: subprocess.Popen[str]) -> None:
+def wait_ready(proc: subprocess.Popen[str]) -> list[int]:
+    """Waits for the "ready [worker pids...]" line; returns the worker pids."""
     assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
         raise RuntimeError(f"{proc.args} did not start: {line!r}")
+    return [int(pid) for pid in line[1:]]
 
 
 def wait_listening(ip: str, port: int, timeout: float = 10.0) -> None:
@@ -180,7 +189,11 @@ def main() -> None:
             tcp, _, workers = path.partition("*")
             vip = f"127.251.0.{10 + i}"
             pids = []
-            for _ in range(int(workers or 1)):
+            if tcp == "pool":
+                procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "0", workers or "2"],
+                                              stdout=subprocess.PIPE, text=True))
+                pids += [procs[-1].pid, *wait_ready(procs[-1])]
+            for _ in range(int(workers or 1) if tcp != "pool" else 0):
                 procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "1" if workers else "0"],
                                               stdout=subprocess.PIPE, text=True))
                 wait_ready(procs[-1])
@@ -233,6 +246,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "backend":
         python_backend_main()
     elif len(sys.argv) > 1 and sys.argv[1] == "proxy":
-        proxy_main(sys.argv[2], sys.argv[3], sys.argv[4] == "1")
+        proxy_main(sys.argv[2], sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) if len(sys.argv) > 5 else 1)
     else:
         main()

@@ -50,15 +50,20 @@ async def serve(backend: UserspaceBackend) -> None:
     reader = asyncio.StreamReader(limit=1 << 28)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     retry: asyncio.TimerHandle | None = None
+    retry_tasks: set[asyncio.Task] = set()
+    lock = asyncio.Lock()  # a retry and a table update must not open the same listener twice
 
     def retry_failed() -> None:
         nonlocal retry
         retry = None
-        loop.create_task(reconcile({}))
+        task = loop.create_task(reconcile({}))
+        retry_tasks.add(task)
+        task.add_done_callback(retry_tasks.discard)
 
     async def reconcile(routes: dict[FrontendKey, RouteSpec]) -> list[str]:
         nonlocal retry
-        errors = await backend.reconcile_routes(routes)
+        async with lock:
+            errors = await backend.reconcile_routes(routes)
         if backend.failed and retry is None:
             retry = loop.call_later(RETRY_INTERVAL, retry_failed)
         return errors
@@ -69,7 +74,8 @@ async def serve(backend: UserspaceBackend) -> None:
             routes, removed = parse(msg)
             if msg.get("full"):
                 removed = [k for k in backend.listeners if k not in routes]
-            backend.remove(removed)
+            async with lock:
+                backend.remove(removed)
             errors = await reconcile(routes)
             os.write(1, orjson.dumps({"seq": msg["seq"], "errors": errors}) + b"\n")
     finally:

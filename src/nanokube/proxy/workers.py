@@ -185,6 +185,8 @@ class WorkerPoolBackend:
         dels: list[list[FrontendKey]] = [[] for _ in range(self.n)]
         for key in keys:
             spec = self.wanted.get(key)
+            if spec is None:
+                self.blocked.discard(key)
             serving = self._placement(key, spec) if spec is not None else ()
             for i, worker in enumerate(self.workers):
                 assert worker is not None
