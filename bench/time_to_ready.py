@@ -199,8 +199,9 @@ def tree_memory(root: int) -> dict:
         kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
         rss += kb
         pss += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
-        what = "nanokube server" if pid == root else " ".join(a.decode(errors="replace").rsplit("/", 1)[-1]
-                                                               for a in argv[:4] if a)
+        words = [a.decode(errors="replace") for a in argv if a]
+        words = words[:1] + [w for w in words[1:] if not w.startswith("-")][:2]  # program, first operands
+        what = "nanokube server" if pid == root else " ".join(w.rsplit("/", 1)[-1] for w in words)
         per.append({"pid": pid, "process": what[:60], "rss_mb": round(kb / 1024, 1)})
     return {"processes": len(per), "rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1),
             "server_rss_mb": next((p["rss_mb"] for p in per if p["pid"] == root), 0.0), "by_process": per}
@@ -244,6 +245,7 @@ def main() -> int:
               f"(PSS {m['pss_mb']} MB) over {m['processes']} processes; nanokube server alone {m['server_rss_mb']} MB")
         for p in m["by_process"]:
             print(f"    {p['rss_mb']:>7} MB  {p['process']}")
+        print(f"goal (issue 7, whole tree under 100 MB of RSS): {'met' if m['rss_mb'] < 100 else 'NOT met'}")
     if args.json:
         args.json.write_text(json.dumps({"mode": args.mode, "runs": runs, "median": medians}, indent=2))
     return 0

@@ -104,11 +104,17 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                   f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name])
     hosts = settings.api_listen_hosts
+    # the components reach the API over a Unix socket (no TLS to ourselves) unless the data dir's path is too
+    # long for one (sun_path holds 107 bytes)
+    unix_socket = str(settings.data_dir.resolve() / "api.sock")
+    if len(os.fsencode(unix_socket)) > 107:
+        unix_socket = ""
     api_settings = ApiServerSettings(
         # aiohttp hands the host to loop.create_server, which also takes a list of addresses
         host=hosts[0] if len(hosts) == 1 else hosts,  # type: ignore[arg-type]
         port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
+        unix_socket=unix_socket or None,
         compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
         compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
@@ -117,7 +123,8 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                                 dns_address=dns_host, dns_port=dns_port))
     tasks: dict[str, Coroutine[Any, Any, Any]] = {
         "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
-    client = ApiClient(settings.api_url, token, ca_file=str(ca_file), user_agent="nanokube-server")
+    client = ApiClient("http://localhost", token, user_agent="nanokube-server", unix_socket=unix_socket) \
+        if unix_socket else ApiClient(settings.api_url, token, ca_file=str(ca_file), user_agent="nanokube-server")
     readies: dict[str, asyncio.Event] = {}
     try:
         async def after_api() -> None:

@@ -50,8 +50,10 @@ class ApiClient:
     """Thin async client. Methods return decoded JSON dicts and raise ApiError on non-2xx answers."""
 
     def __init__(self, base_url: str, token: str | None = None, *, ca_file: str | None = None,
-                 user_agent: str = "nanokube") -> None:
+                 user_agent: str = "nanokube", unix_socket: str | None = None) -> None:
+        """unix_socket: talk plain HTTP over that socket instead (base_url then only names the host)."""
         self.base_url = base_url.rstrip("/")
+        self.unix_socket = unix_socket
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:
@@ -61,7 +63,8 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=64, ssl=self._ssl)
+            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(self.unix_socket, limit=64) \
+                if self.unix_socket else aiohttp.TCPConnector(limit=64, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 headers=self._headers, connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
