@@ -21,6 +21,14 @@ REPO = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl") or "kubectl"
 
 
+def _die_with_parent() -> None:
+    """A test server gets SIGTERM when the test process dies (a killed or timed-out pytest leaks nothing)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -57,7 +65,7 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -275,9 +276,14 @@ class NetnsCluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for box in self.seen.values():
-            if os.path.exists(f"/run/netns/{box.netns}"):
-                subprocess.run(["ip", "netns", "del", box.netns], capture_output=True)
+        netns_names = {box.netns for box in self.seen.values()}
+        # Pods the test never observed (it failed early) are still recorded by the agent in the data dir.
+        for record in self.data_dir.glob("**/sandbox.json"):
+            with contextlib.suppress(OSError, ValueError):
+                netns_names.add(json.loads(record.read_text()).get("netns") or "")
+        for netns in sorted(n for n in netns_names if n):
+            if os.path.exists(f"/run/netns/{netns}"):
+                subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
         deadline = time.monotonic() + 5
         while pids_in(self.namespaces) and time.monotonic() < deadline:
