@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Coroutine
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nanokube.aio import gcpause
-from nanokube.aio.tasks import run_root_tasks
+from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.api.errors import ApiError
 from nanokube.client import ApiClient
 from nanokube.client.rest import client_from_kubeconfig, wait_until_ready
@@ -161,21 +160,7 @@ async def _announce(settings: NodeSettings, readies: dict[str, asyncio.Event]) -
 
 def main_node(settings: NodeSettings) -> int:
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_node(settings, stop)
-
-    try:
-        asyncio.run(runner())
+        run_until_signalled(lambda stop: run_node(settings, stop))
     except SettingsError as exc:
         print(f"nanokube: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from nanokube.aio import gcpause
-from nanokube.aio.tasks import run_root_tasks
+from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
 from nanokube.apiserver.certs import ensure_certs, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
@@ -195,24 +195,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
 
 
 def main_server(settings: ServerSettings, components: tuple[str, ...]) -> int:
-    import signal
-
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_server(settings, stop=stop, components=components)
-
-    try:
-        asyncio.run(runner())
+        run_until_signalled(lambda stop: run_server(settings, stop=stop, components=components))
     except SettingsError as exc:
         print(f"nanokube: {exc}", file=sys.stderr)
         return 2

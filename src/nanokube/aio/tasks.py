@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,3 +51,24 @@ async def run_root_tasks(named: dict[str, Coroutine[Any, Any, Any]], *, stop: as
                     log.warning("component %r did not stop within %.0fs", tasks[task], grace)
     if failure is not None:
         raise failure
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """asyncio.run(main(stop)) on uvloop when installed, with SIGINT/SIGTERM setting `stop`."""
+    import signal
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
