@@ -141,6 +141,9 @@ class PodWorker:
         self._task = asyncio.ensure_future(self._run())
 
     def update(self, pod: Obj) -> None:
+        old_meta, new_meta = self.pod.get("metadata") or {}, pod.get("metadata") or {}
+        if any(old_meta.get(k) != new_meta.get(k) for k in ("labels", "annotations")):
+            self.volumes_dirty = True  # downwardAPI files show them, as kubelet keeps them current
         self.pod = pod
         self.wake()
 
