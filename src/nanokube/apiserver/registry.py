@@ -97,22 +97,20 @@ class Registry:
         prefix = res.key_prefix(ns)
         filtering = bool(reqs) or fmatch is not None
         out: list[bytes] = []
-        list_rev = revision
-        while True:
-            page = 0 if not limit or filtering else limit + 1
-            items, list_rev = await self.store.list(prefix, start_key=start_key, limit=page, revision=revision)
-            revision = list_rev
-            for kv in items:
-                if filtering:
-                    obj = _decode(kv)
-                    if reqs and not matches_labels(reqs, obj.get("metadata", {}).get("labels")):
-                        continue
-                    if fmatch is not None and not fmatch(obj):
-                        continue
-                out.append(kv.value)
-                if limit and len(out) > limit:
-                    break
-            break
+        # Without filters the store pages for us (one extra item tells whether more remain); with filters
+        # every key under the prefix is read and filtered here.
+        page = 0 if not limit or filtering else limit + 1
+        items, list_rev = await self.store.list(prefix, start_key=start_key, limit=page, revision=revision)
+        for kv in items:
+            if filtering:
+                obj = _decode(kv)
+                if reqs and not matches_labels(reqs, obj.get("metadata", {}).get("labels")):
+                    continue
+                if fmatch is not None and not fmatch(obj):
+                    continue
+            out.append(kv.value)
+            if limit and len(out) > limit:
+                break
         next_token = None
         remaining = 0
         if limit and len(out) > limit:
