@@ -195,3 +195,20 @@ def test_logs_container_tail_timestamps_since(srv, files):
     assert all(STAMP.match(line) for line in stamped)
     missing = srv.kubectl("logs", "talker", "-c", "nope", check=False)
     assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_post_start_and_pre_stop_hooks_run(srv: Server, files: Path) -> None:
+    started, stopping = files / "poststart", files / "prestop"
+    hook = "echo {what} $HOSTNAME > {path}"
+    srv.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hooked"}, "spec": {
+        "terminationGracePeriodSeconds": 2,
+        "containers": [sh_container("app", "exec sleep 3600", lifecycle={
+            "postStart": {"exec": {"command": ["sh", "-c", hook.format(what="started", path=started)]}},
+            "preStop": {"exec": {"command": ["sh", "-c", hook.format(what="stopping", path=stopping)]}}})]}})
+    wait_until(lambda: started.exists() and started.read_text().strip(), what="the postStart hook")
+    assert started.read_text().split()[0] == "started"
+    wait_until(lambda: kubectl_json(srv, "get", "pod", "hooked")["status"].get("phase") == "Running",
+               what="hooked Running")
+    assert not stopping.exists()
+    srv.kubectl("delete", "pod", "hooked", "--wait=true", timeout=30)
+    assert stopping.read_text().split()[0] == "stopping"
