@@ -236,3 +236,42 @@ def test_node_lease_expiry_marks_node_unknown_and_pods_not_ready(server, kubelet
         node["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
         kubelet.call(kubelet.client.update(__import__("nanokube.controllers.resources", fromlist=["NODES"]).NODES,
                                            node, subresource="status"))
+
+
+def live_pods(server: Server, app: str) -> list[dict]:
+    return [p for p in pods_of(server, app) if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_rollout_restart_recreate_and_pause(server, kubelet):
+    server.apply(deployment("rec", 2, strategy={"type": "Recreate"}))
+    server.kubectl("rollout", "status", "deployment/rec", "--timeout=30s")
+    first = {p["metadata"]["name"] for p in live_pods(server, "rec")}
+    assert len(first) == 2
+
+    # Recreate: the old pods are all gone before any new one exists, so old and new never run together.
+    seen_mixed = False
+    server.kubectl("rollout", "restart", "deployment/rec")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = {p["metadata"]["name"] for p in pods_of(server, "rec")}
+        if names & first and names - first:
+            seen_mixed = True
+        if names and not names & first and len(live_pods(server, "rec")) == 2:
+            break
+        time.sleep(0.02)
+    server.kubectl("rollout", "status", "deployment/rec", "--timeout=30s")
+    d = get(server, "deployment", "rec")
+    assert "kubectl.kubernetes.io/restartedAt" in d["spec"]["template"]["metadata"]["annotations"]
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    assert not {p["metadata"]["name"] for p in live_pods(server, "rec")} & first
+    assert not seen_mixed, "Recreate ran old and new pods at the same time"
+
+    # Paused: a template change makes no new ReplicaSet until the rollout is resumed.
+    server.kubectl("rollout", "pause", "deployment/rec")
+    server.kubectl("set", "image", "deployment/rec", "main=nginx:3")
+    time.sleep(1.0)
+    assert len(get(server, "rs", "-l", "app=rec")["items"]) == 2
+    assert {p["spec"]["containers"][0]["image"] for p in live_pods(server, "rec")} == {"nginx:1"}
+    server.kubectl("rollout", "resume", "deployment/rec")
+    server.kubectl("rollout", "status", "deployment/rec", "--timeout=30s")
+    assert {p["spec"]["containers"][0]["image"] for p in live_pods(server, "rec")} == {"nginx:3"}
