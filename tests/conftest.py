@@ -21,6 +21,18 @@ REPO = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl") or "kubectl"
 
 
+def _scratch() -> Path:
+    """One directory per test session (named by pid: this module is imported both as `conftest` and as
+    `tests.conftest`) for servers' data dirs and logs, removed when the session ends."""
+    root = Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}", ignore_errors=True)
+
+
 def _die_with_parent() -> None:
     """A test server gets SIGTERM when the test process dies (a killed or timed-out pytest leaks nothing)."""
     import ctypes
@@ -44,7 +56,7 @@ class Server:
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
     ready_line: str = ""
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="nanokube-log-")))
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="log-", dir=_scratch())))
 
     @property
     def url(self) -> str:
@@ -137,7 +149,7 @@ class Server:
 
 
 def start_server(*args: str, data_dir: Path | None = None) -> Server:
-    data = data_dir or Path(tempfile.mkdtemp(prefix="nanokube-test-"))
+    data = data_dir or Path(tempfile.mkdtemp(prefix="nanokube-test-", dir=_scratch()))
     srv = Server(data_dir=data, api_port=free_port(), args=list(args))
     return srv.start()
 
