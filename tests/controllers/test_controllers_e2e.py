@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import Server, start_server
-from tests.controllers.kubelet import FakeKubelet
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,11 +24,6 @@ def server() -> Iterator[Server]:
     finally:
         srv.stop()
 
-
-@pytest.fixture(scope="module")
-def kubelet(server: Server) -> Iterator[FakeKubelet]:
-    with FakeKubelet(server) as k:
-        yield k
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:

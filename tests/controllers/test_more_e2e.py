@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Server, start_server
-from tests.controllers.kubelet import FakeKubelet
 from tests.controllers.test_controllers_e2e import deployment, eventually, get, pods_of
 
 pytestmark = pytest.mark.timeout(120)
@@ -25,11 +24,6 @@ def server() -> Iterator[Server]:
     finally:
         srv.stop()
 
-
-@pytest.fixture(scope="module")
-def kubelet(server: Server) -> Iterator[FakeKubelet]:
-    with FakeKubelet(server) as k:
-        yield k
 
 
 def pod(name: str, labels: dict[str, str], ports: list[dict] | None = None, **spec: object) -> dict:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from tests.conftest import Server, start_server
-from tests.controllers.kubelet import FakeKubelet
 from tests.controllers.test_controllers_e2e import deployment, get, pods_of
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,11 +21,6 @@ def server() -> Iterator[Server]:
     finally:
         srv.stop()
 
-
-@pytest.fixture(scope="module")
-def kubelet(server: Server) -> Iterator[FakeKubelet]:
-    with FakeKubelet(server) as k:
-        yield k
 
 
 def live_pods(server: Server, app: str) -> list[dict]:
