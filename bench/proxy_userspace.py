@@ -98,7 +98,8 @@ def proxy_main(vip: str, tcp: str, reuse_port: bool, workers: int = 1) -> None:
     from nanokube.proxy.workers import WorkerPoolBackend
 
     async def serve() -> None:
-        backend: Backend = (WorkerPoolBackend(workers=workers) if tcp == "pool"
+        backend: Backend = (WorkerPoolBackend(workers=workers, tcp=tcp.partition(":")[2] or "protocol")
+                            if tcp.startswith("pool")
                             else UserspaceBackend(tcp=tcp, reuse_port=reuse_port))
         p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()), backend=backend)
         p.on_services_synced()
@@ -189,11 +190,11 @@ def main() -> None:
             tcp, _, workers = path.partition("*")
             vip = f"127.251.0.{10 + i}"
             pids = []
-            if tcp == "pool":
+            if tcp.startswith("pool"):
                 procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "0", workers or "2"],
                                               stdout=subprocess.PIPE, text=True))
                 pids += [procs[-1].pid, *wait_ready(procs[-1])]
-            for _ in range(int(workers or 1) if tcp != "pool" else 0):
+            for _ in range(int(workers or 1) if not tcp.startswith("pool") else 0):
                 procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "1" if workers else "0"],
                                               stdout=subprocess.PIPE, text=True))
                 wait_ready(procs[-1])

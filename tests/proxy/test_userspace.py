@@ -57,10 +57,10 @@ async def start_backends(port: int = 9090) -> list[asyncio.BaseTransport | async
     return out
 
 
-TCP_MODES = pytest.mark.parametrize("tcp", ["relay", "splice", "protocol"])
+TCP_MODES = pytest.mark.parametrize("tcp", ["epoll", "protocol"])
 
 
-def make(tcp: str = "relay") -> Proxier:
+def make(tcp: str = "epoll") -> Proxier:
     p = Proxier(state=ProxyState(node_name="node-a", nodeport_ips=("127.0.0.1",)),
                 backend=UserspaceBackend(udp_idle_timeout=5, tcp=tcp))
     p.on_services_synced()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from dataclasses import dataclass
 
+from nanokube.proxy.epoll_relay import Poller, TcpEpollListener
 from nanokube.proxy.forward import Addr, Route, UdpListener, tcp_factory
 from nanokube.proxy.plan import Frontend, ServicePortPlan
-from nanokube.proxy.relay import HAVE_SPLICE, TcpRelayServer
 from nanokube.proxy.state import PlanChange
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ RouteSpec = tuple[list[Addr], int]  # (endpoints, affinity timeout in seconds; 0
 @dataclass
 class _Listener:
     route: Route
-    server: asyncio.AbstractServer | TcpRelayServer | None = None
+    server: asyncio.AbstractServer | TcpEpollListener | None = None
     udp: UdpListener | None = None
 
     def close(self) -> None:
@@ -42,21 +43,24 @@ class _Listener:
         return self.server is not None or self.udp is not None
 
 
-TCP_MODES = ("protocol", "relay", "splice")
+TCP_MODES = ("epoll", "protocol")
+DEFAULT_TCP = "epoll" if hasattr(select, "epoll") else "protocol"
 
 
 class UserspaceBackend:
-    """`tcp` picks the TCP data path: "protocol" (asyncio Protocols, forward.py; the default), or the experimental
-    raw-socket paths "relay" (recv/send) and "splice" (os.splice through a pipe; Linux), see relay.py for why
-    they are not the default (a reset is never seen under uvloop)."""
+    """`tcp` picks the TCP data path: "epoll" (epoll_relay.py: every socket in one private epoll set, one loop
+    callback per batch of events; Linux, the default there) or "protocol" (asyncio Protocols, forward.py; any OS).
+    bench/RESULTS-proxy.md has the measurements behind the choice."""
 
-    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = "protocol",
+    def __init__(self, *, udp_idle_timeout: float = 30.0, backlog: int = 4096, tcp: str = DEFAULT_TCP,
                  reuse_port: bool = False, kinds: tuple[str, ...] | None = None) -> None:
         if tcp not in TCP_MODES:
             raise ValueError(f"tcp must be one of {', '.join(TCP_MODES)}")
+        if tcp == "epoll" and not hasattr(select, "epoll"):
+            tcp = "protocol"
         self.udp_idle_timeout = udp_idle_timeout
         self.backlog = backlog
-        self.tcp = "relay" if tcp == "splice" and not HAVE_SPLICE else tcp
+        self.tcp = tcp
         self.reuse_port = reuse_port
         # Only these frontend kinds ("cluster", "external", "nodeport"); None = all. A second node in loopback
         # mode serves only its node ports: every ClusterIP and LB address is already the first node's listener.
@@ -64,6 +68,7 @@ class UserspaceBackend:
         self.listeners: dict[FrontendKey, _Listener] = {}
         self.failed: set[FrontendKey] = set()  # wanted open, but the port was taken; retried on every reconcile
         self.frontends: dict[str, dict[FrontendKey, Frontend]] = {}  # by Service key
+        self.poller: Poller | None = None
 
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
         self.frontends = {key: self._frontends(p) for key, p in plans.items()}
@@ -143,9 +148,11 @@ class UserspaceBackend:
         if protocol == "TCP" and self.tcp == "protocol":
             listener.server = await loop.create_server(tcp_factory(listener.route), ip, port, reuse_address=True,
                                                        reuse_port=self.reuse_port or None, backlog=self.backlog)
-        elif protocol == "TCP":
-            listener.server = TcpRelayServer(listener.route, ip, port, backlog=self.backlog,
-                                             splice=self.tcp == "splice", reuse_port=self.reuse_port)
+        elif protocol == "TCP" and self.tcp == "epoll":
+            if self.poller is None:
+                self.poller = Poller(loop)
+            listener.server = TcpEpollListener(self.poller, listener.route, ip, port, backlog=self.backlog,
+                                               reuse_port=self.reuse_port)
         elif protocol == "UDP":
             udp = UdpListener(listener.route, self.udp_idle_timeout)
             await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port), reuse_port=self.reuse_port or None)
@@ -157,3 +164,6 @@ class UserspaceBackend:
         for listener in self.listeners.values():
             listener.close()
         self.listeners.clear()
+        if self.poller is not None:
+            self.poller.close()
+            self.poller = None

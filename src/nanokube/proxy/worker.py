@@ -25,7 +25,7 @@ import sys
 
 import orjson
 
-from nanokube.proxy.userspace import FrontendKey, RouteSpec, UserspaceBackend
+from nanokube.proxy.userspace import DEFAULT_TCP, FrontendKey, RouteSpec, UserspaceBackend
 
 log = logging.getLogger("nanokube.proxy.worker")
 PR_SET_PDEATHSIG = 1
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nanokube.proxy.worker")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
-    parser.add_argument("--tcp", default="protocol")
+    parser.add_argument("--tcp", default=DEFAULT_TCP)
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C goes to the parent, which stops us in order

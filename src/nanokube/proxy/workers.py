@@ -28,7 +28,7 @@ import orjson
 
 from nanokube.proxy.plan import ServicePortPlan
 from nanokube.proxy.state import PlanChange
-from nanokube.proxy.userspace import FrontendKey, RouteSpec
+from nanokube.proxy.userspace import DEFAULT_TCP, FrontendKey, RouteSpec
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class _Worker:
 class WorkerPoolBackend:
     """Backend (see proxier.Backend) that serves the plans from `workers` processes."""
 
-    def __init__(self, *, workers: int = 2, udp_idle_timeout: float = 30.0, tcp: str = "protocol",
+    def __init__(self, *, workers: int = 2, udp_idle_timeout: float = 30.0, tcp: str = DEFAULT_TCP,
                  kinds: tuple[str, ...] | None = None, ack_timeout: float = 20.0) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
