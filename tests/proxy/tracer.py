@@ -80,6 +80,9 @@ class Ruleset:
         self._mark = False
         self._results: set[str] = set()
         self._dnat_done = False
+        pre_dnat = "filter-output-pre-dnat" if pkt.from_node else "filter-prerouting-pre-dnat"
+        if pre_dnat in self.chains and (verdict := self._filter(pre_dnat, pkt)) != "ACCEPT":
+            return Trace(verdict)
         self._run("nat-output" if pkt.from_node else "nat-prerouting", pkt)
         if self._results:
             masq = self._mark
@@ -168,6 +171,13 @@ class Ruleset:
                     return "DROP"
                 if verdict is not None:
                     raise AssertionError(verdict)
+                continue
+            if rule == f"{LOOKUP} @firewall {LOOKUP} . ip saddr != @firewall-allow drop":
+                key = self._key(pkt)
+                if key in self.elements["firewall"] and not any(
+                        k.rpartition(" . ")[0] == key and _in(pkt.src, k.rpartition(" . ")[2])
+                        for k in self.elements["firewall-allow"]):
+                    return "DROP"
                 continue
             if rule == "ip daddr @cluster-ips goto reject-chain":
                 if pkt.dst in self.elements["cluster-ips"]:

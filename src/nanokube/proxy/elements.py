@@ -63,3 +63,31 @@ class ElementMirror:
 
     def __len__(self) -> int:
         return len(self._holders)
+
+
+class ExclusiveGroups:
+    """Groups of elements that only one owner at a time may contribute: a frontend's source-range intervals,
+    since two owners' intervals could overlap and the kernel rejects that. The smallest claimant wins, as
+    for map values above; the others take over when it leaves."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, dict[Hashable, Elements]] = {}
+        self._groups_of: dict[Hashable, set[str]] = {}
+
+    def set_owner(self, owner: Hashable, groups: dict[str, Elements]) -> dict[str, Elements]:
+        """Replace what `owner` claims; returns the winning elements of every group it touched ({} = none)."""
+        touched = self._groups_of.pop(owner, set()) | set(groups)
+        if groups:
+            self._groups_of[owner] = set(groups)
+        out: dict[str, Elements] = {}
+        for group in touched:
+            claims = self._claims.setdefault(group, {})
+            claims.pop(owner, None)
+            if group in groups:
+                claims[owner] = groups[group]
+            if claims:
+                out[group] = claims[min(claims)]  # type: ignore[type-var]
+            else:
+                del self._claims[group]
+                out[group] = {}
+        return out

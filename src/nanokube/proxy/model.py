@@ -43,10 +43,21 @@ class ServicePortInfo:
     external_local: bool  # externalTrafficPolicy: Local (only meaningful when externally reachable)
     internal_local: bool  # internalTrafficPolicy: Local
     affinity_timeout: int  # 0 = no session affinity
+    # loadBalancerSourceRanges as collapsed IPv4 CIDRs; () = no restriction (unset, or a range allows all)
+    lb_source_ranges: tuple[str, ...] = ()
+    health_check_node_port: int = 0  # type LoadBalancer with externalTrafficPolicy Local only; 0 = none
 
     @property
     def externally_reachable(self) -> bool:
         return bool(self.node_port or self.external_ips or self.lb_ips)
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    """What a Service's health-check node port reports on this node."""
+
+    port: int  # spec.healthCheckNodePort
+    local_endpoints: int  # ready endpoints on this node (distinct IPs)
 
 
 @dataclass(frozen=True, order=True)
@@ -68,6 +79,24 @@ def _is_ipv4(value: str) -> bool:
         return ipaddress.ip_address(value).version == 4
     except ValueError:
         return False
+
+
+def source_ranges(values: list[str]) -> tuple[str, ...]:
+    """kube-proxy's reading of loadBalancerSourceRanges (pkg/proxy/service.go): whitespace trimmed, other
+    families and unparsable entries skipped, and a zero-length prefix means "allow all", the same as none.
+    Overlaps are merged, since the kernel rejects overlapping intervals for one key of an interval set."""
+    nets: list[ipaddress.IPv4Network] = []
+    for value in values:
+        try:
+            net = ipaddress.ip_network(str(value).strip(), strict=False)
+        except ValueError:
+            continue
+        if not isinstance(net, ipaddress.IPv4Network):
+            continue
+        if net.prefixlen == 0:
+            return ()
+        nets.append(net)
+    return tuple(str(n) for n in ipaddress.collapse_addresses(nets))
 
 
 def service_key(obj: Obj) -> str:
@@ -102,6 +131,12 @@ def service_ports(svc: Obj | None) -> dict[ServicePortName, ServicePortInfo]:
         lb_ips = tuple(sorted(i["ip"] for i in ingress if _is_ipv4(i.get("ip") or "")))
     external_local = spec.get("externalTrafficPolicy") == "Local" and svc_type in ("NodePort", "LoadBalancer")
     internal_local = spec.get("internalTrafficPolicy") == "Local"
+    ranges: tuple[str, ...] = ()
+    health_port = 0
+    if svc_type == "LoadBalancer":
+        ranges = source_ranges(spec.get("loadBalancerSourceRanges") or [])
+        if external_local:  # apiservice.NeedsHealthCheck
+            health_port = int(spec.get("healthCheckNodePort") or 0)
     ns, name = meta.get("namespace", "default"), meta["name"]
     out: dict[ServicePortName, ServicePortInfo] = {}
     for p in spec.get("ports") or []:
@@ -112,7 +147,7 @@ def service_ports(svc: Obj | None) -> dict[ServicePortName, ServicePortInfo]:
         out[ServicePortName(ns, name, p.get("name") or "", protocol)] = ServicePortInfo(
             cluster_ip=cluster_ip, port=int(p["port"]), node_port=node_port, external_ips=external_ips,
             lb_ips=lb_ips, external_local=external_local, internal_local=internal_local,
-            affinity_timeout=affinity)
+            affinity_timeout=affinity, lb_source_ranges=ranges, health_check_node_port=health_port)
     return out
 
 
@@ -155,6 +190,12 @@ def slice_endpoints(slice_obj: Obj | None) -> SliceEndpoints:
             eps.append(Endpoint(addrs[0], int(port), ready, serving, terminating, ep.get("nodeName") or ""))
         out[key] = tuple(eps)
     return out
+
+
+def local_ready_endpoints(endpoints: SliceEndpoints, node_name: str) -> int:
+    """Ready endpoints of this node, counted by IP across all ports (kube-proxy's LocalReadyEndpoints: a pod
+    serving 80 and 443 is one endpoint). Terminating endpoints never count: health checks must fail first."""
+    return len({ep.ip for eps in endpoints.values() for ep in eps if ep.ready and ep.node_name == node_name})
 
 
 def merge_slices(slices: dict[str, SliceEndpoints]) -> SliceEndpoints:

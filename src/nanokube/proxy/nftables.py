@@ -12,8 +12,9 @@ import logging
 
 from nanokube.proxy.commands import Commands
 from nanokube.proxy.conntrack import delete_udp_flows, stale_udp_flows
-from nanokube.proxy.elements import ElementMirror
+from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
+from nanokube.proxy.model import ServicePortName
 from nanokube.proxy.nftrules import (
     FAMILY,
     TABLE,
@@ -23,6 +24,7 @@ from nanokube.proxy.nftrules import (
     chains_needed,
     dynamic_chain,
     element_commands,
+    firewall_elements,
     plan_elements,
 )
 from nanokube.proxy.plan import ServicePortPlan
@@ -61,17 +63,26 @@ class NftablesBackend:
         self.hostnet = hostnet
         self.commands = commands
         self.mirror = ElementMirror()
+        self.firewalls = ExclusiveGroups()
         self.chains: set[str] = set()
         self.last_script = ""
+
+    def _set_plan(self, owner: ServicePortName, plan: ServicePortPlan | None) -> list[tuple[Elements, Elements]]:
+        """Record a service port's elements (None = gone); the (deletes, adds) diffs it causes."""
+        diffs = [self.mirror.set_owner(owner, plan_elements(plan) if plan else {})]
+        winners = self.firewalls.set_owner(owner, firewall_elements(plan) if plan else {})
+        diffs += [self.mirror.set_owner(("firewall", group), elements) for group, elements in winners.items()]
+        return diffs
 
     def _lb_ips(self) -> set[str]:
         return {key for (name, key) in self.mirror.all() if name == "external-ips"}
 
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
         self.mirror = ElementMirror()
+        self.firewalls = ExclusiveGroups()
         for service_plans in plans.values():
             for plan in service_plans:
-                self.mirror.set_owner(plan.name, plan_elements(plan))
+                self._set_plan(plan.name, plan)
         script, self.chains = render_full(self.cfg, self.mirror)
         self.last_script = script
         await self.commands.nft(script)
@@ -86,9 +97,11 @@ class NftablesBackend:
             new_names = {p.name for p in new}
             for plan in old:
                 if plan.name not in new_names:
-                    self._merge(deletes, adds, *self.mirror.set_owner(plan.name, {}))
+                    for diff in self._set_plan(plan.name, None):
+                        self._merge(deletes, adds, *diff)
             for plan in new:
-                self._merge(deletes, adds, *self.mirror.set_owner(plan.name, plan_elements(plan)))
+                for diff in self._set_plan(plan.name, plan):
+                    self._merge(deletes, adds, *diff)
             if any(fe.affinity_timeout for p in old for fe in p.frontends):
                 affinity_fix.append(new)
         script, new_chains = render_incremental(self.cfg, self.chains, deletes, adds)

@@ -18,6 +18,12 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
 * affinity: `affinity` is a kernel-updated timed map (client . frontend -> endpoint); after DNAT, new
   connections to a frontend in `affinity-services` go to chain affinity-T, which records the choice
   with timeout T; the next connection is DNATed from the map before the random choice.
+* loadBalancerSourceRanges: `firewall` holds the LB frontends (daddr . proto . dport) that have ranges and
+  the interval set `firewall-allow` the allowed (frontend . saddr-range) pairs; one fixed rule in chain
+  firewall-check drops a new connection to a `firewall` frontend whose source is not allowed. It runs before
+  DNAT (filter prerouting/output at -110, as kube-proxy's filter-*-pre-dnat), so it sees the LB IP.
+  A frontend's ranges never overlap (collapsed in the plan) and only one service port writes them
+  (elements.ExclusiveGroups), since the kernel rejects overlapping intervals.
 * filter input/forward/output (priority 0, after DNAT): `no-endpoint-services` -> reject | drop for
   frontends without endpoints; a ClusterIP on an unexposed port -> reject; any other non-local address in
   the service CIDR, and unallocated LB-pool addresses -> drop.
@@ -50,6 +56,8 @@ MAPS: dict[str, str] = {
     "external-local": "type ipv4_addr . inet_proto . inet_service ;",
     "hairpin": "type ipv4_addr . ipv4_addr ;",
     "affinity-services": "type ipv4_addr . inet_proto . inet_service : verdict ;",
+    "firewall": "type ipv4_addr . inet_proto . inet_service ;",
+    "firewall-allow": "type ipv4_addr . inet_proto . inet_service . ipv4_addr ; flags interval ;",
 }
 AFFINITY_DECL = ("type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; "
                  f"flags dynamic,timeout ; size {AFFINITY_MAP_SIZE} ;")
@@ -101,6 +109,23 @@ def frontend_elements(fe: Frontend) -> Elements:
         out["service-ips", key] = f"goto pick-{len(fe.endpoints)}"
     if fe.affinity_timeout and fe.endpoints:
         out["affinity-services", key] = f"goto affinity-{fe.affinity_timeout}"
+    return out
+
+
+def _source(cidr: str) -> str:
+    return cidr[:-3] if cidr.endswith("/32") else cidr
+
+
+def firewall_elements(plan: ServicePortPlan) -> dict[str, Elements]:
+    """loadBalancerSourceRanges elements, grouped by frontend key (one service port may own a frontend's)."""
+    out: dict[str, Elements] = {}
+    for fe in plan.frontends:
+        if fe.source_ranges:
+            key = _k(fe)
+            group: Elements = {("firewall", key): ""}
+            for cidr in fe.source_ranges:
+                group["firewall-allow", f"{key} . {_source(cidr)}"] = ""
+            out[key] = group
     return out
 
 
@@ -190,6 +215,10 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
         cluster_checks.append(f"ip daddr {cfg.lb_pool} ip daddr != @external-ips drop")
     chain("cluster-ips-check", None, *cluster_checks)
     chain("reject-chain", None, "meta l4proto tcp reject with tcp reset", "reject")
+    chain("firewall-check", None,
+          f"{lookup} @firewall {lookup} . ip saddr != @firewall-allow drop")
+    chain("filter-prerouting-pre-dnat", "type filter hook prerouting priority -110", "ct state new jump firewall-check")
+    chain("filter-output-pre-dnat", "type filter hook output priority -110", "ct state new jump firewall-check")
     chain("nat-prerouting", "type nat hook prerouting priority -100", "jump services")
     chain("nat-output", "type nat hook output priority -100", "jump services")
     chain("nat-postrouting", "type nat hook postrouting priority 100", "jump masquerading")

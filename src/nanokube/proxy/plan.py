@@ -5,10 +5,16 @@ none is ready anywhere, the serving+terminating ones; Local policy does the same
 endpoints only. Frontend kinds: "cluster" (ClusterIP, internalTrafficPolicy), "external" (LB ingress IPs
 and externalIPs) and "nodeport" (a node port on one node address), both governed by
 externalTrafficPolicy.
+
+loadBalancerSourceRanges (pkg/proxy/nftables/proxier.go, the firewall chain) restrict only the "external"
+frontends of LB ingress IPs: ClusterIPs, externalIPs and node ports are not subject to them. When the node's
+own IP is inside a range, the LB IP itself is allowed too: a node reaching a VIP that is local to it can
+arrive with the VIP as its source address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from nanokube.proxy.model import Endpoint, ServicePortInfo, ServicePortName, SliceEndpoints
@@ -29,6 +35,8 @@ class Frontend:
     masquerade: bool  # external traffic with Cluster policy is always masqueraded
     no_endpoints: str  # "" when endpoints exist, else REJECT (none anywhere) or DROP (none on this node)
     affinity_timeout: int
+    # allowed client CIDRs for an LB ingress IP with loadBalancerSourceRanges (collapsed); () = anyone
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -58,14 +66,24 @@ def categorize(endpoints: tuple[Endpoint, ...], node_name: str) -> tuple[tuple[E
     return cluster, local
 
 
+def firewall_ranges(info: ServicePortInfo, lb_ip: str, node_ip: str) -> tuple[str, ...]:
+    """The sources allowed to reach LB ingress IP `lb_ip` of this service port; () = no restriction."""
+    if not info.lb_source_ranges:
+        return ()
+    nets = [ipaddress.IPv4Network(r) for r in info.lb_source_ranges]
+    if node_ip and any(ipaddress.IPv4Address(node_ip) in n for n in nets):
+        nets.append(ipaddress.IPv4Network(lb_ip))
+    return tuple(str(n) for n in ipaddress.collapse_addresses(nets))
+
+
 def plan_service_port(name: ServicePortName, info: ServicePortInfo, endpoints: SliceEndpoints, *,
-                      node_name: str, nodeport_ips: tuple[str, ...]) -> ServicePortPlan:
+                      node_name: str, nodeport_ips: tuple[str, ...], node_ip: str = "") -> ServicePortPlan:
     eps = endpoints.get((name.port_name, name.protocol), ())
     cluster, local = categorize(eps, node_name)
     has_any = bool(cluster or local)
     fronts: list[Frontend] = []
 
-    def add(ip: str, port: int, kind: str) -> None:
+    def add(ip: str, port: int, kind: str, ranges: tuple[str, ...] = ()) -> None:
         policy_local = info.internal_local if kind == "cluster" else info.external_local
         chosen = local if policy_local else cluster
         if not has_any:
@@ -76,11 +94,11 @@ def plan_service_port(name: ServicePortName, info: ServicePortInfo, endpoints: S
             verdict = ""
         masq = kind != "cluster" and not policy_local
         fronts.append(Frontend(ip, name.protocol, port, kind, chosen, cluster, policy_local, masq, verdict,
-                               info.affinity_timeout))
+                               info.affinity_timeout, ranges))
 
     add(info.cluster_ip, info.port, "cluster")
     for ip in sorted({*info.external_ips, *info.lb_ips}):
-        add(ip, info.port, "external")
+        add(ip, info.port, "external", firewall_ranges(info, ip, node_ip) if ip in info.lb_ips else ())
     if info.node_port:
         for ip in nodeport_ips:
             add(ip, info.node_port, "nodeport")

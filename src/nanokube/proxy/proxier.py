@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nanokube.aio.runner import BoundedFrequencyRunner
@@ -41,6 +42,7 @@ class Proxier:
         self.endpoints_synced = False
         self.need_full = True
         self.synced_once = asyncio.Event()
+        self.after_sync: list[Callable[[], Awaitable[None]]] = []  # run after every successful sync (health checks)
         self.runner = BoundedFrequencyRunner(self.sync, name="proxy sync", min_interval=min_sync_interval,
                                              max_interval=max_sync_interval)
 
@@ -113,6 +115,8 @@ class Proxier:
         else:
             for key, (_, new) in changes.items():
                 self._record(key, new, now)
+        for hook in self.after_sync:
+            await hook()
         self.synced_once.set()
 
     def _record(self, key: str, plans: tuple[ServicePortPlan, ...], now: float) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from nanokube.api.scheme import BY_KIND
 from nanokube.client import ApiClient, Informer
 from nanokube.proxy.commands import Commands
+from nanokube.proxy.healthcheck import ServiceHealthServer
 from nanokube.proxy.hostnet import HostNetwork, nft_pool_expr, pool_networks
 from nanokube.proxy.nftables import NftablesBackend
 from nanokube.proxy.nftrules import NetConfig
@@ -73,7 +74,8 @@ def make_backend(settings: ProxySettings) -> Backend:
 
 
 def make_proxier(settings: ProxySettings, backend: Backend, status: ProxyStatus | None = None) -> Proxier:
-    state = ProxyState(node_name=settings.node_name, nodeport_ips=nodeport_ips(settings))
+    node_ip = next((ip for ip in settings.node_ips if ipaddress.ip_address(ip).version == 4), "")
+    state = ProxyState(node_name=settings.node_name, nodeport_ips=nodeport_ips(settings), node_ip=node_ip)
     status = status or ProxyStatus()
     status.mode = settings.mode
     status.node_ips = list(settings.node_ips)
@@ -103,6 +105,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
     node.add_handler(on_add=proxier.status.sync_node, on_update=node_changed,
                      on_delete=lambda _: setattr(proxier.status, "node_eligible", False))
     status_server = StatusServer(proxier.status, settings.status_address, settings.status_port)
+    health = ServiceHealthServer(proxy_healthy=proxier.status.healthy, netns=settings.netns)
+    proxier.after_sync.append(lambda: health.sync(proxier.state.health_checks, proxier.state.nodeport_ips))
 
     async def mark_ready() -> None:
         await proxier.synced_once.wait()
@@ -118,6 +122,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
             tg.create_task(proxier.run(), name="proxy: sync runner")
             tg.create_task(mark_ready(), name="proxy: ready")
     finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(health.close())
         with contextlib.suppress(Exception):
             await asyncio.shield(status_server.close())
         with contextlib.suppress(Exception):

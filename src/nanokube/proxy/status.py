@@ -19,6 +19,7 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
                   "frontends": [{"address": "127.96.0.5:80", "kind": "cluster",   # cluster|external|nodeport
                                  "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"],
                                  "noEndpoints": ""}]}],              # "" | "reject" | "drop"
+                               # + "sourceRanges": ["192.168.0.0/24"] on an LB IP with loadBalancerSourceRanges
        "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"]}}      # every endpoint any frontend uses
 
   A Service whose ports all went away (deleted, made headless) is dropped from the map.
@@ -61,7 +62,8 @@ class ServiceProgramState:
         ports = []
         for plan in plans:
             frontends = [{"address": f"{fe.ip}:{fe.port}", "kind": fe.kind,
-                          "endpoints": [f"{ep.ip}:{ep.port}" for ep in fe.endpoints], "noEndpoints": fe.no_endpoints}
+                          "endpoints": [f"{ep.ip}:{ep.port}" for ep in fe.endpoints], "noEndpoints": fe.no_endpoints,
+                          **({"sourceRanges": list(fe.source_ranges)} if fe.source_ranges else {})}
                          for fe in plan.frontends]
             cluster_port = next((fe.port for fe in plan.frontends if fe.kind == "cluster"), 0)
             ports.append({"name": plan.name.port_name, "protocol": plan.name.protocol, "port": cluster_port,
