@@ -111,6 +111,15 @@ def test_headless_and_externalname_services_are_not_proxied() -> None:
     assert service_ports(ext) == {}
 
 
+def test_only_vip_mode_load_balancer_ingress_is_programmed() -> None:
+    svc = service("web", "10.96.0.10", [{"port": 80, "nodePort": 31111}], type="LoadBalancer",
+                  lb_ips=("10.250.0.5", "10.250.0.6"))
+    svc["status"]["loadBalancer"]["ingress"][1]["ipMode"] = "Proxy"  # the LB delivers to the node: not ours
+    del svc["status"]["loadBalancer"]["ingress"][0]["ipMode"]  # unset means VIP
+    (info,) = service_ports(svc).values()
+    assert info.lb_ips == ("10.250.0.5",)
+
+
 def test_endpoints_tracker_merges_slices_and_collapses() -> None:
     t = EndpointsChangeTracker()
     ports = [{"name": "http", "port": 8080}]

@@ -273,3 +273,58 @@ async def test_backend_reset_resets_the_client(tcp: str) -> None:
     finally:
         await p.backend.stop()
         server.close()
+
+
+async def ask_from(source: str, ip: str, port: int) -> str:
+    reader, writer = await asyncio.open_connection(ip, port, local_addr=(source, 0))
+    try:
+        writer.write(b"hi\n")
+        return (await asyncio.wait_for(reader.readline(), 2)).decode().split()[0]
+    finally:
+        writer.close()
+
+
+def udp_ask_from(source: str, ip: str, port: int, timeout: float = 0.5) -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(timeout)
+        s.sendto(b"q", (ip, port))
+        try:
+            return s.recv(100).decode()
+        except TimeoutError:
+            return None
+
+
+@TCP_MODES
+async def test_load_balancer_source_ranges(tcp: str) -> None:
+    """Only sources in loadBalancerSourceRanges reach the LB address (TCP and UDP); the ClusterIP and the node
+    port of the same Service stay open to everyone, as in kube-proxy."""
+    node_port = free_port()
+    servers = await start_backends()
+    p = make(tcp)
+    ports = [{"name": "http", "port": 8080, "targetPort": 9090, "nodePort": node_port},
+             {"name": "dns", "port": 8080, "targetPort": 9090, "protocol": "UDP"}]
+    eps = [{"name": "http", "port": 9090}, {"name": "dns", "port": 9090, "protocol": "UDP"}]
+    svc = service("fw", "127.96.0.15", ports, type="LoadBalancer", lb_ips=("127.240.0.6",))
+    svc["spec"]["loadBalancerSourceRanges"] = ["127.0.0.5/32", "127.1.0.0/16"]
+    try:
+        p.on_service_add(svc)
+        p.on_endpointslice_add(endpoint_slice("fw", [endpoint(ip) for ip in BACKENDS], eps))
+        await p.sync()
+        assert await ask_from("127.0.0.5", "127.240.0.6", 8080) in BACKENDS
+        assert await ask_from("127.1.2.3", "127.240.0.6", 8080) in BACKENDS
+        with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
+            await ask_from("127.0.0.6", "127.240.0.6", 8080)
+        assert await ask_from("127.0.0.6", "127.96.0.15", 8080) in BACKENDS
+        assert await ask_from("127.0.0.6", "127.0.0.1", node_port) in BACKENDS
+        assert await asyncio.to_thread(udp_ask_from, "127.0.0.5", "127.240.0.6", 8080) in BACKENDS
+        assert await asyncio.to_thread(udp_ask_from, "127.0.0.6", "127.240.0.6", 8080) is None
+        # widening the ranges applies to the next connection
+        wider = dict(svc, spec=dict(svc["spec"], loadBalancerSourceRanges=["127.0.0.0/24"]))
+        p.on_service_update(svc, wider)
+        await p.sync()
+        assert await ask_from("127.0.0.6", "127.240.0.6", 8080) in BACKENDS
+    finally:
+        await p.backend.stop()
+        for s in servers:
+            s.close()

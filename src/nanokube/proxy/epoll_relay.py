@@ -297,7 +297,7 @@ class TcpEpollListener:
                 return
             # Left in blocking mode (no extra syscall): every recv/send on it passes MSG_DONTWAIT.
             client = _socket.socket(AF_INET, SOCK_STREAM, 0, fd)
-            first = route.pick(addr[0])
+            first = route.pick(addr[0]) if not route.sources or route.admits(addr[0]) else None
             if first is None:
                 _reset_close(client)
                 continue

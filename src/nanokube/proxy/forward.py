@@ -10,6 +10,7 @@ sessions end after an idle timeout or at once when their endpoint is removed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import struct
@@ -23,19 +24,30 @@ LINGER_RST = struct.pack("ii", 1, 0)
 
 
 class Route:
-    """Endpoints of one frontend and the endpoint choice: round-robin, sticky per client with affinity."""
+    """Endpoints of one frontend and the endpoint choice: round-robin, sticky per client with affinity.
 
-    __slots__ = ("_next", "affinity", "affinity_timeout", "endpoints")
+    `sources` (loadBalancerSourceRanges of an LB address; empty = anyone) limits who may use it: `admits`."""
 
-    def __init__(self, endpoints: list[Addr], affinity_timeout: int = 0) -> None:
+    __slots__ = ("_next", "affinity", "affinity_timeout", "endpoints", "sources")
+
+    def __init__(self, endpoints: list[Addr], affinity_timeout: int = 0, source_ranges: tuple[str, ...] = ()) -> None:
         self.endpoints = endpoints
         self.affinity_timeout = affinity_timeout
         self.affinity: dict[str, tuple[Addr, float]] = {}
+        self.sources = _networks(source_ranges)
         self._next = 0
 
-    def update(self, endpoints: list[Addr], affinity_timeout: int) -> None:
+    def admits(self, client_ip: str) -> bool:
+        try:
+            addr = int.from_bytes(socket.inet_aton(client_ip), "big")
+        except OSError:
+            return False
+        return any(addr & mask == net for net, mask in self.sources)
+
+    def update(self, endpoints: list[Addr], affinity_timeout: int, source_ranges: tuple[str, ...] = ()) -> None:
         self.endpoints = endpoints
         self.affinity_timeout = affinity_timeout
+        self.sources = _networks(source_ranges)
         if not affinity_timeout:
             self.affinity.clear()
         else:
@@ -61,6 +73,12 @@ class Route:
         i = self._next % len(eps)
         self._next = i + 1
         return eps[i]
+
+
+def _networks(ranges: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """CIDRs as (network, netmask) integers, so a check per connection is two integer operations per range."""
+    nets = (ipaddress.IPv4Network(r, strict=False) for r in ranges)
+    return tuple((int(n.network_address), int(n.netmask)) for n in nets)
 
 
 def _reset(transport: asyncio.BaseTransport) -> None:
@@ -137,7 +155,8 @@ class TcpClientSide(_Side):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        ep = self.route.pick(peer[0] if peer else "")
+        client_ip = peer[0] if peer else ""
+        ep = self.route.pick(client_ip) if not self.route.sources or self.route.admits(client_ip) else None
         if ep is None:
             _reset(transport)
             return
@@ -231,6 +250,8 @@ class UdpListener(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Addr) -> None:
         session = self.sessions.get(addr)
         if session is None:
+            if self.route.sources and not self.route.admits(addr[0]):
+                return  # loadBalancerSourceRanges: dropped, as kube-proxy's firewall does
             ep = self.route.pick(addr[0])
             if ep is None:
                 return

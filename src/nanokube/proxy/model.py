@@ -128,7 +128,9 @@ def service_ports(svc: Obj | None) -> dict[ServicePortName, ServicePortInfo]:
     lb_ips: tuple[str, ...] = ()
     if svc_type == "LoadBalancer":
         ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        lb_ips = tuple(sorted(i["ip"] for i in ingress if _is_ipv4(i.get("ip") or "")))
+        # ipMode Proxy: the load balancer delivers to the node itself, so kube-proxy does not program the IP.
+        lb_ips = tuple(sorted(i["ip"] for i in ingress
+                              if _is_ipv4(i.get("ip") or "") and i.get("ipMode", "VIP") != "Proxy"))
     external_local = spec.get("externalTrafficPolicy") == "Local" and svc_type in ("NodePort", "LoadBalancer")
     internal_local = spec.get("internalTrafficPolicy") == "Local"
     ranges: tuple[str, ...] = ()

@@ -21,7 +21,8 @@ from nanokube.proxy.state import PlanChange
 log = logging.getLogger(__name__)
 
 FrontendKey = tuple[str, str, int]
-RouteSpec = tuple[list[Addr], int]  # (endpoints, affinity timeout in seconds; 0 = none)
+# (endpoints, affinity timeout in seconds (0 = none), loadBalancerSourceRanges of an LB address (() = anyone))
+RouteSpec = tuple[list[Addr], int, tuple[str, ...]]
 
 
 @dataclass
@@ -92,7 +93,7 @@ class UserspaceBackend:
         return {fe.key: fe for plan in plans for fe in plan.frontends if self.kinds is None or fe.kind in self.kinds}
 
     async def _reconcile(self, wanted: dict[FrontendKey, Frontend]) -> None:
-        await self.reconcile_routes({key: ([ep.addr for ep in fe.endpoints], fe.affinity_timeout)
+        await self.reconcile_routes({key: ([ep.addr for ep in fe.endpoints], fe.affinity_timeout, fe.source_ranges)
                                      for key, fe in wanted.items()})
 
     async def reconcile_routes(self, wanted: dict[FrontendKey, RouteSpec]) -> list[str]:
@@ -107,12 +108,12 @@ class UserspaceBackend:
                 self.failed.discard(key)
             elif await self._try_listen(key, listener, errors):
                 log.info("userspace proxy: now listening on %s:%d/%s", key[0], key[2], key[1])
-        for key, (endpoints, affinity_timeout) in wanted.items():
+        for key, (endpoints, affinity_timeout, source_ranges) in wanted.items():
             listener = self.listeners.get(key)
             if listener is None:
-                listener = self.listeners[key] = _Listener(Route(endpoints, affinity_timeout))
+                listener = self.listeners[key] = _Listener(Route(endpoints, affinity_timeout, source_ranges))
             else:
-                listener.route.update(endpoints, affinity_timeout)
+                listener.route.update(endpoints, affinity_timeout, source_ranges)
                 if listener.udp is not None:
                     listener.udp.forget_endpoints(set(endpoints))
             if endpoints and not listener.open:

@@ -3,7 +3,8 @@
 Started by `WorkerPoolBackend` (workers.py) as `python -m nanokube.proxy.worker --parent PID ...`. Protocol, one
 JSON object per line each way:
 
-    in:  {"seq": 7, "full": true|false, "set": [[ip, proto, port, affinity_timeout, [[ep_ip, ep_port], ...]], ...],
+    in:  {"seq": 7, "full": true|false,
+          "set": [[ip, proto, port, affinity_timeout, [[ep_ip, ep_port], ...], [source_cidr, ...]], ...],
           "del": [[ip, proto, port], ...]}
     out: {"seq": 7, "errors": ["127.0.0.1:30080/TCP: Address already in use", ...]}
 
@@ -41,7 +42,8 @@ def die_with_parent(parent: int) -> None:
 
 
 def parse(msg: dict) -> tuple[dict[FrontendKey, RouteSpec], list[FrontendKey]]:
-    routes = {(ip, proto, port): ([(e[0], e[1]) for e in eps], aff) for ip, proto, port, aff, eps in msg["set"]}
+    routes = {(ip, proto, port): ([(e[0], e[1]) for e in eps], aff, tuple(src))
+              for ip, proto, port, aff, eps, src in msg["set"]}
     return routes, [(ip, proto, port) for ip, proto, port in msg.get("del", ())]
 
 

@@ -79,7 +79,7 @@ class _Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.seq += 1
         msg = {"seq": self.seq, "full": full, "del": removed,
-               "set": [[k[0], k[1], k[2], aff, eps] for k, (eps, aff) in routes.items()]}
+               "set": [[k[0], k[1], k[2], aff, eps, src] for k, (eps, aff, src) in routes.items()]}
         try:
             self.proc.stdin.write(orjson.dumps(msg) + b"\n")
             await self.proc.stdin.drain()
@@ -163,11 +163,11 @@ class WorkerPoolBackend:
 
     # -- placement and delivery -----------------------------------------------------------------------------
     def _routes(self, plans: tuple[ServicePortPlan, ...]) -> dict[FrontendKey, RouteSpec]:
-        return {fe.key: ([ep.addr for ep in fe.endpoints], fe.affinity_timeout)
+        return {fe.key: ([ep.addr for ep in fe.endpoints], fe.affinity_timeout, fe.source_ranges)
                 for plan in plans for fe in plan.frontends if self.kinds is None or fe.kind in self.kinds}
 
     def _placement(self, key: FrontendKey, spec: RouteSpec) -> range | tuple[int, ...]:
-        if spec[0] and not any(w is not None and w.table.get(key, ((), 0))[0] for w in self.workers):
+        if spec[0] and not any(w is not None and w.table.get(key, ((), 0, ()))[0] for w in self.workers):
             reason = port_taken(key)  # about to be opened for the first time: is it someone else's?
             if reason:
                 if key not in self.blocked:
