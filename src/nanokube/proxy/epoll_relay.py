@@ -272,6 +272,7 @@ class TcpEpollListener:
         sock = _socket.socket(AF_INET, SOCK_STREAM)
         try:
             sock.setsockopt(SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)  # accepted sockets inherit it (Linux): no call per client
             if reuse_port:
                 sock.setsockopt(SOL_SOCKET, _socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
@@ -301,7 +302,6 @@ class TcpEpollListener:
             if first is None:
                 _reset_close(client)
                 continue
-            client.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
             _Pair(poller, client, route).dial(first)
 
     def close(self) -> None:
