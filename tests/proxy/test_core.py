@@ -8,6 +8,7 @@ import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.aio.runner import BoundedFrequencyRunner
+from nanokube.proxy.conntrack import parse_udp_entries, stale_udp_entries
 from nanokube.proxy.elements import ElementMirror
 from nanokube.proxy.model import Endpoint, service_ports
 from nanokube.proxy.plan import DROP, REJECT, categorize
@@ -118,6 +119,31 @@ def test_only_vip_mode_load_balancer_ingress_is_programmed() -> None:
     del svc["status"]["loadBalancer"]["ingress"][0]["ipMode"]  # unset means VIP
     (info,) = service_ports(svc).values()
     assert info.lb_ips == ("10.250.0.5",)
+
+
+def test_conntrack_reconcile_finds_flows_to_non_serving_endpoints_as_kube_proxy() -> None:
+    listing = (
+        "udp      17 29 src=10.0.0.9 dst=10.96.0.10 sport=40000 dport=53 src=10.244.0.5 dst=10.0.0.9 sport=8053 "
+        "dport=40000 [ASSURED] mark=0 use=1\n"
+        "udp      17 28 src=10.0.0.9 dst=10.96.0.10 sport=40001 dport=53 src=10.244.0.6 dst=10.0.0.9 sport=8053 "
+        "dport=40001 mark=0 use=1\n"
+        "udp      17 27 src=10.0.0.9 dst=192.168.1.2 sport=40002 dport=30053 [UNREPLIED] src=10.244.0.7 "
+        "dst=10.0.0.9 sport=8053 dport=40002 mark=0 use=1\n"
+        "udp      17 27 src=10.0.0.9 dst=10.96.0.11 sport=40003 dport=53 [UNREPLIED] src=10.96.0.11 "
+        "dst=10.0.0.9 sport=53 dport=40003 mark=0 use=1\n"
+        "tcp      6 431999 ESTABLISHED src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2\n")
+    entries = list(parse_udp_entries(listing))
+    assert entries[0] == ("10.96.0.10", 53, "10.244.0.5") and len(entries) == 4
+    state = ProxyState(node_name="node-a", nodeport_ips=("192.168.1.2",))
+    dns = service("dns", "10.96.0.10", [{"port": 53, "protocol": "UDP", "nodePort": 30053}], type="NodePort")
+    empty = service("empty", "10.96.0.11", [{"port": 53, "protocol": "UDP"}])
+    slices = EndpointsChangeTracker()
+    slices.update(None, endpoint_slice("dns", [endpoint("10.244.0.6")], [{"port": 8053, "protocol": "UDP"}]))
+    changes = state.apply({"default/dns": ({}, service_ports(dns)), "default/empty": ({}, service_ports(empty))},
+                          slices.checkout())
+    plans = [p for _, new in changes.values() for p in new]
+    # .5 is no longer an endpoint; .7 answered on the node port; the endpoint-less service is left alone
+    assert stale_udp_entries(entries, plans) == {("10.96.0.10", 53, "10.244.0.5"), (None, 30053, "10.244.0.7")}
 
 
 def test_endpoints_tracker_merges_slices_and_collapses() -> None:

@@ -232,6 +232,26 @@ async def test_udp_follows_endpoint_change_with_conntrack_cleanup(lab: Lab) -> N
             assert s.recv(100).decode().split()[0] == f"{PODS[2]}:8080"
 
 
+async def test_full_sync_after_a_restart_drops_udp_flows_to_endpoints_removed_meanwhile(lab: Lab) -> None:
+    async with proxy(lab) as p:
+        p.on_service_add(service("dns2", "10.96.0.54", UDP_PORTS))
+        p.on_endpointslice_add(slice_of("dns2", PODS[:1], UDP_EPP))
+        await p.sync()
+        with lab.socket(lab.client, socket.SOCK_DGRAM) as s:
+            s.connect(("10.96.0.54", 53))
+            s.send(b"q")
+            assert s.recv(100).decode().split()[0] == f"{PODS[0]}:8080"
+            # the endpoint changed while no proxy watched: a new proxy only ever sees the new state
+            p2: Proxier = make_proxier(settings(lab), make_backend(settings(lab)))
+            p2.on_service_add(service("dns2", "10.96.0.54", UDP_PORTS))
+            p2.on_endpointslice_add(slice_of("dns2", PODS[1:2], UDP_EPP))
+            p2.on_services_synced()
+            p2.on_endpointslices_synced()
+            await p2.sync()
+            s.send(b"q")  # same client port: the old flow would still carry it to PODS[0]
+            assert s.recv(100).decode().split()[0] == f"{PODS[1]}:8080"
+
+
 async def test_restart_keeps_established_connections_and_rebuilds_identically(lab: Lab) -> None:
     async with proxy(lab) as p:
         p.on_service_add(service("web", "10.96.0.10", WEB))

@@ -4,11 +4,18 @@ UDP has no connection teardown, so a conntrack entry DNATed to a removed endpoin
 client keeps sending (Kubernetes issues #19029 ... #139628). After each sync, entries of a UDP frontend
 whose reply source is no longer one of its endpoints are deleted, and so are un-DNATed entries of a
 frontend that just got its first endpoints.
+
+A full sync (start, restart after a crash, after a failure) cannot know what changed while nobody watched, so it
+reconciles the whole table as kube-proxy's CleanStaleEntries (pkg/proxy/conntrack/cleanup.go) does: every UDP
+entry to a service address:port, or to a node port on any address, whose reply source is not one of that service
+port's serving endpoints is deleted; service ports without endpoints are left alone.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable, Iterator
 
 from nanokube.proxy.commands import Commands
 from nanokube.proxy.plan import Frontend, ServicePortPlan
@@ -44,3 +51,65 @@ async def delete_udp_flows(commands: Commands, flows: list[tuple[str, int, str |
             argv += ["--reply-src", endpoint]
         # conntrack exits 1 when nothing matched; that is the common case, not an error.
         await commands.run(argv, check=False)
+
+
+_TUPLE_FIELD = re.compile(r"\b(src|dst|sport|dport)=(\S+)")
+UdpEntry = tuple[str, int, str]  # (original destination, original destination port, reply source)
+
+
+def parse_udp_entries(listing: str) -> Iterator[UdpEntry]:
+    """Entries of `conntrack -L -p udp` text: the first src/dst/sport/dport are the original tuple, the next
+    four the reply tuple."""
+    for line in listing.splitlines():
+        fields = _TUPLE_FIELD.findall(line)
+        if len(fields) < 8:
+            continue
+        orig, reply = dict(fields[:4]), dict(fields[4:8])
+        try:
+            yield orig["dst"], int(orig["dport"]), reply["src"]
+        except (KeyError, ValueError):
+            continue
+
+
+def stale_udp_entries(entries: Iterable[UdpEntry],
+                      plans: Iterable[ServicePortPlan]) -> set[tuple[str | None, int, str]]:
+    """(service address | None for a node port on any address, port, reply source to forget)."""
+    by_address: dict[tuple[str, int], set[str]] = {}
+    by_node_port: dict[int, set[str]] = {}
+    for plan in plans:
+        udp = [fe for fe in plan.frontends if fe.protocol == "UDP"]
+        serving = {ep.ip for ep in plan.endpoints} if udp else set()
+        if not serving:
+            continue
+        for fe in udp:
+            if fe.kind == "nodeport":
+                by_node_port[fe.port] = serving
+            else:
+                by_address[(fe.ip, fe.port)] = serving
+    out: set[tuple[str | None, int, str]] = set()
+    for dst, port, reply_src in entries:
+        serving = by_address.get((dst, port))
+        if serving is not None and reply_src not in serving:
+            out.add((dst, port, reply_src))
+        serving = by_node_port.get(port)
+        if serving is not None and reply_src not in serving:
+            out.add((None, port, reply_src))
+    return out
+
+
+async def reconcile_udp_flows(commands: Commands, plans: Iterable[ServicePortPlan]) -> int:
+    """Delete every stale UDP flow of the whole table (full syncs); returns how many filters were applied."""
+    try:
+        listing = await commands.run(["conntrack", "-L", "-p", "udp"], check=False)
+    except OSError as err:  # no conntrack tool: the incremental cleanup has the same need, it is logged there too
+        log.warning("conntrack: cannot list UDP flows: %s", err)
+        return 0
+    stale = stale_udp_entries(parse_udp_entries(listing), plans)
+    for dst, port, reply_src in sorted(stale, key=lambda t: (t[0] or "", t[1], t[2])):
+        argv = ["conntrack", "-D", "-p", "udp", "--dport", str(port), "--reply-src", reply_src]
+        if dst is not None:
+            argv += ["--orig-dst", dst]
+        await commands.run(argv, check=False)
+    if stale:
+        log.info("conntrack: removed UDP flows of %d stale service endpoints", len(stale))
+    return len(stale)

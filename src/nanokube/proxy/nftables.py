@@ -11,7 +11,7 @@ import json
 import logging
 
 from nanokube.proxy.commands import Commands
-from nanokube.proxy.conntrack import delete_udp_flows, stale_udp_flows
+from nanokube.proxy.conntrack import delete_udp_flows, reconcile_udp_flows, stale_udp_flows
 from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
 from nanokube.proxy.model import ServicePortName
@@ -88,6 +88,7 @@ class NftablesBackend:
         await self.commands.nft(script)
         if self.hostnet:
             await self.hostnet.sync(self._lb_ips())
+        await reconcile_udp_flows(self.commands, (p for service_plans in plans.values() for p in service_plans))
 
     async def apply(self, changes: dict[str, PlanChange]) -> None:
         deletes: Elements = {}
