@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -79,7 +80,7 @@ def test_healthy_service(cluster):
     proxy = r["proxy"]
     if proxy["available"]:  # 127.0.0.1:10256 may belong to another server on this host (then explain says so)
         assert proxy["programmed"] and len(proxy["endpoints"]) == 2
-        assert {"address": f"{ip}:80", "kind": "cluster", "endpoints": 2, "noEndpoints": ""} in proxy["frontends"]
+        assert {"address": f"{ip}:80", "kind": "cluster", "endpoints": 2, "noEndpoints": "", "error": ""} in proxy["frontends"]
     else:
         assert "another cluster" in proxy["error"] or "no proxy status" in proxy["error"]
 
@@ -161,6 +162,40 @@ def test_pool_exhausted(cluster):
     assert "no available IPs" in r["verdict"]["message"]
     assert "--lb-pool" in r["verdict"]["fix"]
     assert any(e["reason"] == "AllocationFailed" for e in r["service"]["events"])
+
+
+def test_node_port_held_by_another_process(cluster):
+    """A classic on a laptop: something else already listens on the node port. The proxy serves the rest,
+    and explain names the port and the process-finding command."""
+    namespace(cluster, "taken")
+    cluster.apply(deployment("echo", "taken", {"app": "echo"}))
+    blocker, node_port = None, 0
+    for candidate in range(31900, 32000):  # a node port we can hold ourselves
+        try:
+            blocker = socket.create_server((cluster.plan.node_ip, candidate))
+        except OSError:
+            continue
+        node_port = candidate
+        break
+    assert blocker is not None
+    try:
+        svc = service("echo", "taken", {"app": "echo"}, type="NodePort")
+        svc["spec"]["ports"][0]["nodePort"] = node_port
+        cluster.apply(svc)
+        wait_available(cluster, "taken", "echo")
+        code, r = eventually(lambda: (res := explain(cluster, "echo", "taken"))
+                             and res[1]["verdict"]["code"] == "port-taken" and res)
+        assert code == 1
+        assert f"{cluster.plan.node_ip}:{node_port}" in r["verdict"]["message"]
+        assert "Address already in use" in r["verdict"]["message"] and "ss -ltnp" in r["verdict"]["fix"]
+        clusterip = next(f for f in r["proxy"]["frontends"] if f["kind"] == "cluster")
+        assert clusterip["error"] == ""  # the ClusterIP of the same Service is served
+    finally:
+        blocker.close()
+    # freed: the next sync (at the latest the periodic one) opens it
+    code, r = eventually(lambda: (res := explain(cluster, "echo", "taken")) and res[1]["verdict"]["ok"] and res,
+                         timeout=60)
+    assert r["verdict"]["code"] == "reachable"
 
 
 def test_external_name(cluster):

@@ -111,6 +111,9 @@ async def test_pool_affinity_udp_and_a_taken_port() -> None:
         p.on_endpointslice_add(dns1)
         await p.sync()  # the taken port does not fail the sync nor block the others
         assert p.synced_once.is_set() and p.status.last_error == ""
+        taken = p.status.services_json()["default/taken"]["ports"][0]["frontends"][0]
+        assert taken["address"] == "127.96.1.30:8080" and taken["error"] == "Address already in use"
+        assert "error" not in p.status.services_json()["default/sticky"]["ports"][0]["frontends"][0]
         assert listeners("127.96.1.20", 8080) == 1  # affinity: one worker owns it, so a client stays pinned
         assert len({await ask("127.96.1.20", 8080) for _ in range(30)}) == 1
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -128,6 +131,7 @@ async def test_pool_affinity_udp_and_a_taken_port() -> None:
         s.close()
         assert listeners("127.96.1.30", 8080) == 2
         assert await ask("127.96.1.30", 8080) in BACKENDS
+        assert "error" not in p.status.services_json()["default/taken"]["ports"][0]["frontends"][0]
     finally:
         blocker.close()
         await p.backend.stop()

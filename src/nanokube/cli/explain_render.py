@@ -143,4 +143,5 @@ def _proxy(r: Obj, add: Any) -> None:
             f"{len(p['endpoints'])} endpoint(s)")
         for f in p["frontends"][:6]:
             empty = f" (no endpoints: {f['noEndpoints']})" if f["noEndpoints"] else ""
-            add(f"  {f['kind']:<9} {f['address']} -> {f['endpoints']} endpoint(s){empty}")
+            error = f"  NOT SERVED: {f['error']}" if f.get("error") else ""
+            add(f"  {f['kind']:<9} {f['address']} -> {f['endpoints']} endpoint(s){empty}{error}")

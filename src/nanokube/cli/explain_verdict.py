@@ -47,6 +47,13 @@ def verdict(r: Obj) -> Obj:
         if not proxy.get("programmed"):
             return _v(False, "not-programmed", "the proxy has not programmed this Service (yet).",
                       "check the proxy in the `nanokube server` log")
+        taken = [f for f in proxy.get("frontends") or [] if f.get("error")]
+        if taken:
+            f = taken[0]
+            return _v(False, "port-taken", f"the proxy cannot serve {f['kind']} address {f['address']}: {f['error']} "
+                      "(another process holds that port; the proxy retries on every sync).",
+                      f"find it: ss -ltnp 'sport = :{f['address'].rpartition(':')[2]}'  and stop it, "
+                      "or change the Service's port/nodePort")
         if _ready_endpoints(r) and not proxy.get("endpoints"):
             return _v(False, "not-programmed", "the proxy has programmed this Service without its ready endpoints "
                       "(yet).", "check the proxy in the `nanokube server` log")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
@@ -161,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _no_system_ca_bundle() -> Iterator[None]:
+    """aiohttp creates two default client SSL contexts when it is imported and loads the system CA bundle into
+    both (~2 MB of RSS). A server or node never uses them: its API clients carry the cluster CA or a Unix
+    socket, HTTPS probes skip verification and the log proxy is plain HTTP. So the import runs with OpenSSL's
+    default CA file and directory pointing at nothing; the environment is restored right after."""
+    saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    os.environ.update(SSL_CERT_FILE=os.devnull, SSL_CERT_DIR=os.devnull)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
@@ -172,11 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as exc:
             print(f"nanokube: {exc}", file=sys.stderr)
             return 2
-        from nanokube.server import main_server
+        with _no_system_ca_bundle():
+            from nanokube.server import main_server
 
         return main_server(settings, components)
     if args.command == "agent":
-        from nanokube.node import main_node
+        with _no_system_ca_bundle():
+            from nanokube.node import main_node
 
         try:
             node_settings = _node_settings_from(args)

@@ -23,6 +23,8 @@ from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
 
 log = logging.getLogger(__name__)
 
+UNSERVED_RETRY_INTERVAL = 2.0  # seconds
+
 
 class Backend(Protocol):
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None: ...
@@ -43,6 +45,7 @@ class Proxier:
         self.need_full = True
         self.synced_once = asyncio.Event()
         self.after_sync: list[Callable[[], Awaitable[None]]] = []  # run after every successful sync (health checks)
+        self._retry: asyncio.TimerHandle | None = None
         self.runner = BoundedFrequencyRunner(self.sync, name="proxy sync", min_interval=min_sync_interval,
                                              max_interval=max_sync_interval)
 
@@ -98,13 +101,17 @@ class Proxier:
                 self.need_full = True  # stays set if the full sync fails
                 await self.backend.full_sync(self.state.plans)
                 self.need_full = False
-            elif changes:
-                await self.backend.apply(changes)
+            elif changes or getattr(self.backend, "unserved", None):
+                await self.backend.apply(changes)  # with no changes: the backend retries the ports it could not open
         except Exception as err:
             self.need_full = True
             self.status.last_error = f"{type(err).__name__}: {err}"[:500]
             raise
         self.status.syncs += 1
+        self.status.unserved = dict(getattr(self.backend, "unserved", None) or {})
+        if self.status.unserved and (self._retry is None or self._retry.when() <= asyncio.get_running_loop().time()):
+            # a port someone else holds is tried again soon, not only at the next periodic sync
+            self._retry = asyncio.get_running_loop().call_later(UNSERVED_RETRY_INTERVAL, self.runner.request)
         self.status.updated(now)
         self.status.last_error = ""
         if full:

@@ -19,6 +19,7 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
                   "frontends": [{"address": "127.96.0.5:80", "kind": "cluster",   # cluster|external|nodeport
                                  "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"],
                                  "noEndpoints": ""}]}],              # "" | "reject" | "drop"
+                               # + "error": "Address already in use" on a frontend the proxy cannot serve
                                # + "sourceRanges": ["192.168.0.0/24"] on an LB IP with loadBalancerSourceRanges
        "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"]}}      # every endpoint any frontend uses
 
@@ -89,6 +90,7 @@ class ProxyStatus:
     queued_since: float = 0.0  # monotonic time of the oldest change not yet applied (0 = none)
     node_eligible: bool = True
     health_timeout: float = 60.0
+    unserved: dict[tuple[str, str, int], str] = field(default_factory=dict)  # frontend -> why it is not served
 
     def service(self, namespace: str, name: str) -> ServiceProgramState | None:
         return self.services.get(f"{namespace}/{name}")
@@ -125,7 +127,17 @@ class ProxyStatus:
         return (200 if ok else 503), body
 
     def services_json(self) -> dict[str, Any]:
-        return {key: state.to_json() for key, state in sorted(self.services.items())}
+        out = {key: state.to_json() for key, state in sorted(self.services.items())}
+        if self.unserved:  # copies: the recorded entries are shared with later calls
+            for state in out.values():
+                state["ports"] = [{**port, "frontends": [self._with_error(fe, port["protocol"])
+                                                         for fe in port["frontends"]]} for port in state["ports"]]
+        return out
+
+    def _with_error(self, fe: dict[str, Any], protocol: str) -> dict[str, Any]:
+        ip, _, number = fe["address"].rpartition(":")
+        reason = self.unserved.get((ip, protocol, int(number)))
+        return {**fe, "error": reason} if reason else fe
 
     def status_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "nodeIPs": self.node_ips, "syncs": self.syncs,

@@ -68,6 +68,7 @@ class UserspaceBackend:
         self.kinds = kinds
         self.listeners: dict[FrontendKey, _Listener] = {}
         self.failed: set[FrontendKey] = set()  # wanted open, but the port was taken; retried on every reconcile
+        self.unserved: dict[FrontendKey, str] = {}  # the failed ones, with why (shown in the proxy's /status)
         self.frontends: dict[str, dict[FrontendKey, Frontend]] = {}  # by Service key
         self.poller: Poller | None = None
 
@@ -105,7 +106,7 @@ class UserspaceBackend:
         for key in [k for k in self.failed if k not in wanted]:
             listener = self.listeners.get(key)
             if listener is None or listener.open or not listener.route.endpoints:
-                self.failed.discard(key)
+                self._served(key)
             elif await self._try_listen(key, listener, errors):
                 log.info("userspace proxy: now listening on %s:%d/%s", key[0], key[2], key[1])
         for key, (endpoints, affinity_timeout, source_ranges) in wanted.items():
@@ -119,7 +120,7 @@ class UserspaceBackend:
             if endpoints and not listener.open:
                 await self._try_listen(key, listener, errors)
             elif not endpoints:
-                self.failed.discard(key)
+                self._served(key)
                 if listener.open:
                     listener.close()
         if errors:
@@ -131,16 +132,21 @@ class UserspaceBackend:
             listener = self.listeners.pop(key, None)
             if listener is not None:
                 listener.close()
-            self.failed.discard(key)
+            self._served(key)
+
+    def _served(self, key: FrontendKey) -> None:
+        self.failed.discard(key)
+        self.unserved.pop(key, None)
 
     async def _try_listen(self, key: FrontendKey, listener: _Listener, errors: list[str]) -> bool:
         try:
             await self._listen(key, listener)
         except OSError as err:
             self.failed.add(key)
+            self.unserved[key] = err.strerror or str(err)
             errors.append(f"{key[0]}:{key[2]}/{key[1]}: {err.strerror or err}")
             return False
-        self.failed.discard(key)
+        self._served(key)
         return True
 
     async def _listen(self, key: FrontendKey, listener: _Listener) -> None:

@@ -129,6 +129,7 @@ class WorkerPoolBackend:
         self.routes: dict[str, dict[FrontendKey, RouteSpec]] = {}  # by Service key
         self.wanted: dict[FrontendKey, RouteSpec] = {}  # every frontend, merged
         self.blocked: set[FrontendKey] = set()  # port taken by someone else; probed again on every sync
+        self.unserved: dict[FrontendKey, str] = {}  # the blocked ones, with why (shown in the proxy's /status)
 
     @property
     def pids(self) -> list[int]:
@@ -174,8 +175,10 @@ class WorkerPoolBackend:
                     log.warning("userspace proxy: %s:%d/%s is taken (%s); serving the other frontends and "
                                 "retrying on every sync", key[0], key[2], key[1], reason)
                 self.blocked.add(key)
+                self.unserved[key] = reason
                 return ()
         self.blocked.discard(key)
+        self.unserved.pop(key, None)
         if key[1] == "TCP" and not spec[1]:
             return range(self.n)
         return (zlib.crc32(f"{key[0]}/{key[1]}/{key[2]}".encode()) % self.n,)
@@ -187,6 +190,7 @@ class WorkerPoolBackend:
             spec = self.wanted.get(key)
             if spec is None:
                 self.blocked.discard(key)
+                self.unserved.pop(key, None)
             serving = self._placement(key, spec) if spec is not None else ()
             for i, worker in enumerate(self.workers):
                 assert worker is not None
