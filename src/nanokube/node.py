@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nanokube.aio import gcpause
+from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.api.errors import ApiError
 from nanokube.client import ApiClient
@@ -144,6 +144,7 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
                 pod_cidr=settings.pod_cidr, lb_pool=settings.lb_pool, status_port=settings.proxy_status_port, status_address=settings.node_ip,
                 frontend_kinds=("nodeport",) if settings.network == "loopback" else None))
         tasks["announce"] = _announce(settings, readies)
+        tasks["memtrim"] = memtrim.trim_periodically()
         await run_root_tasks(tasks, stop=stop)
     finally:
         await client.close()

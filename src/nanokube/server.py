@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from nanokube.aio import gcpause
+from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
 from nanokube.apiserver.certs import ensure_certs, server_context
@@ -139,6 +139,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                 waiter.cancel()
 
         tasks["components"] = after_api()
+        tasks["memtrim"] = memtrim.trim_periodically()
         await run_root_tasks(tasks, stop=stop)
     finally:
         await client.close()

@@ -19,9 +19,6 @@ import struct
 import time
 from dataclasses import dataclass
 
-import dns.message
-import dns.rrset
-
 from nanokube.dns import wire
 
 log = logging.getLogger(__name__)
@@ -293,6 +290,10 @@ class Forwarder:
         entry = await self.resolve(wire.name_from_text(name).lower(), qtype, wire.CLASS_IN)
         if entry is None:
             return [], 0, wire.SERVFAIL
+        # dnspython (~3 MB of RSS) is loaded by the first ExternalName answer, not by every idle server
+        import dns.message
+        import dns.rrset
+
         try:
             msg = dns.message.from_wire(entry.raw, ignore_trailing=True)
         except Exception:
