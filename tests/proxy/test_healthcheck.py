@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
-from nanokube.proxy.commands import _enter_netns
+from nanokube.proxy.commands import enter_netns
 from nanokube.proxy.healthcheck import ServiceHealthServer, health_body
 from nanokube.proxy.model import ServiceHealth
 from nanokube.proxy.state import ProxyState
@@ -161,7 +161,7 @@ async def test_listens_inside_the_named_network_namespace(node_ns: str) -> None:
         out: list[bytes] = []
 
         def ask() -> None:  # a client inside the namespace
-            _enter_netns(ns)
+            enter_netns(ns)
             with socket.create_connection(("192.168.77.2", port), timeout=3) as s:
                 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 while chunk := s.recv(4096):

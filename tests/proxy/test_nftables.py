@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
-from nanokube.proxy.commands import Commands
+from nanokube.proxy.commands import CommandError, Commands
+from nanokube.proxy.libnft import LibNftables
 from nanokube.proxy.nftables import NftablesBackend
 from nanokube.proxy.proxier import Proxier
 from nanokube.proxy.run import ProxySettings, make_backend, make_proxier
@@ -287,3 +288,22 @@ async def test_session_affinity_pins_a_client(lab: Lab) -> None:
         assert len(servers) == 1
         out = await Commands(lab.node).run(["nft", "list", "map", "ip", "nanokube", "affinity"])
         assert "10.96.0.40 . tcp . 80" in out
+
+
+@pytest.mark.skipif(not LibNftables.available, reason="libnftables is not installed")
+async def test_in_process_nft_applies_in_the_right_namespace_and_reports_errors(lab: Lab) -> None:
+    commands = Commands(lab.client)  # a namespace with no nanokube table
+    try:
+        await commands.nft("add table ip nk-libtest\nadd set ip nk-libtest s { type ipv4_addr; }\n", in_process=True)
+        await commands.nft("add element ip nk-libtest s { 10.1.2.3 }\n", in_process=True)
+        assert "10.1.2.3" in lab.sh(lab.client, "nft", "list", "set", "ip", "nk-libtest", "s")
+        assert "nk-libtest" not in await Commands().run(["nft", "list", "tables"])  # not in this namespace
+        with pytest.raises(CommandError, match="No such file or directory"):
+            await commands.nft("add element ip nk-libtest absent { 10.1.2.4 }\n", in_process=True)
+        # a failed transaction changes nothing, and the context keeps working afterwards
+        await commands.nft("add element ip nk-libtest s { 10.1.2.5 }\n", in_process=True)
+        listing = lab.sh(lab.client, "nft", "list", "set", "ip", "nk-libtest", "s")
+        assert "10.1.2.5" in listing and "10.1.2.4" not in listing
+    finally:
+        commands.close()
+        lab.sh(lab.client, "nft", "delete", "table", "ip", "nk-libtest")

@@ -26,7 +26,7 @@ class RecordingCommands(Commands):
         super().__init__()
         self.scripts: list[str] = []
 
-    async def nft(self, script: str) -> None:
+    async def nft(self, script: str, *, in_process: bool = False) -> None:
         self.scripts.append(script)
 
     async def run(self, argv: Any, *, input: str | None = None, check: bool = True) -> str:
@@ -211,7 +211,7 @@ async def test_failed_sync_forces_a_full_sync() -> None:
     p.on_service_add(service("web", "10.96.0.10", WEB_PORTS))
     await p.sync()
 
-    async def broken(script: str) -> None:
+    async def broken(script: str, *, in_process: bool = False) -> None:
         raise RuntimeError("nft failed")
 
     c.nft = broken  # type: ignore[method-assign]

@@ -7,6 +7,8 @@ import ctypes
 import os
 from collections.abc import Sequence
 
+from nanokube.proxy.libnft import LibNftables
+
 CLONE_NEWNET = 0x40000000
 
 
@@ -17,7 +19,7 @@ class CommandError(RuntimeError):
         self.stderr = stderr
 
 
-def _enter_netns(name: str) -> None:
+def enter_netns(name: str) -> None:
     fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
     try:
         if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
@@ -29,18 +31,34 @@ def _enter_netns(name: str) -> None:
 class Commands:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
+        self._lib: LibNftables | None = None
 
     async def run(self, argv: Sequence[str], *, input: str | None = None, check: bool = True) -> str:
         netns = self.netns
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            preexec_fn=(lambda: _enter_netns(netns)) if netns else None)
+            preexec_fn=(lambda: enter_netns(netns)) if netns else None)
         out, err = await proc.communicate(input.encode() if input is not None else None)
         assert proc.returncode is not None
         if check and proc.returncode != 0:
             raise CommandError(argv, proc.returncode, err.decode(errors="replace"))
         return out.decode(errors="replace")
 
-    async def nft(self, script: str) -> None:
+    async def nft(self, script: str, *, in_process: bool = False) -> None:
+        """Apply an nft script atomically. `in_process` (for small incremental changes) uses libnftables in this
+        process when it is installed, which saves the 8-15 ms start of an `nft` process."""
+        if in_process and LibNftables.available:
+            if self._lib is None:
+                netns = self.netns
+                self._lib = LibNftables((lambda: enter_netns(netns)) if netns else None)
+            code, err = await self._lib.run(script)
+            if code != 0:
+                raise CommandError(["nft", "-f", "-"], 1, err)
+            return
         await self.run(["nft", "-f", "-"], input=script)
+
+    def close(self) -> None:
+        if self._lib is not None:
+            self._lib.close()
+            self._lib = None

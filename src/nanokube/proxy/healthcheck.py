@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from email.utils import formatdate
 
-from nanokube.proxy.commands import _enter_netns
+from nanokube.proxy.commands import enter_netns
 from nanokube.proxy.model import ServiceHealth
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def listening_socket(ip: str, port: int, netns: str | None = None) -> socket.soc
     short-lived thread that entered it, so this process's other threads stay where they are)."""
     def make() -> socket.socket:
         if netns:
-            _enter_netns(netns)
+            enter_netns(netns)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Go's net.Listen

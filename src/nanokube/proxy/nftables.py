@@ -108,7 +108,7 @@ class NftablesBackend:
         script, new_chains = render_incremental(self.cfg, self.chains, deletes, adds)
         if script:
             self.last_script = script
-            await self.commands.nft(script)
+            await self.commands.nft(script, in_process=True)
             self.chains |= new_chains
         if self.hostnet and any(k[0] == "external-ips" for k in (*deletes, *adds)):
             await self.hostnet.sync(self._lb_ips())
@@ -154,5 +154,6 @@ class NftablesBackend:
 
     async def stop(self) -> None:
         await self.commands.run(["nft", "delete", "table", FAMILY, TABLE], check=False)
+        self.commands.close()
         if self.hostnet:
             await self.hostnet.remove()

@@ -1,0 +1,81 @@
+"""libnftables in-process: the library the `nft` tool is built on, loaded with ctypes.
+
+An incremental sync is a handful of set/map element changes; starting `nft -f -` for it costs 8-15 ms of process
+start-up (bench/RESULTS-proxy-shift.md), the same change through a long-lived libnftables context 0.1-0.6 ms.
+The context lives in one dedicated thread (which entered the proxy's network namespace, when it has one, before
+creating it: its netlink socket belongs to that namespace); calls release the GIL while the kernel works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
+
+
+def _load() -> ctypes.CDLL | None:
+    try:
+        lib = ctypes.CDLL("libnftables.so.1")
+    except OSError:
+        return None
+    lib.nft_ctx_new.restype = ctypes.c_void_p
+    lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+    for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+    for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_char_p
+    lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+    return lib
+
+
+_LIB = _load()
+
+
+class LibNftables:
+    """One libnftables context; `available` is False where the library is missing (then use the nft tool)."""
+
+    available = _LIB is not None
+
+    def __init__(self, enter_netns: object = None) -> None:
+        """`enter_netns`: a callable run first in the context's thread (to setns into the proxy's namespace)."""
+        self._ctx: int | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="libnftables",
+                                        initializer=self._init, initargs=(enter_netns,))
+
+    def _init(self, enter_netns: object) -> None:
+        if callable(enter_netns):
+            enter_netns()
+        assert _LIB is not None
+        ctx = _LIB.nft_ctx_new(0)
+        _LIB.nft_ctx_buffer_output(ctx)
+        _LIB.nft_ctx_buffer_error(ctx)
+        self._ctx = ctx
+
+    def _run(self, script: bytes) -> tuple[int, str]:
+        assert _LIB is not None and self._ctx is not None
+        code = _LIB.nft_run_cmd_from_buffer(self._ctx, script)
+        err = _LIB.nft_ctx_get_error_buffer(self._ctx) or b""
+        _LIB.nft_ctx_get_output_buffer(self._ctx)  # drain: buffered output accumulates otherwise
+        return code, err.decode(errors="replace")
+
+    async def run(self, script: str) -> tuple[int, str]:
+        """(exit code as the tool's: 0 = applied, the error text nft would print)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, script.encode())
+
+    def _free(self) -> None:
+        if self._ctx is not None and _LIB is not None:
+            _LIB.nft_ctx_free(self._ctx)
+            self._ctx = None
+
+    def close(self) -> None:
+        try:
+            self._pool.submit(self._free).result(timeout=5)
+        except RuntimeError:
+            pass  # already shut down
+        self._pool.shutdown(wait=True)
