@@ -14,7 +14,13 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
   (`cluster-shortcut` vmap), everyone else the N local ones; N = 0 falls through and is dropped.
 * masquerade: mark 0x4000 for non-pod sources to a ClusterIP, for `external-masq` frontends
   (externalTrafficPolicy Cluster) and for the node itself on `external-local` ones; hairpin by the
-  `hairpin` set (endpoint . endpoint) after DNAT.
+  `hairpin` set (endpoint . endpoint) after DNAT. Plain `masquerade`, not kube-proxy's `fully-random`: with
+  random SNAT ports, new SYNs from one busy client land on the pods' TIME_WAIT sockets of unrelated earlier
+  connections, and since this kernel gives every connection a random TCP timestamp offset the pods drop them
+  by PAWS; each costs the client a 1 s SYN retransmit. Measured (bench/RESULTS-proxy-datapath.md): new
+  connections from an off-cluster client at 0.25 of a minimal DNAT with fully-random, 0.95 without.
+  fully-random guards against two flows racing for one SNAT port at the same instant, which on one node needs
+  two clients using the same source port at once; port preservation makes that rare.
 * affinity: `affinity` is a kernel-updated timed map (client . frontend -> endpoint); after DNAT, new
   connections to a frontend in `affinity-services` go to chain affinity-T, which records the choice
   with timeout T; the next connection is DNATed from the map before the random choice.
@@ -195,8 +201,8 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
     lookup = "ip daddr . meta l4proto . th dport"
     chain("mark-for-masquerade", None, f"meta mark set meta mark or {MASQ_BIT}")
     chain("masquerading", None,
-          f"meta mark & {MASQ_BIT} == {MASQ_BIT} meta mark set meta mark xor {MASQ_BIT} masquerade fully-random",
-          "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random")
+          f"meta mark & {MASQ_BIT} == {MASQ_BIT} meta mark set meta mark xor {MASQ_BIT} masquerade",
+          "ct status dnat ip saddr . ip daddr @hairpin masquerade")
     chain("services", None,
           f"ip daddr @cluster-ips ip saddr != {cfg.pod_cidr} jump mark-for-masquerade",
           f"{lookup} @external-masq jump mark-for-masquerade",
