@@ -123,8 +123,8 @@ class Ruleset:
             if pkt.dst in els["cluster-ips"] and not _in(pkt.src, m[1]):
                 self._mark = True
             return None
-        if m := re.fullmatch(rf"(fib saddr type local )?{re.escape(LOOKUP)} @(\S+) jump mark-for-masquerade", rule):
-            if (not m[1] or pkt.from_node) and self._key(pkt) in els[m[2]]:
+        if m := re.fullmatch(rf"{re.escape(LOOKUP)} @(\S+) (fib saddr type local )?jump mark-for-masquerade", rule):
+            if (not m[2] or pkt.from_node) and self._key(pkt) in els[m[1]]:
                 self._mark = True
             return None
         if rule == "dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @affinity":
