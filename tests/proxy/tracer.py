@@ -119,7 +119,7 @@ class Ruleset:
         els = self.elements
         if rule in ("jump services", "jump masquerading"):
             return self._follow(rule, pkt)
-        if m := re.fullmatch(r"ip daddr @cluster-ips ip saddr != (\S+) jump mark-for-masquerade", rule):
+        if m := re.fullmatch(r"ip saddr != (\S+) ip daddr @cluster-ips jump mark-for-masquerade", rule):
             if pkt.dst in els["cluster-ips"] and not _in(pkt.src, m[1]):
                 self._mark = True
             return None
@@ -158,7 +158,8 @@ class Ruleset:
 
     def _filter(self, chain: str, pkt: Packet) -> str:
         for rule in self.chains[chain]:
-            if m := re.fullmatch(r"ct state new jump (\S+)", rule):
+            # the tracer reaches the filter hooks only for packets that were not DNATed
+            if m := re.fullmatch(r"ct state new (?:ct status & dnat == 0 )?jump (\S+)", rule):
                 out = self._filter(m[1], pkt)
                 if out != "ACCEPT":
                     return out

@@ -204,7 +204,7 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
           f"meta mark & {MASQ_BIT} == {MASQ_BIT} meta mark set meta mark xor {MASQ_BIT} masquerade",
           "ct status dnat ip saddr . ip daddr @hairpin masquerade")
     chain("services", None,
-          f"ip daddr @cluster-ips ip saddr != {cfg.pod_cidr} jump mark-for-masquerade",
+          f"ip saddr != {cfg.pod_cidr} ip daddr @cluster-ips jump mark-for-masquerade",
           f"{lookup} @external-masq jump mark-for-masquerade",
           f"{lookup} @external-local fib saddr type local jump mark-for-masquerade",  # set first: fib costs more
           "dnat ip to ip saddr . ip daddr . meta l4proto . th dport map @affinity",
@@ -230,10 +230,13 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
     chain("nat-postrouting", "type nat hook postrouting priority 100", "jump masquerading")
     chain("affinity-prerouting", "type filter hook prerouting priority -90", "ct state new ct status dnat jump affinity-check")
     chain("affinity-output", "type filter hook output priority -90", "ct state new ct status dnat jump affinity-check")
-    chain("filter-input", "type filter hook input priority 0", "ct state new jump service-endpoints-check")
+    # Only a new connection that was not DNATed can be to a frontend without endpoints or to an unallocated
+    # address; testing a conntrack bit first spares every DNATed connection these lookups.
+    not_dnat = "ct state new ct status & dnat == 0"
+    chain("filter-input", "type filter hook input priority 0", f"{not_dnat} jump service-endpoints-check")
     for hook in ("forward", "output"):
         chain(f"filter-{hook}", f"type filter hook {hook} priority 0",
-              "ct state new jump service-endpoints-check", "ct state new jump cluster-ips-check")
+              f"{not_dnat} jump service-endpoints-check", f"{not_dnat} jump cluster-ips-check")
     return lines + rule_lines
 
 
