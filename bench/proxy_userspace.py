@@ -94,11 +94,11 @@ def proxy_main(vip: str, tcp: str, reuse_port: bool, workers: int = 1) -> None:
 
     from nanokube.proxy.proxier import Backend, Proxier
     from nanokube.proxy.state import ProxyState
-    from nanokube.proxy.userspace import UserspaceBackend
+    from nanokube.proxy.userspace import DEFAULT_TCP, UserspaceBackend
     from nanokube.proxy.workers import WorkerPoolBackend
 
     async def serve() -> None:
-        backend: Backend = (WorkerPoolBackend(workers=workers, tcp=tcp.partition(":")[2] or "protocol")
+        backend: Backend = (WorkerPoolBackend(workers=workers, tcp=tcp.partition(":")[2] or DEFAULT_TCP)
                             if tcp.startswith("pool")
                             else UserspaceBackend(tcp=tcp, reuse_port=reuse_port))
         p = Proxier(state=ProxyState(node_name="n", nodeport_ips=()), backend=backend)
