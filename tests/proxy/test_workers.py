@@ -190,3 +190,51 @@ def test_workers_die_with_their_parent() -> None:
     while not all(gone(pid) for pid in pids):
         assert time.monotonic() < deadline, "proxy workers outlived their parent"
         time.sleep(0.02)
+
+
+async def test_pool_workers_on_uvloop_pass_resets_half_close_and_a_server_that_speaks_first() -> None:
+    """The workers run the epoll relay on uvloop: a backend's reset reaches the client as a reset (a libuv poll
+    handle would swallow it), EOF is passed on while the other direction runs, and a greeting sent before the
+    client says anything (MySQL's) arrives."""
+
+    class Backend(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.t = transport
+            transport.write(b"hello\n")  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            if data.startswith(b"boom"):
+                self.t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.t.abort()  # type: ignore[attr-defined]
+            else:
+                self.t.write(data.upper())  # type: ignore[attr-defined]
+
+        def eof_received(self) -> bool:
+            self.t.write(b"bye\n")  # type: ignore[attr-defined]
+            self.t.close()
+            return True
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Backend, BACKENDS[0], 9194, reuse_address=True)
+    p = make()
+    try:
+        p.on_service_add(service("talk", "127.96.1.40", [{"name": "", "port": 84, "targetPort": 9194}]))
+        p.on_endpointslice_add(endpoint_slice("talk", [endpoint(BACKENDS[0])], [{"name": "", "port": 9194}]))
+        await p.sync()
+        reader, writer = await asyncio.open_connection("127.96.1.40", 84)
+        assert await asyncio.wait_for(reader.readline(), 2) == b"hello\n"
+        writer.write(b"abc\n")
+        assert await asyncio.wait_for(reader.readline(), 2) == b"ABC\n"
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 2) == b"bye\n"
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.96.1.40", 84)
+        assert await asyncio.wait_for(reader.readline(), 2) == b"hello\n"
+        writer.write(b"boom\n")
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(), 2)
+        writer.close()
+    finally:
+        await p.backend.stop()
+        server.close()
