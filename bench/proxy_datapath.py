@@ -268,12 +268,18 @@ def chain_patch(settings, chain: str, edit: Callable[[str], str]) -> str:
 
     cfg = NetConfig(pod_cidr=settings.pod_cidr, service_cidr=settings.service_cidr, lb_pool="")
     prefix = f"add rule {FAMILY} {TABLE} {chain} "
-    rules = [prefix + edit(line[len(prefix):]) for line in base_ruleset(cfg) if line.startswith(prefix)]
+    edited = (edit(line[len(prefix):]) for line in base_ruleset(cfg) if line.startswith(prefix))
+    rules = [prefix + rule for rule in edited if rule]  # an edit returning "" drops the rule
     return "\n".join([f"flush chain {FAMILY} {TABLE} {chain}", *rules]) + "\n"
 
 
 def without_fully_random(rule: str) -> str:
     return rule.replace(" fully-random", "")
+
+
+def without_affinity_lookup(rule: str) -> str:
+    """Drops the services chain's `dnat ... map @affinity` (what a path without session affinity would walk)."""
+    return "" if "map @affinity" in rule else rule
 
 
 def set_lookup_before_fib(rule: str) -> str:
@@ -414,6 +420,8 @@ def make_paths(names: list[str], services: int, pids: dict[str, list[int]]) -> l
         "nanokube-incluster": lambda: NanokubeNftPath("nanokube-incluster", 0, pod_cidr="10.0.0.0/8"),
         "nanokube-plainmasq": lambda: NanokubeNftPath("nanokube-plainmasq", 0,
                                                       patch=("masquerading", without_fully_random)),
+        "nanokube-incluster-noaff": lambda: NanokubeNftPath("nanokube-incluster-noaff", 0, pod_cidr="10.0.0.0/8",
+                                                            patch=("services", without_affinity_lookup)),
         "nanokube-incluster-fiblast": lambda: NanokubeNftPath("nanokube-incluster-fiblast", 0, pod_cidr="10.0.0.0/8",
                                                               patch=("services", set_lookup_before_fib)),
         "haproxy": lambda: ProcessPath("haproxy", f"http://{NODE_IP}:{HAPROXY_PORT}/", pids.get("haproxy", [])),
