@@ -307,3 +307,20 @@ async def test_in_process_nft_applies_in_the_right_namespace_and_reports_errors(
     finally:
         commands.close()
         lab.sh(lab.client, "nft", "delete", "table", "ip", "nk-libtest")
+
+
+async def test_a_periodic_sync_rebuilds_rules_removed_from_outside(lab: Lab) -> None:
+    """`nft flush ruleset` or a firewall reload removes our table; the next periodic sync (no Service changed)
+    notices and rebuilds it, so Services do not stay broken until something changes."""
+    async with proxy(lab) as p:
+        p.on_service_add(service("web", "10.96.0.10", WEB))
+        p.on_endpointslice_add(slice_of("web", PODS))
+        await p.sync()
+        assert lab.ask(lab.client, "10.96.0.10", 80).split()[0].split(":")[0] in PODS
+        lab.sh(lab.node, "nft", "delete", "table", "ip", "nanokube")
+        await p.sync()  # what the runner's max interval runs with nothing queued
+        assert "table ip nanokube" in lab.sh(lab.node, "nft", "list", "tables")
+        assert lab.ask(lab.client, "10.96.0.10", 80).split()[0].split(":")[0] in PODS
+        rebuilt_at = p.status.last_full_sync
+        await p.sync()  # intact now: a plain periodic sync, nothing rebuilt
+        assert p.status.last_full_sync == rebuilt_at

@@ -15,9 +15,9 @@ from nanokube.proxy.status import ProxyStatus, StatusServer
 from nanokube.proxy.userspace import UserspaceBackend
 
 
-async def get(port: int, path: str) -> tuple[int, dict]:
+async def get(port: int, path: str, method: str = "GET") -> tuple[int, dict]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     data = await asyncio.wait_for(reader.read(), 2)
     writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
@@ -98,3 +98,25 @@ async def test_a_taken_port_is_logged_not_fatal(caplog) -> None:  # type: ignore
         assert await server.start() is False
         await server.close()
     assert "proxy status endpoint not started" in caplog.text
+
+
+async def test_post_full_sync_rebuilds_everything_on_demand() -> None:
+    p = Proxier(state=ProxyState(node_name="node-a", nodeport_ips=()), backend=UserspaceBackend())
+    p.status.full_sync_requested = p.request_full_sync
+    server = StatusServer(p.status, "127.0.0.1", 0)
+    await server.start()
+    try:
+        p.on_services_synced()
+        p.on_endpointslices_synced()
+        await p.sync()
+        first = p.status.last_full_sync
+        assert first and not p.need_full
+        assert (await get(server.port, "/full-sync", "POST")) == (202, {"queued": "full sync"})
+        assert p.need_full
+        await p.sync()
+        assert p.status.last_full_sync > first and not p.need_full
+        assert (await get(server.port, "/status", "POST"))[0] == 405
+        assert server.route("POST", "/full-sync", "10.0.0.7")[0] == 403  # not from a remote client
+    finally:
+        await server.close()
+        await p.backend.stop()

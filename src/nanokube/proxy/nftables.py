@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from nanokube.proxy.commands import Commands
+from nanokube.proxy.commands import CommandError, Commands
 from nanokube.proxy.conntrack import delete_udp_flows, reconcile_udp_flows, stale_udp_flows
 from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
@@ -151,6 +151,14 @@ class NftablesBackend:
         if stale:
             await self.commands.run(["nft", "-f", "-"], input=f"delete element {FAMILY} {TABLE} affinity "
                                                               f"{{ {', '.join(stale)} }}\n", check=False)
+
+    async def intact(self) -> bool:
+        """Is our table still there with its base chains? (Checked on periodic syncs without changes.)"""
+        try:
+            await self.commands.nft(f"list chain {FAMILY} {TABLE} nat-prerouting\n", in_process=True)
+        except CommandError:
+            return False
+        return True
 
     async def stop(self) -> None:
         await self.commands.run(["nft", "delete", "table", FAMILY, TABLE], check=False)

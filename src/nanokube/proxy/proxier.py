@@ -84,6 +84,16 @@ class Proxier:
         self.need_full = True
         self.runner.request()
 
+    async def _intact(self) -> bool:
+        check = getattr(self.backend, "intact", None)
+        if check is None:
+            return True
+        try:
+            return bool(await check())
+        except Exception as err:  # a check that cannot run says nothing about the rules
+            log.debug("proxy: intact check failed: %s", err)
+            return True
+
     def set_nodeport_ips(self, ips: tuple[str, ...]) -> None:
         if ips != self.state.nodeport_ips:
             self.state.set_nodeport_ips(ips)
@@ -96,12 +106,17 @@ class Proxier:
         changes = self.state.apply(self.services.checkout(), self.endpoints.checkout())
         now = time.time()
         full = self.need_full
+        unserved = getattr(self.backend, "unserved", None)
+        if not full and not changes and not unserved and not await self._intact():
+            # a periodic sync found what we programmed gone (`nft flush ruleset`, a firewall reload): rebuild it
+            log.warning("proxy: the programmed rules were removed or changed from outside; full resync")
+            full = True
         try:
             if full:
                 self.need_full = True  # stays set if the full sync fails
                 await self.backend.full_sync(self.state.plans)
                 self.need_full = False
-            elif changes or getattr(self.backend, "unserved", None):
+            elif changes or unserved:
                 await self.backend.apply(changes)  # with no changes: the backend retries the ports it could not open
         except Exception as err:
             self.need_full = True

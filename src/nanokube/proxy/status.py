@@ -26,6 +26,8 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
   A Service whose ports all went away (deleted, made headless) is dropped from the map.
 
 GET /status — {"mode", "nodeIPs", "syncs", "lastSync", "lastFullSync", "lastError", "services": <as above>}.
+
+POST /full-sync — queue a full sync (every rule rebuilt from the current state); 202. Only from a loopback client.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +94,7 @@ class ProxyStatus:
     node_eligible: bool = True
     health_timeout: float = 60.0
     unserved: dict[tuple[str, str, int], str] = field(default_factory=dict)  # frontend -> why it is not served
+    full_sync_requested: Callable[[], None] | None = None  # set by the proxy: what POST /full-sync calls
 
     def service(self, namespace: str, name: str) -> ServiceProgramState | None:
         return self.services.get(f"{namespace}/{name}")
@@ -146,7 +150,8 @@ class ProxyStatus:
                 "lastError": self.last_error, "services": self.services_json()}
 
 
-REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           503: "Service Unavailable"}
 
 
 class StatusServer:
@@ -169,10 +174,15 @@ class StatusServer:
         log.info("proxy status on http://%s:%d/ (healthz, livez, services, status)", self.host, self.port)
         return True
 
-    def route(self, method: str, path: str) -> tuple[int, Any]:
-        if method not in ("GET", "HEAD"):
-            return 405, {"error": "only GET"}
+    def route(self, method: str, path: str, peer: str = "127.0.0.1") -> tuple[int, Any]:
         path = path.split("?", 1)[0]
+        if method == "POST" and path == "/full-sync":
+            if not peer.startswith("127.") or self.status.full_sync_requested is None:
+                return 403, {"error": "POST /full-sync is only for local clients of a running proxy"}
+            self.status.full_sync_requested()
+            return 202, {"queued": "full sync"}
+        if method not in ("GET", "HEAD"):
+            return 405, {"error": "only GET (and POST /full-sync)"}
         if path == "/healthz":
             return self.status.healthz()
         if path == "/livez":
@@ -187,7 +197,9 @@ class StatusServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            code, body = self.route(parts[0], parts[1]) if len(parts) >= 2 else (405, {"error": "bad request"})
+            peer = (writer.get_extra_info("peername") or ("",))[0]
+            code, body = (self.route(parts[0], parts[1], peer) if len(parts) >= 2
+                          else (405, {"error": "bad request"}))
             data = orjson.dumps(body) + b"\n"
             writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: application/json\r\n"
                          f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(data)}\r\n"
