@@ -110,12 +110,13 @@ def test_readiness_flips_ready_within_one_period(srv, files):
         began = time.monotonic()
         watch.until_ready("1/1")
         took = time.monotonic() - began
-        assert took < PERIOD + 0.3, took
+        # the next probe flips it (a second period would be >= 2 s); the margin absorbs a loaded 2-CPU machine
+        assert took < PERIOD + 0.8, took
         (files / "ready").unlink()
         began = time.monotonic()
         watch.until_ready("0/1")
         took = time.monotonic() - began
-        assert took < PERIOD + 0.3, took
+        assert took < PERIOD + 0.8, took
     finally:
         watch.close()
     pod = kubectl_json(srv, "get", "pod", "probed")
