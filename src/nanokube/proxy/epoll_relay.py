@@ -54,12 +54,13 @@ Handler = Callable[[int], None]
 class Poller:
     """A private epoll set read by one event-loop reader: one loop callback per batch of socket events."""
 
-    __slots__ = ("ep", "handlers", "loop")
+    __slots__ = ("doomed", "ep", "handlers", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.ep = select.epoll()
         self.handlers: dict[int, Handler] = {}
+        self.doomed: list[_socket.socket] | None = None  # during a batch: sockets to close once it is done
         loop.add_reader(self.ep.fileno(), self._dispatch)
 
     def _dispatch(self) -> None:
@@ -68,12 +69,30 @@ class Poller:
             events = self.ep.poll(0, MAX_EVENTS)
         except InterruptedError:
             return
-        for fd, ev in events:
-            # A handler may close a socket whose fd number a later accept in this batch reuses; the stale event
-            # then reaches the new socket's handler, and every handler treats a spurious event as a no-op.
-            handler = handlers.get(fd)
-            if handler is not None:
-                handler(ev)
+        # Sockets closed by a handler stay open until the batch is done: otherwise an accept later in the batch
+        # could get the same fd number, and that socket's handler would receive the closed one's queued event.
+        self.doomed = doomed = []
+        try:
+            for fd, ev in events:
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(ev)
+        finally:
+            self.doomed = None
+            for sock in doomed:
+                sock.close()
+
+    def retire(self, sock: _socket.socket, reset: bool = False) -> None:
+        """Close `sock` (with an RST when `reset`), at the end of the current batch if there is one."""
+        if reset:
+            try:
+                sock.setsockopt(SOL_SOCKET, SO_LINGER, LINGER_RST)
+            except OSError:
+                pass
+        if self.doomed is None:
+            sock.close()
+        else:
+            self.doomed.append(sock)
 
     def close(self) -> None:
         self.loop.remove_reader(self.ep.fileno())
@@ -255,10 +274,7 @@ class _Pair:
                 continue
             end.peer = None
             handlers.pop(end.fd, None)
-            if reset:
-                _reset_close(end.sock)
-            else:
-                end.sock.close()
+            self.poller.retire(end.sock, reset)
         self.client = self.backend = None
 
 
