@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from proxy_userspace import NGINX_CONF, cpu_seconds
+from proxy_userspace import HAPROXY_CONF, NGINX_CONF, cpu_seconds
 
 PREFIX = "nkb-"
 CLIENT, NODE = "nkb-client", "nkb-node"
@@ -76,21 +76,6 @@ MASQ_CHAIN = """  chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat masquerade{flags}
   }}
-"""
-HAPROXY_CONF = """global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend f
-    bind {ip}:{port}
-    default_backend b
-backend b
-    balance roundrobin
-{servers}
 """
 
 

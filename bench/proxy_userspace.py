@@ -7,12 +7,13 @@ with a ClusterIP on 127.251.0.<n>:80 over the three backends. Optionally HAProxy
 reference users compare with. wrk -t2 -c64 against one backend directly, then against each proxy;
 keep-alive and `Connection: close` (a new connection per request). Usage:
 
-    python bench/proxy_userspace.py [--duration 10] [--runs 3] [--paths relay,splice,protocol,relay*2]
+    python bench/proxy_userspace.py [--duration 10] [--runs 3] [--paths pool*2,pool:protocol*2,epoll,protocol]
                                     [--target nginx|python] [--haproxy] [--no-close]
 
-A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT (hand-started, for comparison);
+A path is a TCP data path of the userspace backend ("epoll", the default on Linux, or "protocol") run in one
+process. A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT (hand-started, for comparison);
 "pool*N" is what the server runs: one proxy (Proxier) process with a WorkerPoolBackend of N worker processes
-(workers.py); its CPU column counts the workers and the parent.
+(workers.py; "pool:protocol*N" on the Protocol path); its CPU column counts the workers and the parent.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ defaults
     timeout client 60s
     timeout server 60s
 frontend f
-    bind {vip}:80
+    bind {ip}:{port}
     default_backend b
 backend b
     balance roundrobin
@@ -166,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--paths", default="relay,splice,protocol")
+    parser.add_argument("--paths", default="pool*2,pool:protocol*2,epoll")
     parser.add_argument("--target", default="nginx" if shutil.which("nginx") else "python")
     parser.add_argument("--haproxy", action="store_true")
     parser.add_argument("--no-close", action="store_true", help="keep-alive only")
@@ -204,7 +205,7 @@ def main() -> None:
             vip = "127.251.0.99"
             servers = "\n".join(f"    server s{n} {ip}:{PORT}" for n, ip in enumerate(BACKENDS))
             conf = tmp / "haproxy.cfg"
-            conf.write_text(HAPROXY_CONF.format(vip=vip, servers=servers))
+            conf.write_text(HAPROXY_CONF.format(ip=vip, port=80, servers=servers))
             procs.append(subprocess.Popen(["haproxy", "-f", str(conf), "-db"], text=True,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_listening(vip, 80)

@@ -8,7 +8,7 @@ import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.aio.runner import BoundedFrequencyRunner
-from nanokube.proxy.conntrack import parse_udp_entries, stale_udp_entries
+from nanokube.proxy.conntrack import parse_udp_entries, serving_udp_endpoints, stale_udp_entries
 from nanokube.proxy.elements import ElementMirror
 from nanokube.proxy.model import Endpoint, service_ports
 from nanokube.proxy.plan import DROP, REJECT, categorize
@@ -143,7 +143,7 @@ def test_conntrack_reconcile_finds_flows_to_non_serving_endpoints_as_kube_proxy(
                           slices.checkout())
     plans = [p for _, new in changes.values() for p in new]
     # .5 is no longer an endpoint; .7 answered on the node port; the endpoint-less service is left alone
-    assert stale_udp_entries(entries, plans) == {("10.96.0.10", 53, "10.244.0.5"), (None, 30053, "10.244.0.7")}
+    assert stale_udp_entries(entries, serving_udp_endpoints(plans)) == {("10.96.0.10", 53, "10.244.0.5"), (None, 30053, "10.244.0.7")}
 
 
 def test_endpoints_tracker_merges_slices_and_collapses() -> None:

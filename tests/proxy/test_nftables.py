@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
+from nanokube.proxy import libnft
 from nanokube.proxy.commands import CommandError, Commands
-from nanokube.proxy.libnft import LibNftables
 from nanokube.proxy.nftables import NftablesBackend
 from nanokube.proxy.proxier import Proxier
 from nanokube.proxy.run import ProxySettings, make_backend, make_proxier
@@ -290,7 +290,7 @@ async def test_session_affinity_pins_a_client(lab: Lab) -> None:
         assert "10.96.0.40 . tcp . 80" in out
 
 
-@pytest.mark.skipif(not LibNftables.available, reason="libnftables is not installed")
+@pytest.mark.skipif(not libnft.available(), reason="libnftables is not installed")
 async def test_in_process_nft_applies_in_the_right_namespace_and_reports_errors(lab: Lab) -> None:
     commands = Commands(lab.client)  # a namespace with no nanokube table
     try:

@@ -102,8 +102,7 @@ async def test_a_taken_port_is_logged_not_fatal(caplog) -> None:  # type: ignore
 
 async def test_post_full_sync_rebuilds_everything_on_demand() -> None:
     p = Proxier(state=ProxyState(node_name="node-a", nodeport_ips=()), backend=UserspaceBackend())
-    p.status.full_sync_requested = p.request_full_sync
-    server = StatusServer(p.status, "127.0.0.1", 0)
+    server = StatusServer(p.status, "127.0.0.1", 0, full_sync=p.request_full_sync)
     await server.start()
     try:
         p.on_services_synced()

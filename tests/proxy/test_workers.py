@@ -164,6 +164,27 @@ async def test_a_dead_worker_fails_the_sync_and_the_full_resync_replaces_it() ->
             s.close()
 
 
+async def test_a_periodic_sync_replaces_a_dead_worker_with_nothing_changed() -> None:
+    servers = await start_backends()
+    p = make()
+    backend: WorkerPoolBackend = p.backend  # type: ignore[assignment]
+    try:
+        p.on_service_add(service("web", "127.96.1.41", WEB))
+        p.on_endpointslice_add(slice_of(BACKENDS))
+        await p.sync()
+        victim = backend.pids[1]
+        os.kill(victim, signal.SIGKILL)
+        await backend.workers[1].proc.wait()  # type: ignore[union-attr]
+        assert listeners("127.96.1.41", 8080) == 1
+        await p.sync()  # what the runner's max interval runs: no Service changed
+        assert victim not in backend.pids and len(backend.pids) == 2
+        assert listeners("127.96.1.41", 8080) == 2
+    finally:
+        await backend.stop()
+        for s in servers:
+            s.close()
+
+
 PARENT = """
 import asyncio, sys
 from nanokube.proxy.workers import WorkerPoolBackend

@@ -7,7 +7,7 @@ import ctypes
 import os
 from collections.abc import Sequence
 
-from nanokube.proxy.libnft import LibNftables
+from nanokube.proxy import libnft
 
 CLONE_NEWNET = 0x40000000
 
@@ -31,7 +31,7 @@ def enter_netns(name: str) -> None:
 class Commands:
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._lib: LibNftables | None = None
+        self._lib: libnft.LibNftables | None = None
 
     async def run(self, argv: Sequence[str], *, input: str | None = None, check: bool = True) -> str:
         netns = self.netns
@@ -48,10 +48,10 @@ class Commands:
     async def nft(self, script: str, *, in_process: bool = False) -> None:
         """Apply an nft script atomically. `in_process` (for small incremental changes) uses libnftables in this
         process when it is installed, which saves the 8-15 ms start of an `nft` process."""
-        if in_process and LibNftables.available:
+        if in_process and libnft.available():
             if self._lib is None:
                 netns = self.netns
-                self._lib = LibNftables((lambda: enter_netns(netns)) if netns else None)
+                self._lib = libnft.LibNftables((lambda: enter_netns(netns)) if netns else None)
             code, err = await self._lib.run(script)
             if code != 0:
                 raise CommandError(["nft", "-f", "-"], 1, err)

@@ -71,9 +71,12 @@ def parse_udp_entries(listing: str) -> Iterator[UdpEntry]:
             continue
 
 
-def stale_udp_entries(entries: Iterable[UdpEntry],
-                      plans: Iterable[ServicePortPlan]) -> set[tuple[str | None, int, str]]:
-    """(service address | None for a node port on any address, port, reply source to forget)."""
+ServingIndex = tuple[dict[tuple[str, int], set[str]], dict[int, set[str]]]
+
+
+def serving_udp_endpoints(plans: Iterable[ServicePortPlan]) -> ServingIndex:
+    """The serving endpoint IPs of every UDP service port that has some: by (service address, port), and by node
+    port (any address)."""
     by_address: dict[tuple[str, int], set[str]] = {}
     by_node_port: dict[int, set[str]] = {}
     for plan in plans:
@@ -86,6 +89,12 @@ def stale_udp_entries(entries: Iterable[UdpEntry],
                 by_node_port[fe.port] = serving
             else:
                 by_address[(fe.ip, fe.port)] = serving
+    return by_address, by_node_port
+
+
+def stale_udp_entries(entries: Iterable[UdpEntry], index: ServingIndex) -> set[tuple[str | None, int, str]]:
+    """(service address | None for a node port on any address, port, reply source to forget)."""
+    by_address, by_node_port = index
     out: set[tuple[str | None, int, str]] = set()
     for dst, port, reply_src in entries:
         serving = by_address.get((dst, port))
@@ -99,12 +108,15 @@ def stale_udp_entries(entries: Iterable[UdpEntry],
 
 async def reconcile_udp_flows(commands: Commands, plans: Iterable[ServicePortPlan]) -> int:
     """Delete every stale UDP flow of the whole table (full syncs); returns how many filters were applied."""
+    index = serving_udp_endpoints(plans)
+    if not any(index):
+        return 0  # no UDP service port with endpoints (the usual start-up): no table to read
     try:
         listing = await commands.run(["conntrack", "-L", "-p", "udp"], check=False)
     except OSError as err:  # no conntrack tool: the incremental cleanup has the same need, it is logged there too
         log.warning("conntrack: cannot list UDP flows: %s", err)
         return 0
-    stale = stale_udp_entries(parse_udp_entries(listing), plans)
+    stale = stale_udp_entries(parse_udp_entries(listing), index)
     for dst, port, reply_src in sorted(stale, key=lambda t: (t[0] or "", t[1], t[2])):
         argv = ["conntrack", "-D", "-p", "udp", "--dport", str(port), "--reply-src", reply_src]
         if dst is not None:

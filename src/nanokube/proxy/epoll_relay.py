@@ -99,14 +99,6 @@ class Poller:
         self.ep.close()
 
 
-def _reset_close(sock: _socket.socket) -> None:
-    try:
-        sock.setsockopt(SOL_SOCKET, SO_LINGER, LINGER_RST)
-    except OSError:
-        pass
-    sock.close()
-
-
 class _End:
     """One socket of a relayed pair. `pending` holds bytes from the peer that this socket has not taken yet.
 
@@ -316,7 +308,7 @@ class TcpEpollListener:
             client = _socket.socket(AF_INET, SOCK_STREAM, 0, fd)
             first = route.pick(addr[0]) if not route.sources or route.admits(addr[0]) else None
             if first is None:
-                _reset_close(client)
+                poller.retire(client, reset=True)  # no endpoint to send it to: refused at once
                 continue
             _Pair(poller, client, route).dial(first)
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _load() -> ctypes.CDLL | None:
+    """The library, loaded on first use (not at import: loopback mode never needs it)."""
     try:
         lib = ctypes.CDLL("libnftables.so.1")
     except OSError:
@@ -34,13 +37,13 @@ def _load() -> ctypes.CDLL | None:
     return lib
 
 
-_LIB = _load()
+def available() -> bool:
+    """False where the library is missing (then use the nft tool)."""
+    return _load() is not None
 
 
 class LibNftables:
-    """One libnftables context; `available` is False where the library is missing (then use the nft tool)."""
-
-    available = _LIB is not None
+    """One libnftables context (check `available()` first)."""
 
     def __init__(self, enter_netns: object = None) -> None:
         """`enter_netns`: a callable run first in the context's thread (to setns into the proxy's namespace)."""
@@ -51,17 +54,19 @@ class LibNftables:
     def _init(self, enter_netns: object) -> None:
         if callable(enter_netns):
             enter_netns()
-        assert _LIB is not None
-        ctx = _LIB.nft_ctx_new(0)
-        _LIB.nft_ctx_buffer_output(ctx)
-        _LIB.nft_ctx_buffer_error(ctx)
+        lib = _load()
+        assert lib is not None
+        ctx = lib.nft_ctx_new(0)
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
         self._ctx = ctx
 
     def _run(self, script: bytes) -> tuple[int, str]:
-        assert _LIB is not None and self._ctx is not None
-        code = _LIB.nft_run_cmd_from_buffer(self._ctx, script)
-        err = _LIB.nft_ctx_get_error_buffer(self._ctx) or b""
-        _LIB.nft_ctx_get_output_buffer(self._ctx)  # drain: buffered output accumulates otherwise
+        lib = _load()
+        assert lib is not None and self._ctx is not None
+        code = lib.nft_run_cmd_from_buffer(self._ctx, script)
+        err = lib.nft_ctx_get_error_buffer(self._ctx) or b""
+        lib.nft_ctx_get_output_buffer(self._ctx)  # drain: buffered output accumulates otherwise
         return code, err.decode(errors="replace")
 
     async def run(self, script: str) -> tuple[int, str]:
@@ -69,8 +74,9 @@ class LibNftables:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, script.encode())
 
     def _free(self) -> None:
-        if self._ctx is not None and _LIB is not None:
-            _LIB.nft_ctx_free(self._ctx)
+        lib = _load()
+        if self._ctx is not None and lib is not None:
+            lib.nft_ctx_free(self._ctx)
             self._ctx = None
 
     def close(self) -> None:

@@ -65,6 +65,7 @@ class NftablesBackend:
         self.mirror = ElementMirror()
         self.firewalls = ExclusiveGroups()
         self.chains: set[str] = set()
+        self.unserved: dict[tuple[str, str, int], str] = {}  # never any: the kernel serves every frontend
         self.last_script = ""
 
     def _set_plan(self, owner: ServicePortName, plan: ServicePortPlan | None) -> list[tuple[Elements, Elements]]:

@@ -27,8 +27,13 @@ UNSERVED_RETRY_INTERVAL = 2.0  # seconds
 
 
 class Backend(Protocol):
+    # frontends (address, protocol, port) it should serve but cannot, with why (a port another process holds);
+    # a sync with nothing else to do still calls apply({}) while this is not empty, so they are retried
+    unserved: dict[tuple[str, str, int], str]
+
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None: ...
     async def apply(self, changes: dict[str, PlanChange]) -> None: ...
+    async def intact(self) -> bool: ...  # is what it programmed still in place? (periodic syncs; False -> full sync)
     async def stop(self) -> None: ...
 
 
@@ -85,11 +90,8 @@ class Proxier:
         self.runner.request()
 
     async def _intact(self) -> bool:
-        check = getattr(self.backend, "intact", None)
-        if check is None:
-            return True
         try:
-            return bool(await check())
+            return await self.backend.intact()
         except Exception as err:  # a check that cannot run says nothing about the rules
             log.debug("proxy: intact check failed: %s", err)
             return True
@@ -106,7 +108,7 @@ class Proxier:
         changes = self.state.apply(self.services.checkout(), self.endpoints.checkout())
         now = time.time()
         full = self.need_full
-        unserved = getattr(self.backend, "unserved", None)
+        unserved = self.backend.unserved
         if not full and not changes and not unserved and not await self._intact():
             # a periodic sync found what we programmed gone (`nft flush ruleset`, a firewall reload): rebuild it
             log.warning("proxy: the programmed rules were removed or changed from outside; full resync")
@@ -123,7 +125,7 @@ class Proxier:
             self.status.last_error = f"{type(err).__name__}: {err}"[:500]
             raise
         self.status.syncs += 1
-        self.status.unserved = dict(getattr(self.backend, "unserved", None) or {})
+        self.status.unserved = dict(self.backend.unserved)
         if self.status.unserved and (self._retry is None or self._retry.when() <= asyncio.get_running_loop().time()):
             # a port someone else holds is tried again soon, not only at the next periodic sync
             self._retry = asyncio.get_running_loop().call_later(UNSERVED_RETRY_INTERVAL, self.runner.request)

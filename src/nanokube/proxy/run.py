@@ -104,8 +104,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
 
     node.add_handler(on_add=proxier.status.sync_node, on_update=node_changed,
                      on_delete=lambda _: setattr(proxier.status, "node_eligible", False))
-    proxier.status.full_sync_requested = proxier.request_full_sync
-    status_server = StatusServer(proxier.status, settings.status_address, settings.status_port)
+    status_server = StatusServer(proxier.status, settings.status_address, settings.status_port,
+                                 full_sync=proxier.request_full_sync)
     health = ServiceHealthServer(proxy_healthy=proxier.status.healthy, netns=settings.netns)
     proxier.after_sync.append(lambda: health.sync(proxier.state.health_checks, proxier.state.nodeport_ips))
 

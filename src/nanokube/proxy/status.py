@@ -94,7 +94,6 @@ class ProxyStatus:
     node_eligible: bool = True
     health_timeout: float = 60.0
     unserved: dict[tuple[str, str, int], str] = field(default_factory=dict)  # frontend -> why it is not served
-    full_sync_requested: Callable[[], None] | None = None  # set by the proxy: what POST /full-sync calls
 
     def service(self, namespace: str, name: str) -> ServiceProgramState | None:
         return self.services.get(f"{namespace}/{name}")
@@ -157,8 +156,10 @@ REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found", 405: 
 class StatusServer:
     """A tiny HTTP/1.1 server for the endpoints above (one request per connection)."""
 
-    def __init__(self, status: ProxyStatus, host: str = "127.0.0.1", port: int = DEFAULT_STATUS_PORT) -> None:
+    def __init__(self, status: ProxyStatus, host: str = "127.0.0.1", port: int = DEFAULT_STATUS_PORT, *,
+                 full_sync: Callable[[], None] | None = None) -> None:
         self.status = status
+        self.full_sync = full_sync  # what POST /full-sync calls (the proxier's request_full_sync)
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
 
@@ -177,9 +178,9 @@ class StatusServer:
     def route(self, method: str, path: str, peer: str = "127.0.0.1") -> tuple[int, Any]:
         path = path.split("?", 1)[0]
         if method == "POST" and path == "/full-sync":
-            if not peer.startswith("127.") or self.status.full_sync_requested is None:
+            if not peer.startswith("127.") or self.full_sync is None:
                 return 403, {"error": "POST /full-sync is only for local clients of a running proxy"}
-            self.status.full_sync_requested()
+            self.full_sync()
             return 202, {"queued": "full sync"}
         if method not in ("GET", "HEAD"):
             return 405, {"error": "only GET (and POST /full-sync)"}

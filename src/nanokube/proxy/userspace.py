@@ -167,6 +167,9 @@ class UserspaceBackend:
         else:
             log.warning("userspace proxy does not support %s (%s:%d)", protocol, ip, port)
 
+    async def intact(self) -> bool:
+        return True  # listeners live in this process; a failed one is in `unserved`
+
     async def stop(self) -> None:
         for listener in self.listeners.values():
             listener.close()

@@ -157,6 +157,10 @@ class WorkerPoolBackend:
             touched |= old_routes.keys() | new_routes.keys()
         await self._send(touched, full=False)
 
+    async def intact(self) -> bool:
+        """False when a worker died: the full sync that follows starts a new one, even if nothing changes."""
+        return all(w is not None and w.alive for w in self.workers)
+
     async def stop(self) -> None:
         workers = [w for w in self.workers if w is not None]
         self.workers = [None] * self.n
