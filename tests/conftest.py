@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -168,11 +169,20 @@ def make_server() -> Iterator:
         srv.stop()
 
 
-@pytest.fixture(scope="module")
-def api_server() -> Iterator[Server]:
-    """A control-plane-only server (no agent, proxy or DNS) shared by a test module."""
-    srv = start_server("--network", "loopback", "--components=", "--no-agent")
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def module_server(*args: str) -> Any:
+    """A module-scoped fixture: one server started with `args` for the whole test module, stopped after it.
+    Use as `server = module_server("--network", "loopback", ...)` (the fixture takes the variable's name)."""
+
+    @pytest.fixture(scope="module")
+    def fixture() -> Iterator[Server]:
+        srv = start_server(*args)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+    return fixture
+
+
+# A control-plane-only server (no agent, proxy or DNS) shared by a test module.
+api_server = module_server("--network", "loopback", "--components=", "--no-agent")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.api.test_service_validation import CREATE_CASES, NODE_PORT_RANGE, assert_api_error
 from tests.apiserver.helpers_http import SERVICES, Http, assert_ranges_match
-from tests.conftest import Server, start_server
+from tests.conftest import Server, module_server
 
 from nanokube.api.errors import ApiError
 
@@ -23,13 +23,7 @@ SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")  # the range the case table'
 BOOTSTRAP_IPS = {"10.96.0.1", "10.96.0.10"}  # `kubernetes` and `kube-dns`
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[Server]:
-    server = start_server("--network", "loopback", "--components=", "--service-cidr", str(SERVICE_CIDR))
-    try:
-        yield server
-    finally:
-        server.stop()
+srv = module_server("--network", "loopback", "--components=", "--service-cidr", str(SERVICE_CIDR))
 
 
 @pytest.fixture(scope="module")

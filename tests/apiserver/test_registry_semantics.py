@@ -4,13 +4,12 @@ dryRun, fieldValidation, deletecollection, graceful deletion, finalizers, propag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from tests.apiserver.helpers_http import SERVICES, Http
-from tests.conftest import Server, start_server
+from tests.conftest import Server, module_server
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 PODS = "/api/v1/namespaces/default/pods"
@@ -19,13 +18,7 @@ DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
 MERGE = "application/merge-patch+json"
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[Server]:
-    server = start_server("--network", "loopback", "--components=")
-    try:
-        yield server
-    finally:
-        server.stop()
+srv = module_server("--network", "loopback", "--components=")
 
 
 @pytest.fixture(scope="module")

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import Server, start_server
+from tests.conftest import Server, module_server
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = start_server("--network", "loopback", "--components=controllers", "--no-agent",
+server = module_server("--network", "loopback", "--components=controllers", "--no-agent",
                        "--lb-pool", "127.240.0.1-127.240.0.2", "--node-monitor-grace-period", "1.5")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:

@@ -5,25 +5,17 @@ EndpointSlices, and the events `kubectl describe` shows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import Server, start_server
+from tests.conftest import Server, module_server
 from tests.controllers.test_controllers_e2e import deployment, eventually, get, pods_of
 
 pytestmark = pytest.mark.timeout(120)
 LB_IP = "127.240.1.1"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = start_server("--network", "loopback", "--components=controllers", "--no-agent", "--lb-pool", LB_IP)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
+server = module_server("--network", "loopback", "--components=controllers", "--no-agent", "--lb-pool", LB_IP)
 
 
 def pod(name: str, labels: dict[str, str], ports: list[dict] | None = None, **spec: object) -> dict:

@@ -4,23 +4,15 @@ of test_controllers_e2e.py turns its node NotReady)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from tests.conftest import Server, start_server
+from tests.conftest import Server, module_server
 from tests.controllers.test_controllers_e2e import deployment, get, pods_of
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    srv = start_server("--network", "loopback", "--components=controllers", "--no-agent")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
+server = module_server("--network", "loopback", "--components=controllers", "--no-agent")
 
 
 def live_pods(server: Server, app: str) -> list[dict]:
