@@ -12,7 +12,7 @@ import time
 
 import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
-from tests.proxy.test_userspace import BACKENDS, EPP, WEB, ask, slice_of, start_backends
+from tests.proxy.test_userspace import BACKENDS, EPP, WEB, ask, refused, slice_of, spread_then_shift, start_backends
 
 from nanokube.proxy.proxier import Proxier
 from nanokube.proxy.state import ProxyState
@@ -45,16 +45,6 @@ def gone(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-async def refused(ip: str, port: int) -> bool:
-    t0 = time.monotonic()
-    try:
-        _, writer = await asyncio.open_connection(ip, port)
-    except ConnectionRefusedError:
-        return time.monotonic() - t0 < 0.5
-    writer.close()
-    return False
-
-
 async def test_pool_spreads_refuses_follows_changes_and_reaps() -> None:
     servers = await start_backends()
     p = make()
@@ -65,24 +55,8 @@ async def test_pool_spreads_refuses_follows_changes_and_reaps() -> None:
         pids = backend.pids
         assert len(pids) == 2 and p.synced_once.is_set()
         assert await refused("127.96.1.10", 8080)
-        first = slice_of(BACKENDS)
-        p.on_endpointslice_add(first)
-        await p.sync()
+        await spread_then_shift(p, "127.96.1.10")  # a sync returns once every worker acked
         assert listeners("127.96.1.10", 8080) == 2  # both workers accept (SO_REUSEPORT)
-        seen: dict[str, int] = {}
-        for _ in range(300):
-            server = await ask("127.96.1.10", 8080)
-            seen[server] = seen.get(server, 0) + 1
-        assert set(seen) == set(BACKENDS) and max(seen.values()) <= 180
-        reader, writer = await asyncio.open_connection("127.96.1.10", 8080)
-        writer.write(b"1\n")
-        old_server = (await reader.readline()).decode().split()[0]
-        p.on_endpointslice_update(first, slice_of(BACKENDS[2:], rv="2"))
-        await p.sync()  # returns once every worker acked: new connections use the new set at once
-        assert {await ask("127.96.1.10", 8080) for _ in range(20)} == {BACKENDS[2]}
-        writer.write(b"2\n")
-        assert (await reader.readline()).decode().split()[0] == old_server  # established one runs on
-        writer.close()
         p.on_endpointslice_delete(slice_of(BACKENDS[2:], rv="2"))
         await p.sync()
         assert await refused("127.96.1.10", 8080)
