@@ -26,23 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from agent_bench import rss_kib  # bench/ is on sys.path when a bench script runs
 from nanokube.api.scheme import by_kind
 from nanokube.client import ApiClient, Informer, client_from_kubeconfig
 
 PODS = by_kind("", "Pod")
 NAMESPACES = by_kind("", "Namespace")
 NS = "bench"
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def pod_pids(data_dir: Path, mode: str) -> dict[str, list[int]]:
