@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from agent_bench import rss_kib  # bench/ is on sys.path when a bench script runs
-from nanokube.api.scheme import by_kind
+from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient, Informer, client_from_kubeconfig
 
 PODS = by_kind("", "Pod")

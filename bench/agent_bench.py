@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nanokube.agent import netns
-from nanokube.agent.runtime import NodeRuntime
+from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
 from nanokube.images.catalogue import Catalogue

@@ -364,7 +364,7 @@ class Cluster:
 
 
 async def set_up(client: Any, args: argparse.Namespace, say: Any) -> Cluster:
-    from nanokube.api.scheme import BY_KIND
+    from nanokube.api.served_resources import BY_KIND
 
     pods_res, svc_res = BY_KIND["", "Pod"], BY_KIND["", "Service"]
     slice_res = BY_KIND["discovery.k8s.io", "EndpointSlice"]

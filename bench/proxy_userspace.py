@@ -13,7 +13,7 @@ keep-alive and `Connection: close` (a new connection per request). Usage:
 A path is a TCP data path of the userspace backend ("epoll", the default on Linux, or "protocol") run in one
 process. A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT (hand-started, for comparison);
 "pool*N" is what the server runs: one proxy (Proxier) process with a WorkerPoolBackend of N worker processes
-(workers.py; "pool:protocol*N" on the Protocol path); its CPU column counts the workers and the parent.
+(worker_pool.py; "pool:protocol*N" on the Protocol path); its CPU column counts the workers and the parent.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def proxy_main(vip: str, tcp: str, reuse_port: bool, workers: int = 1) -> None:
     from nanokube.proxy.proxier import Backend, Proxier
     from nanokube.proxy.state import ProxyState
     from nanokube.proxy.userspace import DEFAULT_TCP, UserspaceBackend
-    from nanokube.proxy.workers import WorkerPoolBackend
+    from nanokube.proxy.worker_pool import WorkerPoolBackend
 
     async def serve() -> None:
         backend: Backend = (WorkerPoolBackend(workers=workers, tcp=tcp.partition(":")[2] or DEFAULT_TCP)

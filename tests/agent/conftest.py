@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nanokube.agent.runtime import NodeRuntime
+from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
 from nanokube.images.catalogue import Catalogue

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from nanokube.agent import netns
-from nanokube.agent.runtime import NodeRuntime
+from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
 from nanokube.images.catalogue import Catalogue

@@ -20,7 +20,7 @@ from tests.apiserver.helpers_http import (
 )
 from tests.conftest import Server
 
-from nanokube.api.scheme import RESOURCES
+from nanokube.api.served_resources import RESOURCES
 
 API_ONLY = ("--network", "loopback", "--components=")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.controllers.objects import pod, service
 
-from nanokube.controllers.endpoints import compute_subsets, desired_endpoints, endpoints_differ
+from nanokube.controllers.endpoints_desired import compute_subsets, desired_endpoints, endpoints_differ
 
 
 def test_ready_and_not_ready_sorted_as_strings_and_terminating_dropped():

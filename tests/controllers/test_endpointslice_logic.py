@@ -6,7 +6,7 @@ import itertools
 
 from tests.controllers.objects import node, nodes_by_name, pod, service
 
-from nanokube.controllers import endpointslices as es
+from nanokube.controllers import endpointslice_reconciler as es
 
 _rv = itertools.count(100)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from nanokube.api.scheme import RESOURCES
+from nanokube.api.served_resources import RESOURCES
 from nanokube.apiserver.printing import to_table
 
 from .kubectl_text import render

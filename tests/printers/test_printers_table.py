@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import RESOURCES
+from nanokube.api.served_resources import RESOURCES
 from nanokube.apiserver.printing import PRINTERS, table_api_version, to_table
 
 from .objects import NOW, meta, service, tcp

@@ -16,7 +16,7 @@ from tests.proxy.test_userspace import BACKENDS, EPP, WEB, ask, refused, slice_o
 
 from nanokube.proxy.proxier import Proxier
 from nanokube.proxy.state import ProxyState
-from nanokube.proxy.workers import WorkerDied, WorkerPoolBackend
+from nanokube.proxy.worker_pool import WorkerDied, WorkerPoolBackend
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreading is Linux")
 
@@ -161,7 +161,7 @@ async def test_a_periodic_sync_replaces_a_dead_worker_with_nothing_changed() -> 
 
 PARENT = """
 import asyncio, sys
-from nanokube.proxy.workers import WorkerPoolBackend
+from nanokube.proxy.worker_pool import WorkerPoolBackend
 
 async def main():
     b = WorkerPoolBackend(workers=2)

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from nanokube.api import openapi_schemas
 from nanokube.api import patch as patches
-from nanokube.api import schema
 from nanokube.api.errors import ApiError, not_found
-from nanokube.api.scheme import RESOURCES, Resource, groups, lookup
+from nanokube.api.served_resources import RESOURCES, Resource, groups, lookup
 from nanokube.apiserver import openapi
 
 KUBECTL = shutil.which("kubectl") or "kubectl"
@@ -114,15 +114,15 @@ def build_app(stub: Stub) -> web.Application:
     async def objects(request: web.Request, r: Resource, namespace: str | None, name: str | None) -> web.Response:
         body = await request.read()
         if request.method == "POST":
-            directive = schema.normalize_directive(request.query.get("fieldValidation"))
-            obj = schema.loads_tracking_duplicates(body)
-            warnings = schema.check_body(r.group, r.version, r.kind, obj, directive)
+            directive = openapi_schemas.normalize_directive(request.query.get("fieldValidation"))
+            obj = openapi_schemas.loads_tracking_duplicates(body)
+            warnings = openapi_schemas.check_body(r.group, r.version, r.kind, obj, directive)
             name = obj["metadata"]["name"]
             key = r.key(namespace, name)
             obj["metadata"].update({"namespace": namespace, "uid": f"uid-{name}", "resourceVersion": "1",
                                     "creationTimestamp": "2025-01-01T00:00:00Z"})
             stub.objects[key] = json.loads(json.dumps(obj))
-            headers = {"Warning": ", ".join(schema.warning_header(w) for w in warnings)} if warnings else {}
+            headers = {"Warning": ", ".join(openapi_schemas.warning_header(w) for w in warnings)} if warnings else {}
             return web.json_response(stub.objects[key], status=201, headers=headers)
         assert name is not None
         key = r.key(namespace, name)

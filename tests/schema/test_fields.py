@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nanokube.api import schema
+from nanokube.api import openapi_schemas
 from nanokube.api.errors import ApiError
 
 
@@ -22,7 +22,7 @@ def test_unknown_fields_in_nested_lists_and_maps() -> None:
         },
         "status": {"phase": "Running", "extra": True},
     }
-    assert schema.find_unknown_fields("", "v1", "Pod", pod) == [
+    assert openapi_schemas.find_unknown_fields("", "v1", "Pod", pod) == [
         "metadata.colour",
         "spec.containers[0].ports[0].hostPortt",
         "spec.containers[1].envv",
@@ -34,14 +34,14 @@ def test_unknown_fields_in_nested_lists_and_maps() -> None:
 def test_opaque_and_case_sensitive_fields() -> None:
     obj = {"metadata": {"managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {"f:anything": {}}}}]},
            "Spec": {}}
-    assert schema.find_unknown_fields("", "v1", "Service", obj) == ["Spec"]
+    assert openapi_schemas.find_unknown_fields("", "v1", "Service", obj) == ["Spec"]
 
 
 def test_duplicate_fields_are_reported_in_order() -> None:
-    obj = schema.loads_tracking_duplicates(
+    obj = openapi_schemas.loads_tracking_duplicates(
         b'{"metadata":{"name":"a","name":"b","labels":{"k":"1","k":"2"}},"spec":{"type":"ClusterIP","bogus":1}}')
     assert obj["metadata"]["name"] == "b"
-    assert schema.strict_errors("", "v1", "Service", obj) == [
+    assert openapi_schemas.strict_errors("", "v1", "Service", obj) == [
         'duplicate field "metadata.name"',
         'duplicate field "metadata.labels.k"',
         'unknown field "spec.bogus"',
@@ -51,7 +51,7 @@ def test_duplicate_fields_are_reported_in_order() -> None:
 def test_strict_rejects_with_all_fields_in_one_message() -> None:
     body = {"spec": {"foo": 1, "ports": [{"port": 80, "bogus": 2}]}}
     with pytest.raises(ApiError) as info:
-        schema.check_body("", "v1", "Service", body, schema.STRICT)
+        openapi_schemas.check_body("", "v1", "Service", body, openapi_schemas.STRICT)
     assert info.value.code == 400
     assert info.value.reason == "BadRequest"
     assert info.value.message == ('Service in version "v1" cannot be handled as a Service: strict decoding error: '
@@ -60,9 +60,9 @@ def test_strict_rejects_with_all_fields_in_one_message() -> None:
 
 def test_warn_returns_warnings_and_ignore_returns_none() -> None:
     body = {"spec": {"foo": 1}}
-    assert schema.check_body("", "v1", "Service", body, schema.WARN) == ['unknown field "spec.foo"']
-    assert schema.check_body("", "v1", "Service", body, schema.IGNORE) == []
-    assert schema.warning_header('unknown field "spec.foo"') == '299 - "unknown field \\"spec.foo\\""'
+    assert openapi_schemas.check_body("", "v1", "Service", body, openapi_schemas.WARN) == ['unknown field "spec.foo"']
+    assert openapi_schemas.check_body("", "v1", "Service", body, openapi_schemas.IGNORE) == []
+    assert openapi_schemas.warning_header('unknown field "spec.foo"') == '299 - "unknown field \\"spec.foo\\""'
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -80,7 +80,7 @@ def test_warn_returns_warnings_and_ignore_returns_none() -> None:
 ])
 def test_type_errors_have_go_wording(body: dict, message: str) -> None:
     with pytest.raises(ApiError) as info:
-        schema.check_body("", "v1", "Service", body, schema.IGNORE)
+        openapi_schemas.check_body("", "v1", "Service", body, openapi_schemas.IGNORE)
     assert info.value.code == 400
     assert info.value.message == f'Service in version "v1" cannot be handled as a Service: {message}'
 
@@ -88,15 +88,15 @@ def test_type_errors_have_go_wording(body: dict, message: str) -> None:
 def test_valid_values_pass() -> None:
     body = {"spec": {"ports": [{"port": 80, "targetPort": "http"}, {"port": 81, "targetPort": 8081}],
                      "selector": None, "clusterIP": None}}
-    assert schema.type_error("", "v1", "Service", body) is None
-    assert schema.check_body("", "v1", "Service", body, schema.STRICT) == []
+    assert openapi_schemas.type_error("", "v1", "Service", body) is None
+    assert openapi_schemas.check_body("", "v1", "Service", body, openapi_schemas.STRICT) == []
 
 
 def test_field_validation_parameter() -> None:
-    assert schema.normalize_directive(None) == schema.WARN
-    assert schema.normalize_directive("Strict") == schema.STRICT
+    assert openapi_schemas.normalize_directive(None) == openapi_schemas.WARN
+    assert openapi_schemas.normalize_directive("Strict") == openapi_schemas.STRICT
     with pytest.raises(ApiError) as info:
-        schema.normalize_directive("strict", "PatchOptions")
+        openapi_schemas.normalize_directive("strict", "PatchOptions")
     assert info.value.code == 422
     assert info.value.message == ('PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: '
                                   '"strict": supported values: "", "Ignore", "Strict", "Warn"')

@@ -10,13 +10,13 @@ from typing import Any
 from nanokube.agent import netns
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
-from nanokube.agent.node import heartbeat, machine_capacity, pod_cidr_of, register
-from nanokube.agent.runtime import NodeRuntime
+from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
+from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.sandbox import clean_leftovers
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import by_kind
+from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient, Informer
 from nanokube.images.catalogue import Catalogue
 

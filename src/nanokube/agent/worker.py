@@ -26,8 +26,8 @@ from nanokube.agent.etcfiles import pod_hostname
 from nanokube.agent.ipam import PoolExhausted
 from nanokube.agent.logs import ContainerLog
 from nanokube.agent.netns import NetworkError
+from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.probes import Prober, Target, run_action
-from nanokube.agent.runtime import NodeRuntime
 from nanokube.agent.sandbox import Sandbox, SandboxRecord
 from nanokube.agent.status import condition, pod_phase, unready_message
 from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume, subpath

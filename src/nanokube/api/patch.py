@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from nanokube.api import schema
+from nanokube.api import openapi_schemas
 from nanokube.api.errors import ApiError, bad_request
 
 DIRECTIVE = "$patch"
@@ -407,29 +407,29 @@ class _Meta:
 
     __slots__ = ("node",)
 
-    def __init__(self, node: schema.Schema | None) -> None:
+    def __init__(self, node: openapi_schemas.Schema | None) -> None:
         self.node = node
 
     def for_struct(self, key: str) -> tuple[_Meta, list[str], str]:
-        sub = schema.property_schema(self.node, key)
+        sub = openapi_schemas.property_schema(self.node, key)
         if sub is None:
-            sub = schema.map_values_schema(self.node)
+            sub = openapi_schemas.map_values_schema(self.node)
             return _Meta(sub), [], ""
         return _Meta(sub), _strategies(sub), sub.get("x-kubernetes-patch-merge-key", "")
 
     def for_slice(self, key: str) -> tuple[_Meta, list[str], str]:
-        sub = schema.property_schema(self.node, key)
+        sub = openapi_schemas.property_schema(self.node, key)
         if sub is None:
             return _Meta(None), [], ""
-        return _Meta(schema.items_schema(sub)), _strategies(sub), sub.get("x-kubernetes-patch-merge-key", "")
+        return _Meta(openapi_schemas.items_schema(sub)), _strategies(sub), sub.get("x-kubernetes-patch-merge-key", "")
 
     def name(self) -> str:
-        node = schema.resolve(self.node)
-        t = schema.schema_type(node)
+        node = openapi_schemas.resolve(self.node)
+        t = openapi_schemas.schema_type(node)
         return t if t else "Struct"
 
 
-def _strategies(node: schema.Schema) -> list[str]:
+def _strategies(node: openapi_schemas.Schema) -> list[str]:
     text = node.get("x-kubernetes-patch-strategy")
     return text.split(",") if isinstance(text, str) and text else []
 
@@ -476,7 +476,7 @@ def strategic_merge_patch(target: dict[str, Any], patch: dict[str, Any], group: 
     """
     if not isinstance(patch, dict):
         raise bad_request(f"json: cannot unmarshal {_json_kind(patch)} into Go value of type map[string]interface {{}}")
-    name = schema.definition_name(group, version, kind)
+    name = openapi_schemas.definition_name(group, version, kind)
     root = {"$ref": "#/$defs/" + name} if name else None
     try:
         return _merge_map(copy.deepcopy(target), copy.deepcopy(patch), _Meta(root))
@@ -888,8 +888,8 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
     del force  # conflicts are not detected yet (see docstring)
     group, version = _split_api_version(str(applied.get("apiVersion", "")))
     kind = str(applied.get("kind", ""))
-    name = schema.definition_name(group, version, kind)
-    root: schema.Schema | None = {"$ref": "#/$defs/" + name} if name else None
+    name = openapi_schemas.definition_name(group, version, kind)
+    root: openapi_schemas.Schema | None = {"$ref": "#/$defs/" + name} if name else None
     base = copy.deepcopy(live) if live is not None else {}
     metadata = base.setdefault("metadata", {})
     entries: list[dict[str, Any]] = list(metadata.get("managedFields") or [])
@@ -941,7 +941,7 @@ def _split_api_version(api_version: str) -> tuple[str, str]:
     return "", api_version
 
 
-def _list_info(node: schema.Schema | None) -> tuple[str, list[str]]:
+def _list_info(node: openapi_schemas.Schema | None) -> tuple[str, list[str]]:
     if node is None:
         return "atomic", []
     if "allOf" in node and len(node["allOf"]) == 1:
@@ -956,10 +956,10 @@ def _list_info(node: schema.Schema | None) -> tuple[str, list[str]]:
     return list_type, list(node.get("x-kubernetes-list-map-keys") or [])
 
 
-def _is_atomic_map(node: schema.Schema | None) -> bool:
+def _is_atomic_map(node: openapi_schemas.Schema | None) -> bool:
     if node is None:
         return True
-    resolved = schema.resolve(node)
+    resolved = openapi_schemas.resolve(node)
     if node.get("x-kubernetes-map-type") == "atomic" or (resolved or {}).get("x-kubernetes-map-type") == "atomic":
         return True
     if resolved is None:
@@ -973,18 +973,18 @@ def _item_key(item: Any, keys: list[str]) -> tuple[Any, ...]:
     return (("v", json.dumps(item, sort_keys=True)),)
 
 
-def _apply_merge(live: Any, config: Any, node: schema.Schema | None) -> Any:
+def _apply_merge(live: Any, config: Any, node: openapi_schemas.Schema | None) -> Any:
     if isinstance(config, dict) and isinstance(live, dict) and not _is_atomic_map(node):
         out = dict(live)
         for key, value in config.items():
-            sub = schema.property_schema(node, key)
+            sub = openapi_schemas.property_schema(node, key)
             if sub is None:
-                sub = schema.map_values_schema(node)
+                sub = openapi_schemas.map_values_schema(node)
             out[key] = _apply_merge(live.get(key), value, sub)
         return out
     if isinstance(config, list) and isinstance(live, list):
         list_type, keys = _list_info(node)
-        item_node = schema.items_schema(node)
+        item_node = openapi_schemas.items_schema(node)
         if list_type == "map" and keys:
             by_key = {_item_key(item, keys): i for i, item in enumerate(live)}
             out = list(live)
@@ -1005,7 +1005,7 @@ def _apply_merge(live: Any, config: Any, node: schema.Schema | None) -> Any:
     return copy.deepcopy(config)
 
 
-def _field_set(config: Any, node: schema.Schema | None, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
+def _field_set(config: Any, node: openapi_schemas.Schema | None, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
     """Paths the configuration sets: ('f', name) steps, ('k', {keys}) list items, ('v', value) set members."""
     out: set[tuple[Any, ...]] = set()
     if isinstance(config, dict) and not _is_atomic_map(node):
@@ -1014,9 +1014,9 @@ def _field_set(config: Any, node: schema.Schema | None, prefix: tuple[Any, ...] 
                 continue
             if prefix == (("f", "metadata"),) and key in ("name", "namespace", "managedFields"):
                 continue
-            sub = schema.property_schema(node, key)
+            sub = openapi_schemas.property_schema(node, key)
             if sub is None:
-                sub = schema.map_values_schema(node)
+                sub = openapi_schemas.map_values_schema(node)
             path = (*prefix, ("f", key))
             children = _field_set(value, sub, path)
             if not children:
@@ -1025,7 +1025,7 @@ def _field_set(config: Any, node: schema.Schema | None, prefix: tuple[Any, ...] 
         return out
     if isinstance(config, list):
         list_type, keys = _list_info(node)
-        item_node = schema.items_schema(node)
+        item_node = openapi_schemas.items_schema(node)
         if list_type == "map" and keys:
             for item in config:
                 if not isinstance(item, dict):

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import Resource, by_kind, lookup
+from nanokube.api.served_resources import Resource, by_kind, lookup
 from nanokube.apiserver import discovery, fields
 from nanokube.apiserver.http import (
     decode_body,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import by_kind
+from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import FieldError, GoLiteral, go_quote
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 
 Obj = dict[str, Any]
 

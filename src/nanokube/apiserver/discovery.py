@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from nanokube.api.scheme import RESOURCES, Resource, groups
+from nanokube.api.served_resources import RESOURCES, Resource, groups
 
 VERSION_INFO = {
     "major": "1",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from nanokube.api import schema
-from nanokube.api.scheme import Resource
+from nanokube.api import openapi_schemas
+from nanokube.api.served_resources import Resource
 
 OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -19,10 +19,10 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 def check_fields(res: Resource, obj: dict[str, Any], *, directive: str | None, method: str) -> list[str]:
     """Returns warnings (Warn); raises 400 for type errors and, under Strict, unknown fields. Unknown fields
     are removed from obj."""
-    mode = schema.normalize_directive(directive, OPTIONS_KIND.get(method, "CreateOptions"))
-    warnings = schema.check_body(res.group, res.version, res.kind, obj, mode)
-    if warnings or mode == schema.IGNORE:  # Warn with no warnings has nothing to drop
-        prune(obj, schema.find_unknown_fields(res.group, res.version, res.kind, obj))
+    mode = openapi_schemas.normalize_directive(directive, OPTIONS_KIND.get(method, "CreateOptions"))
+    warnings = openapi_schemas.check_body(res.group, res.version, res.kind, obj, mode)
+    if warnings or mode == openapi_schemas.IGNORE:  # Warn with no warnings has nothing to drop
+        prune(obj, openapi_schemas.find_unknown_fields(res.group, res.version, res.kind, obj))
     return warnings
 
 

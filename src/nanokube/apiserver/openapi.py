@@ -1,6 +1,6 @@
 """The OpenAPI documents kubectl downloads: /openapi/v3 (index), /openapi/v3/<api|apis/group>/<version>, /openapi/v2.
 
-Built from the shipped Kubernetes definitions (nanokube.api.schema) for the resources in the scheme, on first
+Built from the shipped Kubernetes definitions (nanokube.api.openapi_schemas) for the resources in the scheme, on first
 request, then cached as bytes with their ETag. What kubectl relies on (k8s.io/client-go/openapi, kubectl
 explain templates, cli-runtime's query-param verifier, apply's patcher):
 - the index maps "api/v1" / "apis/<g>/<v>" to a serverRelativeURL with ?hash=<etag>;
@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 import orjson
 
-from nanokube.api import schema
-from nanokube.api.scheme import RESOURCES, Resource
+from nanokube.api import openapi_schemas
+from nanokube.api.served_resources import RESOURCES, Resource
 from nanokube.apiserver import openapi_v2_proto
 
 V3_PREFIX = "/openapi/v3"
@@ -238,7 +238,7 @@ def _served_definition_roots(resources: list[Resource]) -> list[str]:
     roots = [_META + n for n in ("APIResourceList", "DeleteOptions", "Patch", "Status", "WatchEvent")]
     for r in resources:
         for kind in (r.kind, r.list_kind):
-            name = schema.definition_name(r.group, r.version, kind)
+            name = openapi_schemas.definition_name(r.group, r.version, kind)
             if name:
                 roots.append(name)
         if "scale" in r.subresources:
@@ -247,16 +247,16 @@ def _served_definition_roots(resources: list[Resource]) -> list[str]:
 
 
 def _build_v3(gv_path: str, resources: list[Resource]) -> dict[str, Any]:
-    defs = schema.definitions()
-    names = schema.referenced_names(_served_definition_roots(resources))
-    components = {name: schema.export_schema(defs[name], _V3_REF, wrap_refs=True) for name in names}
+    defs = openapi_schemas.definitions()
+    names = openapi_schemas.referenced_names(_served_definition_roots(resources))
+    components = {name: openapi_schemas.export_schema(defs[name], _V3_REF, wrap_refs=True) for name in names}
     paths: dict[str, Any] = {f"/{gv_path}/": _v3_resource_list_path(resources[0])}
     for r in resources:
         for path, item in _resource_paths(r, v3=True).items():
             paths[path] = item
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": schema.KUBERNETES_VERSION},
+        "info": {"title": "Kubernetes", "version": openapi_schemas.KUBERNETES_VERSION},
         "paths": paths,
         "components": {
             "schemas": components,
@@ -269,16 +269,16 @@ def _build_v3(gv_path: str, resources: list[Resource]) -> dict[str, Any]:
 
 
 def _build_v2() -> dict[str, Any]:
-    defs = schema.definitions()
-    names = schema.referenced_names(_served_definition_roots(list(RESOURCES)))
+    defs = openapi_schemas.definitions()
+    names = openapi_schemas.referenced_names(_served_definition_roots(list(RESOURCES)))
     paths: dict[str, Any] = {}
     for r in RESOURCES:
         paths.update(_resource_paths(r, v3=False))
     return {
         "swagger": "2.0",
-        "info": {"title": "Kubernetes", "version": schema.KUBERNETES_VERSION},
+        "info": {"title": "Kubernetes", "version": openapi_schemas.KUBERNETES_VERSION},
         "paths": paths,
-        "definitions": {name: schema.export_schema(defs[name], _V2_REF, wrap_refs=False) for name in names},
+        "definitions": {name: openapi_schemas.export_schema(defs[name], _V2_REF, wrap_refs=False) for name in names},
         "securityDefinitions": {
             "BearerToken": {"type": "apiKey", "name": "authorization", "in": "header",
                             "description": "Bearer Token authentication"},
@@ -379,8 +379,8 @@ class _Ops:
         self.r = r
         self.v3 = v3
         self.ref = _V3_REF if v3 else _V2_REF
-        self.kind_def = schema.definition_name(r.group, r.version, r.kind) or ""
-        self.list_def = schema.definition_name(r.group, r.version, r.list_kind) or ""
+        self.kind_def = openapi_schemas.definition_name(r.group, r.version, r.kind) or ""
+        self.list_def = openapi_schemas.definition_name(r.group, r.version, r.list_kind) or ""
         self.gvk = {"group": r.group, "version": r.version, "kind": r.kind}
 
     def _schema(self, definition: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from nanokube.api import errors, patch
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

@@ -15,8 +15,8 @@ import orjson
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError, FieldError, go_repr
-from nanokube.api.scheme import Resource, by_kind
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
+from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import deletion, naming, strategies
 from nanokube.store.base import KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 

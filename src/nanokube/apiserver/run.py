@@ -43,9 +43,9 @@ class PortInUse(Exception):
 
 
 def _load_schema() -> None:
-    from nanokube.api import schema
+    from nanokube.api import openapi_schemas
 
-    schema.kind_schema("", "v1", "Service")
+    openapi_schemas.kind_schema("", "v1", "Service")
 
 
 async def _listen_unix(runner: web.AppRunner, path: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import Resource, by_kind
+from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.store.base import Op, Store
 

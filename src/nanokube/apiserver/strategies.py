@@ -12,7 +12,7 @@ from typing import Any
 
 from nanokube.api import secret
 from nanokube.api.errors import FieldError, invalid, required
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 
 Obj = dict[str, Any]
 

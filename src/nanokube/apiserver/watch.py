@@ -16,8 +16,8 @@ import orjson
 from aiohttp import web
 
 from nanokube.api import errors
-from nanokube.api.scheme import Resource
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
+from nanokube.api.served_resources import Resource
 from nanokube.store.base import Compacted, Store
 
 BOOKMARK_INTERVAL = 30.0

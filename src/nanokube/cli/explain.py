@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import by_kind
+from nanokube.api.served_resources import by_kind
 from nanokube.cli import explain_checks as checks
 from nanokube.cli.explain_pods import container_ports, is_ready, pod_ip, pod_problems, resolve_target_port
 from nanokube.cli.explain_verdict import verdict

@@ -138,7 +138,7 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
 
 
 def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from nanokube.node import NodeSettings, default_agent_data_dir
+    from nanokube.worker_node import NodeSettings, default_agent_data_dir
 
     s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=resolve_network(args.network),
                      server=args.server, token_file=args.token_file, ca_file=args.ca_file,
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return main_server(settings, components)
     if args.command == "agent":
         with _no_system_ca_bundle():
-            from nanokube.node import main_node
+            from nanokube.worker_node import main_node
 
         try:
             node_settings = _node_settings_from(args)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 from nanokube.client.rest import ApiClient
 
 log = logging.getLogger(__name__)

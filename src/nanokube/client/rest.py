@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",

@@ -16,10 +16,10 @@ from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.client import object_key
 from nanokube.controllers import rollout as ro
 from nanokube.controllers.events import NORMAL
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import DEPLOYMENTS, PODS, REPLICASETS
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 

@@ -15,10 +15,10 @@ import copy
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import RESOURCES, Resource
+from nanokube.api.served_resources import RESOURCES, Resource
 from nanokube.client import Informer, object_key
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import resource_for
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"

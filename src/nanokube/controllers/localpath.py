@@ -15,8 +15,8 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.client import object_key
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import PODS, PVCS, PVS, STORAGECLASSES
-from nanokube.controllers.runtime import Context, Controller
 
 log = logging.getLogger(__name__)
 

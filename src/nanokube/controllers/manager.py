@@ -7,8 +7,9 @@ import logging
 
 from nanokube.client import ApiClient
 from nanokube.controllers.deployment import DeploymentController
-from nanokube.controllers.endpointscontroller import EndpointsController
-from nanokube.controllers.endpointslice import EndpointSliceController
+from nanokube.controllers.endpoints_controller import EndpointsController
+from nanokube.controllers.endpointslice_controller import EndpointSliceController
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.gc import GarbageCollector
 from nanokube.controllers.localpath import LocalPathProvisioner
 from nanokube.controllers.mirroring import MirroringController
@@ -17,7 +18,6 @@ from nanokube.controllers.nodeipam import NodeIpamController
 from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
 from nanokube.controllers.resources import PODS, SERVICES
-from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.scheduler import Scheduler
 from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController

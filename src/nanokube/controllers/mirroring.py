@@ -12,11 +12,16 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.client import object_key
-from nanokube.controllers.endpoints import MANAGED_BY_LABEL
-from nanokube.controllers.endpointslice import SliceIndex
-from nanokube.controllers.endpointslices import LABEL_MANAGED_BY, LABEL_SERVICE_NAME, generate_name, port_map_key
+from nanokube.controllers.endpoints_desired import MANAGED_BY_LABEL
+from nanokube.controllers.endpointslice_controller import SliceIndex
+from nanokube.controllers.endpointslice_reconciler import (
+    LABEL_MANAGED_BY,
+    LABEL_SERVICE_NAME,
+    generate_name,
+    port_map_key,
+)
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import ENDPOINTS, ENDPOINTSLICES, SERVICES
-from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.serviceindex import service_selector
 
 Obj = dict[str, Any]

@@ -8,9 +8,9 @@ import copy
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import RESOURCES, Resource
+from nanokube.api.served_resources import RESOURCES, Resource
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NAMESPACES
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 FINALIZER = "kubernetes"

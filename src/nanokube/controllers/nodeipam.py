@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 from nanokube.controllers.events import NORMAL, WARNING
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NODES
-from nanokube.controllers.runtime import Context, Controller
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from nanokube.api.meta import is_pod_ready, now, parse_time, rfc3339
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import LEASES, NODES, PODS
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"

@@ -18,9 +18,9 @@ from nanokube.api.meta import is_pod_ready, now, parse_time, rfc3339
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.client import object_key
 from nanokube.controllers.events import NORMAL, WARNING
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import PODS, REPLICASETS
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 BURST = 500

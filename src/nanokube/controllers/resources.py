@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nanokube.api.scheme import Resource, by_kind
+from nanokube.api.served_resources import Resource, by_kind
 
 PODS = by_kind("", "Pod")
 SERVICES = by_kind("", "Service")

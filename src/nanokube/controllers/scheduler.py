@@ -11,9 +11,9 @@ from nanokube.api.errors import ApiError
 from nanokube.api.meta import condition, rfc3339
 from nanokube.client import object_key
 from nanokube.controllers.events import WARNING
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import NODES, PODS
-from nanokube.controllers.runtime import Context, Controller
 
 Obj = dict[str, Any]
 SCHEDULER_NAME = "default-scheduler"

@@ -12,9 +12,9 @@ from typing import Any
 
 from nanokube.client import object_key
 from nanokube.controllers.events import NORMAL, WARNING
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.lbpool import Pool, service_ports
 from nanokube.controllers.resources import SERVICES
-from nanokube.controllers.runtime import Context, Controller
 
 log = logging.getLogger(__name__)
 

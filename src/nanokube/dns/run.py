@@ -84,7 +84,7 @@ async def serve(parts: DnsComponents, *, check_loops: bool = True) -> None:
 async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Event) -> None:
     """Serve cluster DNS until cancelled. `ready` is set once listening and all informers have synced.
     A failing informer or listener ends this coroutine with its error."""
-    from nanokube.api.scheme import by_kind
+    from nanokube.api.served_resources import by_kind
     from nanokube.client import Informer
 
     parts = build_dns(settings)

@@ -12,7 +12,7 @@ __all__ = ["ProxySettings", "ProxyStatus", "ServiceProgramState", "StatusServer"
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that a proxy worker process (python -m nanokube.proxy.worker) does not import the API client.
+    # Lazy, so that a proxy worker process (python -m nanokube.proxy.worker_process) does not import the API client.
     if name in ("ProxySettings", "run_proxy"):
         from nanokube.proxy import run
         return getattr(run, name)

@@ -8,7 +8,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from nanokube.api.scheme import BY_KIND
+from nanokube.api.served_resources import BY_KIND
 from nanokube.client import ApiClient, Informer
 from nanokube.proxy.commands import Commands
 from nanokube.proxy.healthcheck import ServiceHealthServer
@@ -19,7 +19,7 @@ from nanokube.proxy.proxier import Backend, Proxier
 from nanokube.proxy.state import ProxyState
 from nanokube.proxy.status import DEFAULT_STATUS_PORT, ProxyStatus, StatusServer
 from nanokube.proxy.userspace import UserspaceBackend
-from nanokube.proxy.workers import WorkerPoolBackend, default_workers
+from nanokube.proxy.worker_pool import WorkerPoolBackend, default_workers
 
 log = logging.getLogger(__name__)
 

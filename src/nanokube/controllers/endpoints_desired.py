@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nanokube.api.meta import is_pod_ready
-from nanokube.controllers.endpointslices import LABEL_HEADLESS
+from nanokube.controllers.endpointslice_reconciler import LABEL_HEADLESS
 from nanokube.controllers.podports import (
     endpoint_hostname,
     find_port,

@@ -1,4 +1,4 @@
-"""Userspace backend over N worker processes (worker.py), for throughput past one Python core.
+"""Userspace backend over N worker processes (worker_process.py), for throughput past one Python core.
 
 This process keeps the plans; each worker gets its own frontend table over a pipe (a full table, or a delta of
 the frontends that changed) and acks it; a sync returns only after every worker acked, so "programmed" and the
@@ -223,6 +223,6 @@ class WorkerPoolBackend:
                 worker = self.workers[i] = None
             if worker is None:
                 self.workers[i] = _Worker(await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "nanokube.proxy.worker", "--parent", str(os.getpid()),
+                    sys.executable, "-m", "nanokube.proxy.worker_process", "--parent", str(os.getpid()),
                     "--udp-idle-timeout", str(self.udp_idle_timeout), "--tcp", self.tcp,
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20))

@@ -1,6 +1,6 @@
 """One userspace proxy worker process: reads frontend tables from stdin, serves them, acks on stdout.
 
-Started by `WorkerPoolBackend` (workers.py) as `python -m nanokube.proxy.worker --parent PID ...`. Protocol, one
+Started by `WorkerPoolBackend` (worker_pool.py) as `python -m nanokube.proxy.worker_process --parent PID ...`. Protocol, one
 JSON object per line each way:
 
     in:  {"seq": 7, "full": true|false,
@@ -28,7 +28,7 @@ import orjson
 
 from nanokube.proxy.userspace import DEFAULT_TCP, FrontendKey, RouteSpec, UserspaceBackend
 
-log = logging.getLogger("nanokube.proxy.worker")
+log = logging.getLogger("nanokube.proxy.worker_process")
 PR_SET_PDEATHSIG = 1
 RETRY_INTERVAL = 2.0  # seconds between retries of frontends whose port was taken
 
@@ -87,7 +87,7 @@ async def serve(backend: UserspaceBackend) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="nanokube.proxy.worker")
+    parser = argparse.ArgumentParser(prog="nanokube.proxy.worker_process")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--udp-idle-timeout", type=float, default=30.0)
     parser.add_argument("--tcp", default=DEFAULT_TCP)

@@ -103,7 +103,7 @@ def default_agent_data_dir() -> Path:
 
 async def cluster_dns_address(client: ApiClient, service_cidr: str) -> str:
     """The kube-dns Service's ClusterIP as the server made it (.10 of the service CIDR when missing)."""
-    from nanokube.api.scheme import by_kind
+    from nanokube.api.served_resources import by_kind
 
     try:
         svc = await client.get(by_kind("", "Service"), KUBE_DNS, KUBE_SYSTEM)

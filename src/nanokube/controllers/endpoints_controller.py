@@ -1,4 +1,4 @@
-"""Endpoints controller: the legacy v1 Endpoints object of every selector Service (see endpoints.py)."""
+"""Endpoints controller: the legacy v1 Endpoints object of every selector Service (see endpoints_desired.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.client import object_key
-from nanokube.controllers.endpoints import (
+from nanokube.controllers.endpoints_desired import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     AddressMemo,
     desired_endpoints,
     endpoints_differ,
 )
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTS, SERVICES
-from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]

@@ -12,7 +12,7 @@ from typing import Any
 
 from nanokube.agent.settings import KUBELET_VERSION, AgentSettings
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import by_kind
+from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.scheme import Resource
+from nanokube.api.served_resources import Resource
 from nanokube.client import ApiClient, Informer
 from nanokube.controllers.events import EventRecorder
 from nanokube.controllers.settings import ControllerSettings

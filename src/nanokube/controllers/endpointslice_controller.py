@@ -1,4 +1,4 @@
-"""EndpointSlice controller: keeps each selector Service's slices equal to its pods (see endpointslices.py)."""
+"""EndpointSlice controller: keeps each selector Service's slices equal to its pods (see endpointslice_reconciler.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.client import object_key
-from nanokube.controllers import endpointslices as es
+from nanokube.controllers import endpointslice_reconciler as es
+from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTSLICES, NODES, SERVICES
-from nanokube.controllers.runtime import Context, Controller
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
 Obj = dict[str, Any]
