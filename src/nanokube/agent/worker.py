@@ -1,5 +1,6 @@
 """One pod on this node, driven by one serialized worker: sandbox, volumes, init containers, containers,
-restarts with back-off, probes, hooks, status, graceful termination and the pod object's removal.
+restarts with back-off, hooks, graceful termination and the pod object's removal. What a container starts
+with is in launch.py, its probers in probing.py, stopping in stopping.py, the status in status.py.
 
 The worker is level-triggered: anything that happens (a pod update, a process exit, a probe flip, a
 back-off timer) only wakes it, and ``sync`` works out what to do from the current state.
@@ -9,96 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import shutil
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nanokube.agent import process
 from nanokube.agent.backoff import Backoff, go_duration
-from nanokube.agent.envvars import ContainerConfigError, build_env, expand_command, service_env
-from nanokube.agent.etcfiles import pod_hostname
+from nanokube.agent.container import MIN_GRACE, ContainerRun, grace_period, rfc3339
+from nanokube.agent.envvars import ContainerConfigError
 from nanokube.agent.ipam import PoolExhausted
+from nanokube.agent.launch import prepare_launch
 from nanokube.agent.logs import ContainerLog
 from nanokube.agent.netns import NetworkError
 from nanokube.agent.nodecontext import NodeRuntime
-from nanokube.agent.probes import Prober, Target, run_action
+from nanokube.agent.probes import Target, run_action
+from nanokube.agent.probing import ContainerProbing, probe_target
 from nanokube.agent.sandbox import Sandbox, SandboxRecord
-from nanokube.agent.status import condition, pod_phase, unready_message
-from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume, subpath
+from nanokube.agent.status import StatusBuilder, current_phase, init_failed_for_good
+from nanokube.agent.stopping import stop_containers
+from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume
 from nanokube.images.catalogue import ImageNotFound
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MIN_GRACE = 2.0
 NETWORK_LINGER = 1.0  # seconds a deleted pod's network namespace outlives its API object (netns mode)
-PRIVATE_TMPFS = ("/tmp", "/run")
-
-
-def _under_private_tmpfs(path: str) -> bool:
-    real = os.path.realpath(path)
-    return any(real == t or real.startswith(t + "/") for t in PRIVATE_TMPFS)
-
-
-def runtime_mounts() -> list[tuple[str, str, bool]]:
-    """The interpreter and the nanokube package stay visible when they live under a path the pod's private
-    tmpfs hides (e.g. a checkout in /tmp): they are bound back, read-only, at the same place."""
-    import nanokube
-
-    wanted = {os.path.dirname(os.path.dirname(os.path.realpath(nanokube.__file__))),
-              os.path.realpath(sys.prefix), os.path.realpath(sys.exec_prefix)}
-    return [(p, p, True) for p in sorted(wanted) if _under_private_tmpfs(p)]
-
-
-def rfc3339(epoch: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch is None else epoch))
-
-
-@dataclass
-class ContainerRun:
-    spec: Obj
-    init: bool
-    log: ContainerLog
-    backoff: Backoff
-    runs: int = 0  # processes started so far (restartCount = runs - 1 once one ran)
-    restart_count: int = 0
-    proc: process.ContainerProcess | None = None
-    state: Obj = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
-    last_state: Obj = field(default_factory=dict)
-    last_exit: process.ExitStatus | None = None
-    finished_mono: float = 0.0
-    started: bool = False
-    ready: bool = False
-    succeeded: bool = False  # init container finished with 0
-    probers: list[asyncio.Task] = field(default_factory=list)
-    kill_reason: str | None = None
-    killing: bool = False
-    image_id: str = ""
-    container_id: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.spec["name"]
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.running
-
-    @property
-    def sidecar(self) -> bool:
-        return self.init and self.spec.get("restartPolicy") == "Always"
-
-    def stop_probers(self) -> None:
-        for task in self.probers:
-            task.cancel()
-        self.probers.clear()
 
 
 class PodWorker:
@@ -119,8 +57,8 @@ class PodWorker:
         self.gone = False
         self.terminal = False
         self.finished = asyncio.Event()
-        self.start_time = rfc3339()
-        self._cond_since: dict[str, tuple[bool, str]] = {}
+        self.status = StatusBuilder()
+        self.probing = ContainerProbing(f"{self.namespace}/{self.name}", self._pod_ip, self.wake)
         self._last_status: Obj | None = None
         self._wake = asyncio.Event()
         self._deadline: float | None = None
@@ -300,7 +238,7 @@ class PodWorker:
                 c.succeeded = True
                 continue
             await self.ensure_running(c, "Never" if policy == "Never" else "OnFailure")
-            return "failed" if self._init_failed_for_good() else "waiting"
+            return "failed" if init_failed_for_good(self.pod, self.init_specs) else "waiting"
         return "done"
 
     async def sync_main(self) -> None:
@@ -335,53 +273,15 @@ class PodWorker:
             return
         await self.start_container(c)
 
-    def _init_failed_for_good(self) -> bool:
-        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
-        if policy != "Never":
-            return False
-        return any(c.init and not c.sidecar and c.last_exit is not None and c.last_exit.code != 0 and not c.running
-                   for c in self.containers.values())
-
     # -- starting a container ---------------------------------------------------------------------------
-    def _pod_values(self) -> dict[str, str]:
-        assert self.sandbox is not None
-        return {"pod_name": self.name, "pod_namespace": self.namespace, "pod_ip": self.sandbox.ip}
-
-    async def _container_env(self, c: ContainerRun) -> dict[str, str]:
-        rt = self.rt
-        assert self.sandbox is not None
-        if not rt.services_synced():
-            raise ContainerConfigError("services have not yet been read at least once, cannot construct envvars")
-        spec = self.pod.get("spec") or {}
-        links = spec.get("enableServiceLinks", True) is not False
-        svc_env = service_env(rt.services(), self.namespace, links)
-        return await build_env(self.pod, c.spec, services_env=svc_env, get_secret=rt.get_secret,
-                               get_configmap=rt.get_configmap, pod_ip=self.sandbox.ip,
-                               host_ip=rt.settings.node_ip, node_allocatable=rt.allocatable)
-
-    def _mounts(self, c: ContainerRun) -> list[tuple[str, str, bool]]:
-        out = []
-        for vm in c.spec.get("volumeMounts") or []:
-            base = self.volume_paths.get(vm.get("name", ""))
-            if base is None:
-                raise ContainerConfigError(f'cannot find volume "{vm.get("name")}" to mount into container '
-                                           f'"{c.name}"')
-            source = subpath(base, vm.get("subPath") or "")
-            out.append((str(source), vm["mountPath"], bool(vm.get("readOnly"))))
-        return out
+    def _pod_ip(self) -> str:
+        return self.sandbox.ip if self.sandbox else ""
 
     async def start_container(self, c: ContainerRun) -> None:
-        rt = self.rt
         sandbox = self.sandbox
         assert sandbox is not None
-        spec = c.spec
         try:
-            declared = await self._container_env(c)
-            command = expand_command(list(spec.get("command") or []), declared)
-            args = expand_command(list(spec.get("args") or []), declared)
-            image = spec.get("image") or ""
-            resolved = rt.catalogue.command_for(image, command, args, self._pod_values())
-            mounts = self._mounts(c)
+            launch = await prepare_launch(self.rt, self.pod, c, sandbox, self.dir, self.etc, self.volume_paths)
         except ImageNotFound as err:
             c.state = {"waiting": {"reason": "ImageNotFound", "message": str(err)}}
             self.wake_in(5.0)
@@ -390,41 +290,19 @@ class PodWorker:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
             self.wake_in(2.0)
             return
-        entry = rt.catalogue.lookup(image)
-        c.image_id = f"nanokube-catalogue://{entry.name}" if entry else f"host://{resolved.argv[0]}"
-        hostname, _fqdn = pod_hostname(self.pod, rt.settings.cluster_domain)
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname,
-               "HOME": "/root" if os.geteuid() == 0 else os.environ.get("HOME", "/")}
-        env.update(resolved.env)
-        env.update(declared)
-        cwd = spec.get("workingDir") or resolved.working_dir or "/"
-        host_network = bool((self.pod.get("spec") or {}).get("hostNetwork"))
-        if rt.netns_mode:
-            for source, target, _ro in mounts:
-                self._ensure_mount_point(target, source)
-            isolation = process.Isolation(
-                enabled=True, netns=None if host_network else sandbox.netns_path,
-                hostname=None if host_network else hostname,
-                files=[(str(path), target) for target, path in self.etc.items()] if not host_network else [],
-                mounts=mounts + runtime_mounts(), tmpfs=list(PRIVATE_TMPFS))
-        else:
-            isolation = process.Isolation(enabled=False)
-            env.setdefault("POD_IP", sandbox.ip)
-            env.update({"NANOKUBE_NETWORK": "loopback", "NANOKUBE_BIND": sandbox.ip,
-                        "NANOKUBE_DNS": rt.settings.cluster_dns, "NANOKUBE_POD_DIR": str(self.dir),
-                        "NANOKUBE_MOUNTS": json.dumps({target: source for source, target, _ in mounts})})
+        c.image_id = launch.image_id
         if c.runs > 0:
             c.restart_count += 1
             c.backoff.restarted(time.monotonic())
-            c.last_state = {"terminated": c.state.get("terminated") or self._terminated_state(c)}
+            c.last_state = {"terminated": c.state.get("terminated") or c.terminated_state()}
         c.runs += 1
         c.started = False
         c.ready = False
         c.kill_reason = None
         c.killing = False
         try:
-            proc = await process.start(resolved.argv, env=env, cwd=cwd, isolation=isolation, log=c.log,
-                                       restart=c.restart_count, on_spawn=sandbox.add_pid)
+            proc = await process.start(launch.argv, env=launch.env, cwd=launch.cwd, isolation=launch.isolation,
+                                       log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid)
         except process.StartError as err:
             now = time.time()
             c.last_exit = process.ExitStatus(128, None, now, now)
@@ -440,7 +318,7 @@ class PodWorker:
         watcher = asyncio.ensure_future(self._watch_exit(c, proc))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
-        post_start = (spec.get("lifecycle") or {}).get("postStart")
+        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
         if post_start:
             ok, message = await run_action(post_start, self._target(c), float(self._grace(c)))
             if not ok and proc.running:
@@ -450,23 +328,7 @@ class PodWorker:
                 await proc.stop(self._grace(c))
                 return
         c.state = {"running": {"startedAt": rfc3339(proc.started_at)}}
-        self._start_probers(c)
-
-    def _ensure_mount_point(self, target: str, source: str) -> None:
-        is_dir = os.path.isdir(source)
-        real = os.path.realpath(target)
-        if any(real == t or real.startswith(t + "/") for t in PRIVATE_TMPFS):
-            return  # made inside the container's own tmpfs by the launcher
-        assert self.sandbox is not None
-        self.sandbox.ensure_mount_point(real, is_dir)
-
-    def _terminated_state(self, c: ContainerRun) -> Obj:
-        exit_status = c.last_exit
-        if exit_status is None:
-            return {}
-        reason = "Completed" if exit_status.code == 0 else ("OOMKilled" if exit_status.oom_killed else "Error")
-        return {"exitCode": exit_status.code, "reason": reason, "startedAt": rfc3339(exit_status.started_at),
-                "finishedAt": rfc3339(exit_status.finished_at), "containerID": c.container_id}
+        self.probing.start(c)
 
     async def _watch_exit(self, c: ContainerRun, proc: process.ContainerProcess) -> None:
         await proc.exited.wait()
@@ -477,92 +339,20 @@ class PodWorker:
         c.finished_mono = time.monotonic()
         c.ready = False
         c.started = False
-        c.state = {"terminated": self._terminated_state(c)}
+        c.state = {"terminated": c.terminated_state()}
         if self.sandbox is not None:
             self.sandbox.drop_pid(proc.pid)
         self.wake()
 
-    # -- probes ------------------------------------------------------------------------------------------
     def _target(self, c: ContainerRun) -> Target:
-        assert self.sandbox is not None
-        ports = {p["name"]: int(p["containerPort"]) for p in c.spec.get("ports") or [] if p.get("name")}
-        proc = c.proc
-
-        async def run_exec(argv: list[str], timeout: float) -> tuple[int, str]:
-            if proc is None:
-                return 126, "container is not running"
-            return await proc.run_inside(argv, timeout)
-
-        return Target(self.sandbox.ip, ports, run_exec)
-
-    def _start_probers(self, c: ContainerRun) -> None:
-        startup = c.spec.get("startupProbe")
-        if startup:
-            self._add_prober(c, "startup", startup)
-        else:
-            self._started(c)
-
-    def _started(self, c: ContainerRun) -> None:
-        c.started = True
-        if c.spec.get("readinessProbe"):
-            self._add_prober(c, "readiness", c.spec["readinessProbe"])
-        else:
-            c.ready = True
-        if c.spec.get("livenessProbe"):
-            self._add_prober(c, "liveness", c.spec["livenessProbe"])
-        self.wake()
-
-    def _add_prober(self, c: ContainerRun, kind: str, probe: Obj) -> None:
-        proc = c.proc
-
-        def changed(kind: str, ok: bool, message: str) -> None:
-            if c.proc is not proc or not c.running:
-                return
-            if kind == "startup":
-                if ok:
-                    self._started(c)
-                else:
-                    c.kill_reason = "StartupProbeFailed"
-                    log.info("pod %s/%s container %s: startup probe failed: %s", self.namespace, self.name,
-                             c.name, message)
-            elif kind == "readiness":
-                c.ready = ok
-            elif kind == "liveness" and not ok:
-                log.info("pod %s/%s container %s: liveness probe failed: %s", self.namespace, self.name, c.name,
-                         message)
-                c.kill_reason = "LivenessProbeFailed"
-            self.wake()
-
-        prober = Prober(kind, probe, self._target(c), changed)
-        c.probers.append(asyncio.ensure_future(prober.run()))
+        return probe_target(self._pod_ip(), c)
 
     def _grace(self, c: ContainerRun | None = None) -> float:
-        meta = self.pod["metadata"]
-        spec = self.pod.get("spec") or {}
-        grace = meta.get("deletionGracePeriodSeconds")
-        if grace is None and c is not None and c.kill_reason in ("LivenessProbeFailed", "StartupProbeFailed"):
-            probe = c.spec.get("livenessProbe" if c.kill_reason == "LivenessProbeFailed" else "startupProbe") or {}
-            grace = probe.get("terminationGracePeriodSeconds")
-        if grace is None:
-            grace = spec.get("terminationGracePeriodSeconds", 30)
-        return max(float(grace), MIN_GRACE)
+        return grace_period(self.pod, c)
 
     # -- stopping ----------------------------------------------------------------------------------------
     async def stop_containers(self, grace: float, *, hooks: bool = True) -> None:
-        async def stop_one(c: ContainerRun) -> None:
-            c.stop_probers()
-            proc = c.proc
-            if proc is None or not proc.running:
-                return
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + grace
-            pre_stop = (c.spec.get("lifecycle") or {}).get("preStop")
-            if hooks and pre_stop:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(run_action(pre_stop, self._target(c), grace), grace)
-            await proc.stop(max(deadline - loop.time(), min(MIN_GRACE, grace)))
-
-        await asyncio.gather(*(stop_one(c) for c in self.containers.values()))
+        await stop_containers(self.containers.values(), grace, self._target, hooks=hooks)
         for task in list(self._watchers):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
@@ -586,7 +376,7 @@ class PodWorker:
             if c.proc is not None and c.last_exit is None and c.proc.exit is not None:
                 c.last_exit = c.proc.exit
             if c.last_exit is not None or c.proc is not None:
-                c.state = {"terminated": self._terminated_state(c)} if c.last_exit else c.state
+                c.state = {"terminated": c.terminated_state()} if c.last_exit else c.state
         ip = self.sandbox.ip if self.sandbox else ""
         if not self.gone:
             with contextlib.suppress(Exception):
@@ -620,90 +410,13 @@ class PodWorker:
 
     # -- status ------------------------------------------------------------------------------------------
     def phase(self) -> str:
-        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
-        init_done = all(c.succeeded or (c.sidecar and c.running and c.started) for c in self.init_specs)
-        states = [self._container_status(c) for c in self.main_specs]
-        return pod_phase(policy, [], states, init_done, self._init_failed_for_good())
-
-    def _since(self, ctype: str, ok: bool) -> str:
-        prev = self._cond_since.get(ctype)
-        if prev is None or prev[0] != ok:
-            prev = (ok, rfc3339())
-            self._cond_since[ctype] = prev
-        return prev[1]
-
-    def _container_status(self, c: ContainerRun, *, pending_init: bool = False) -> Obj:
-        state = c.state
-        if pending_init and "waiting" in state and state["waiting"].get("reason") == "ContainerCreating":
-            state = {"waiting": {"reason": "PodInitializing"}}
-        if self.volume_error or self.sandbox_error:
-            if "waiting" in state and c.runs == 0:
-                state = {"waiting": {"reason": "ContainerCreating"}}
-        status = {"name": c.name, "state": state, "lastState": c.last_state, "ready": bool(c.ready and c.running),
-                  "restartCount": c.restart_count, "image": c.spec.get("image", ""), "imageID": c.image_id,
-                  "started": bool(c.started and c.running)}
-        if c.container_id:
-            status["containerID"] = c.container_id
-        return status
+        return current_phase(self.pod, self.init_specs, self.main_specs)
 
     def build_status(self, *, final: bool = False, ip: str | None = None) -> Obj:
-        rt = self.rt
-        spec = self.pod.get("spec") or {}
-        old = self.pod.get("status") or {}
-        init_done = all(c.succeeded or (c.sidecar and c.running and c.started) for c in self.init_specs)
-        init_statuses = [self._container_status(c) for c in self.init_specs]
-        statuses = sorted((self._container_status(c, pending_init=not init_done) for c in self.main_specs),
-                          key=lambda s: s["name"])
-        if final:
-            phase = "Succeeded" if all(
-                (s["state"].get("terminated") or {}).get("exitCode", 1) == 0 for s in statuses) else "Failed"
-        else:
-            phase = self.phase()
-        pod_ip = ip if ip is not None else (self.sandbox.ip if self.sandbox else "")
-        sandbox_ready = self.sandbox is not None and not final
-        unready = [s["name"] for s in statuses if not s["ready"]]
-        incomplete = [c.name for c in self.init_specs if not (c.succeeded or (c.sidecar and c.running and c.started))]
-        completed = (phase in ("Succeeded", "Failed") and final) or phase == "Succeeded"
-        conds = [condition("PodReadyToStartContainers", sandbox_ready, self._since("PodReadyToStartContainers",
-                                                                                  sandbox_ready))]
-        conds.append(condition("Initialized", not incomplete, self._since("Initialized", not incomplete),
-                               None if not incomplete else "ContainersNotInitialized",
-                               None if not incomplete else unready_message("incomplete", incomplete)))
-        containers_ready = not unready and not completed
-        gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
-        gate_missing = [g for g in gates if not any(
-            x.get("type") == g and x.get("status") == "True" for x in old.get("conditions") or [])]
-        ready = containers_ready and not gate_missing
-        if completed:
-            reason, message = "PodCompleted", None
-        elif unready:
-            reason, message = "ContainersNotReady", unready_message("unready", unready)
-        else:
-            reason, message = None, None
-        if ready or not gate_missing or reason:
-            ready_reason, ready_message = (None, None) if ready else (reason, message)
-        else:
-            ready_reason = "ReadinessGatesNotReady"
-            ready_message = f"corresponding condition of pod readiness gate \"{gate_missing[0]}\" does not exist."
-        conds.append(condition("Ready", ready, self._since("Ready", ready), ready_reason, ready_message))
-        conds.append(condition("ContainersReady", containers_ready, self._since("ContainersReady", containers_ready),
-                               None if containers_ready else reason, None if containers_ready else message))
-        ours = {c["type"] for c in conds}
-        scheduled = next((c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
-        conds.append(scheduled or condition("PodScheduled", True, self.start_time))
-        ours.add("PodScheduled")
-        conds.extend(c for c in old.get("conditions") or [] if c.get("type") not in ours)
-        status: Obj = {"phase": phase, "conditions": conds, "hostIP": rt.settings.node_ip,
-                       "hostIPs": [{"ip": rt.settings.node_ip}], "startTime": old.get("startTime") or self.start_time,
-                       "containerStatuses": statuses}
-        if pod_ip:
-            status["podIP"] = pod_ip
-            status["podIPs"] = [{"ip": pod_ip}]
-        if init_statuses:
-            status["initContainerStatuses"] = init_statuses
-        if old.get("qosClass"):
-            status["qosClass"] = old["qosClass"]
-        return status
+        return self.status.build(self.pod, self.init_specs, self.main_specs, node_ip=self.rt.settings.node_ip,
+                                 pod_ip=ip if ip is not None else self._pod_ip(),
+                                 sandbox_ready=self.sandbox is not None and not final,
+                                 creating=bool(self.volume_error or self.sandbox_error), final=final)
 
     async def report(self, *, final: bool = False, ip: str | None = None) -> None:
         status = self.build_status(final=final, ip=ip)
