@@ -113,7 +113,7 @@ def test_rolling_update_respects_surge_and_unavailable(server, kubelet):
                 live = [p for p in pods_of(server, "roll") if not p["metadata"].get("deletionTimestamp")]
                 assert len(live) <= 5
                 ready = [p for p in live if any(c["type"] == "Ready" and c["status"] == "True"
-                                                for c in p["status"].get("conditions") or [])]
+                                                for c in (p.get("status") or {}).get("conditions") or [])]
                 assert len(ready) >= 4
                 return with_ip([p for p in live if p["spec"]["containers"][0]["image"] == "nginx:2" and p not in ready])
             fresh = eventually(one_new_pending)
