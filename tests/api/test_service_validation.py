@@ -1,7 +1,7 @@
 """Invalid Services: each case is the manifest, and the HTTP code, message and field paths Kubernetes v1.32 gives.
 
-Creates go through ServiceAllocator.prepare_create (defaulting, allocation, then ValidateService), updates through
-prepare_update, exactly the path the API server takes.
+Creates and updates go through the Service strategy (defaulting, allocation, then ValidateService /
+ValidateServiceUpdate: service_writes.py), exactly the path the API server takes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import pytest
+from tests.api.service_writes import prepare_create, prepare_update
 
 from nanokube.api.errors import ApiError
 from nanokube.apiserver.allocators import ServiceAllocator
@@ -275,7 +276,7 @@ def test_invalid_create(manifest: dict[str, Any], ips: list[str], ports: list[in
     allocator = make_allocator(ips, ports)
     before_ips, before_ports = allocator.ips.used(), allocator.ports.used()
     with pytest.raises(ApiError) as caught:
-        allocator.prepare_create(copy.deepcopy(manifest))
+        prepare_create(allocator, copy.deepcopy(manifest))
     assert_api_error(caught.value, manifest["metadata"].get("name", ""), code, message, fields)
     # Whatever was reserved before failing is given back.
     assert allocator.ips.used() == before_ips
@@ -285,18 +286,18 @@ def test_invalid_create(manifest: dict[str, Any], ips: list[str], ports: list[in
 def test_ip_range_full_is_500() -> None:
     allocator = make_allocator(cidr="10.96.0.0/29")
     for i in range(6):
-        allocator.prepare_create(svc(name=f"s{i}"))
+        prepare_create(allocator, svc(name=f"s{i}"))
     with pytest.raises(ApiError) as caught:
-        allocator.prepare_create(svc(name="s6"))
+        prepare_create(allocator, svc(name="s6"))
     assert_api_error(caught.value, "s6", 500, "failed to allocate a serviceIP: range is full", [])
 
 
 def test_node_port_range_full_is_500_and_reverts_the_ip() -> None:
     allocator = make_allocator(node_ports="30000-30001")
-    allocator.prepare_create(svc(name="a", type="NodePort", ports=[{"name": "x", "port": 1}, {"name": "y", "port": 2}]))
+    prepare_create(allocator, svc(name="a", type="NodePort", ports=[{"name": "x", "port": 1}, {"name": "y", "port": 2}]))
     used_ips = allocator.ips.used()
     with pytest.raises(ApiError) as caught:
-        allocator.prepare_create(svc(name="b", type="NodePort"))
+        prepare_create(allocator, svc(name="b", type="NodePort"))
     assert_api_error(caught.value, "b", 500, "failed to allocate a nodePort: range is full", [])
     assert allocator.ips.used() == used_ips
 
@@ -304,14 +305,14 @@ def test_node_port_range_full_is_500_and_reverts_the_ip() -> None:
 def test_validation_failure_reverts_allocations() -> None:
     allocator = make_allocator()
     with pytest.raises(ApiError):
-        allocator.prepare_create(svc(type="NodePort", sessionAffinity="Sticky"))
+        prepare_create(allocator, svc(type="NodePort", sessionAffinity="Sticky"))
     assert allocator.ips.used() == [] and allocator.ports.used() == []
 
 
 def test_kubectl_style_message_lists_all_causes() -> None:
     allocator = make_allocator()
     with pytest.raises(ApiError) as caught:
-        allocator.prepare_create(svc(name="my-service", ports=[{"port": 80}, {"port": 443}]))
+        prepare_create(allocator, svc(name="my-service", ports=[{"port": 80}, {"port": 443}]))
     status = caught.value.status()
     assert status["code"] == 422 and status["reason"] == "Invalid"
     assert status["details"]["causes"] == [
@@ -324,14 +325,14 @@ def test_kubectl_style_message_lists_all_causes() -> None:
 
 def created(allocator: ServiceAllocator, manifest: dict[str, Any]) -> dict[str, Any]:
     obj = copy.deepcopy(manifest)
-    allocator.prepare_create(obj).commit()
+    prepare_create(allocator, obj).commit()
     obj["metadata"].update(resourceVersion="1", uid="u-1", creationTimestamp="2024-01-01T00:00:00Z")
     return obj
 
 
 def update_error(allocator: ServiceAllocator, old: dict[str, Any], new: dict[str, Any]) -> ApiError:
     with pytest.raises(ApiError) as caught:
-        allocator.prepare_update(old, new)
+        prepare_update(allocator, old, new)
     return caught.value
 
 

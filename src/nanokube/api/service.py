@@ -121,6 +121,29 @@ def should_allocate_node_ports(svc: Mapping[str, Any]) -> bool:
     return False
 
 
+def held_ips(svc: Mapping[str, Any]) -> list[str]:
+    """The cluster IPs a stored Service holds (releaseClusterIPs): none for ExternalName or headless Services."""
+    if service_type(svc) == EXTERNAL_NAME:
+        return []
+    spec = spec_of(svc)
+    ips = [ip for ip in (spec.get("clusterIPs") or []) if ip]
+    if not ips and spec.get("clusterIP"):
+        ips = [spec["clusterIP"]]
+    if ips and ips[0] == CLUSTER_IP_NONE:
+        return []
+    return ips
+
+
+def held_ports(svc: Mapping[str, Any]) -> list[int]:
+    """The node ports a stored Service holds (releaseAllocatedResources): every nodePort, and the
+    healthCheckNodePort only while the Service needs one (LoadBalancer with externalTrafficPolicy Local)."""
+    ports = [as_int(p.get("nodePort")) for p in ports_of(svc) if as_int(p.get("nodePort"))]
+    health = as_int(spec_of(svc).get("healthCheckNodePort"))
+    if needs_health_check(svc) and health:
+        ports.append(health)
+    return list(dict.fromkeys(ports))
+
+
 def _set_or_drop(mapping: dict[str, Any], key: str, value: Any) -> None:
     if value in (None, "", 0, []) and not isinstance(value, bool):
         mapping.pop(key, None)

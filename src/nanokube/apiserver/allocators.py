@@ -1,22 +1,24 @@
-"""ClusterIP and NodePort allocation for Services, as kube-apiserver v1.32 does it (pure, in-memory).
+"""ClusterIP and NodePort allocation for Services, as kube-apiserver v1.32 does it (in-memory bitmaps).
 
 - IPAllocator / PortAllocator: the bitmap allocators with the KEP-3070 static/dynamic band split.
   Dynamic picks start at a random offset inside the upper (dynamic) band and scan forward with wrap-around;
   only a full upper band falls back to the lower (static) band. Requested values may be anywhere in range.
-- ServiceAllocator: the Service REST hooks (beginCreate / beginUpdate in
-  pkg/registry/core/service/storage/{storage.go,alloc.go}) plus the strategy and validation that follow them,
-  returning an Allocation the caller commits after a successful store write or reverts on failure.
+- ServiceAllocator: the Service REST's beginCreate / beginUpdate / afterDelete (Kubernetes'
+  pkg/registry/core/service/storage/{storage.go,alloc.go}); each returns an Allocation.
+- Allocation: what one write reserves and frees. Its ops() are one key per held value
+  (`/registry/ranges/...`), written in the same store transaction as the Service, so two API servers racing
+  for one value cannot both create its key; the registry commits it after the write or reverts it.
 
-The caller persists one key per allocated IP/port in the same transaction as the Service and calls
-ServiceAllocator.load() with those keys on start.
+Defaulting and validation are the Service strategy's (apiserver/strategies.py, api/service.py);
+apiserver/services.py reconciles the keys with the stored Services on start and loads the allocator.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import ipaddress
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,22 +31,19 @@ from nanokube.api.service import (
     REQUIRE_DUAL_STACK,
     SINGLE_STACK,
     as_int,
-    default_on_read,
-    default_service,
+    held_ips,
+    held_ports,
     needs_health_check,
     normalize_cluster_ips,
     patch_allocated_values,
     ports_of,
-    prepare_for_create,
-    prepare_for_update,
     service_type,
     should_allocate_node_ports,
     spec_of,
     validate_cluster_ips_related_fields,
-    validate_service,
-    validate_service_update,
 )
 from nanokube.api.validation import parse_ip_sloppy
+from nanokube.store.base import Op
 
 
 class AllocatorError(Exception):
@@ -283,41 +282,90 @@ class PortAllocator:
         return self._bits.size - len(self._bits.used)
 
 
+IP_KEY_PREFIX = "/registry/ranges/serviceips/"
+PORT_KEY_PREFIX = "/registry/ranges/servicenodeports/"
+
+
+def ip_key(ip: str) -> str:
+    return IP_KEY_PREFIX + ip
+
+
+def port_key(port: int) -> str:
+    return f"{PORT_KEY_PREFIX}{port}"
+
+
+def owner_record(svc: Mapping[str, Any]) -> dict[str, Any]:
+    """The value stored under an allocation key: which Service holds it."""
+    md = svc.get("metadata") or {}
+    return {"metadata": {"name": ""}, "owner": {"namespace": md.get("namespace"), "name": md.get("name"),
+                                                "uid": md.get("uid")}}
+
+
 @dataclass
 class Allocation:
-    """What one create/update reserved and plans to free.
+    """What one write (create, update or delete) reserves and frees, in memory and in the store.
 
-    ips_added/ports_added are reserved now (write their keys with the Service); ips_released/ports_released
-    are still held and are freed by commit() (delete their keys with the Service write). revert() undoes the
-    reservations when the write fails. Both are idempotent; a dry-run Allocation is empty and inert.
+    ips_added/ports_added are reserved now; their keys are created in the write's transaction (ops()).
+    ips_released/ports_released are still held; their keys are deleted in the same transaction and commit()
+    frees them in memory. revert() gives back the reservations when the write fails. Both are idempotent;
+    a dry-run Allocation reserves nothing, writes nothing and frees nothing. Allocation() is the empty one
+    of resources that allocate nothing.
     """
 
+    owner: dict[str, Any] = field(default_factory=dict)
     ips_added: list[str] = field(default_factory=list)
     ports_added: list[int] = field(default_factory=list)
     ips_released: list[str] = field(default_factory=list)
     ports_released: list[int] = field(default_factory=list)
     dry_run: bool = False
-    _owner: ServiceAllocator | None = field(default=None, repr=False)
+    _allocator: ServiceAllocator | None = field(default=None, repr=False)
     _done: bool = field(default=False, repr=False)
 
+    def ops(self) -> list[Op]:
+        """Store operations to run in the write's transaction: a key per value taken, none per value freed."""
+        if self.dry_run:
+            return []
+        ops = [Op("create", ip_key(ip), self.owner) for ip in sorted(set(self.ips_added) - set(self.ips_released))]
+        ops += [Op("create", port_key(p), self.owner)
+                for p in sorted(set(self.ports_added) - set(self.ports_released))]
+        ops += [Op("delete", ip_key(ip)) for ip in sorted(set(self.ips_released) - set(self.ips_added))]
+        ops += [Op("delete", port_key(p)) for p in sorted(set(self.ports_released) - set(self.ports_added))]
+        return ops
+
     def revert(self) -> None:
-        if self._done or self._owner is None:
+        if self._done or self._allocator is None:
             return
         self._done = True
         for ip in self.ips_added:
-            self._owner.ips.release(ip)
+            self._allocator.ips.release(ip)
         for port in self.ports_added:
-            self._owner.ports.release(port)
+            self._allocator.ports.release(port)
 
     def commit(self) -> None:
-        if self._done or self._owner is None:
+        if self._done or self._allocator is None or self.dry_run:
             return
         self._done = True
         for ip in self.ips_released:
-            self._owner.ips.release(ip)
+            self._allocator.ips.release(ip)
         for port in self.ports_released:
             if port not in self.ports_added:
-                self._owner.ports.release(port)
+                self._allocator.ports.release(port)
+
+    @contextlib.contextmanager
+    def reverted_on_error(self) -> Iterator[Allocation]:
+        """Give the reservations back if the block raises (the write is then not attempted)."""
+        try:
+            yield self
+        except BaseException:
+            self.revert()
+            raise
+
+    @contextlib.contextmanager
+    def kept_if_written(self) -> Iterator[Allocation]:
+        """Around the store write: commit when the block ends normally, revert when it raises."""
+        with self.reverted_on_error():
+            yield self
+        self.commit()
 
 
 class _PortOperation:
@@ -367,19 +415,6 @@ def _family_of(ip: str) -> str:
     return "IPv4" if addr.version == 4 else "IPv6"
 
 
-def _carry_system_metadata(new: dict[str, Any], old: Mapping[str, Any]) -> None:
-    """What the generic store's BeforeUpdate does before validating: system fields come from the stored object."""
-    new_meta = new.setdefault("metadata", {})
-    old_meta = old.get("metadata") or {}
-    if not new_meta.get("resourceVersion") and old_meta.get("resourceVersion"):
-        new_meta["resourceVersion"] = old_meta["resourceVersion"]  # Services allow unconditional updates
-    if not new_meta.get("uid") and old_meta.get("uid"):
-        new_meta["uid"] = old_meta["uid"]
-    for key in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
-        if old_meta.get(key) is not None:
-            new_meta[key] = old_meta[key]
-
-
 class ServiceAllocator:
     """The apiserver's Service allocation for a single-stack cluster, plus the validation that follows it."""
 
@@ -396,85 +431,40 @@ class ServiceAllocator:
         self.ips.load(used_ips)
         self.ports.load(used_ports)
 
-    # --- create ------------------------------------------------------------------------------------------------
+    # --- the three writes (beginCreate / beginUpdate / afterDelete of the Service REST) -----------------------
 
-    def prepare_create(self, svc: dict[str, Any], dry_run: bool = False) -> Allocation:
-        """Default, allocate and validate a Service being created (mutates svc).
-
-        Raises ApiError (422 Invalid or 500) after undoing its own reservations.
-        """
-        default_service(svc)
+    def begin_create(self, svc: dict[str, Any], dry_run: bool = False) -> Allocation:
+        """Keep clusterIP/clusterIPs in step, fill the IP-family fields and reserve IPs and node ports (mutates
+        svc). Raises ApiError (422 Invalid or 500) after giving back what it reserved."""
         normalize_cluster_ips(svc, None)
         self._init_ip_family_fields(svc, None)
-        allocation = Allocation(dry_run=dry_run, _owner=self)
-        try:
+        allocation = Allocation(owner_record(svc), dry_run=dry_run, _allocator=self)
+        with allocation.reverted_on_error():
             self._alloc_cluster_ips(svc, allocation)
             op = _PortOperation(self.ports, allocation)
             if service_type(svc) in (NODE_PORT, LOAD_BALANCER):
                 self._init_node_ports(svc, op)
             if needs_health_check(svc):
                 self._alloc_health_check_port(svc, op)
-            prepare_for_create(svc)
-            errs = validate_service(svc)
-            if errs:
-                raise _invalid(svc, errs)
-        except BaseException:
-            allocation.revert()
-            raise
         return allocation
 
-    # --- update ------------------------------------------------------------------------------------------------
-
-    def prepare_update(self, old: Mapping[str, Any], new: dict[str, Any], dry_run: bool = False) -> Allocation:
-        """Default, patch allocated values, allocate/plan releases and validate an update (mutates new).
-
-        `old` is the stored object (not modified). Raises ApiError after undoing its reservations.
-        """
-        old_svc = default_on_read(copy.deepcopy(dict(old)), self.primary_family)
-        default_service(new)
-        _carry_system_metadata(new, old_svc)
-        patch_allocated_values(new, old_svc)
-        normalize_cluster_ips(new, old_svc)
-        self._init_ip_family_fields(new, old_svc)
-        allocation = Allocation(dry_run=dry_run, _owner=self)
-        try:
-            self._update_cluster_ips(new, old_svc, allocation)
-            self._update_node_ports(new, old_svc, allocation)
-            prepare_for_update(new, old_svc)
-            errs = validate_service_update(old_svc, new)
-            if errs:
-                raise _invalid(new, errs)
-        except BaseException:
-            allocation.revert()
-            raise
+    def begin_update(self, old: Mapping[str, Any], new: dict[str, Any], dry_run: bool = False) -> Allocation:
+        """Carry over allocated values the client omitted, reserve what the update adds and plan to free what it
+        drops (mutates new; `old` is the stored object as read, not modified). Raises ApiError after giving back
+        what it reserved."""
+        patch_allocated_values(new, old)
+        normalize_cluster_ips(new, old)
+        self._init_ip_family_fields(new, old)
+        allocation = Allocation(owner_record(new), dry_run=dry_run, _allocator=self)
+        with allocation.reverted_on_error():
+            self._update_cluster_ips(new, old, allocation)
+            self._update_node_ports(new, old, allocation)
         return allocation
 
-    # --- delete ------------------------------------------------------------------------------------------------
-
-    def release_service(self, svc: Mapping[str, Any]) -> Allocation:
-        """Free everything a deleted Service held (afterDelete); returns what was freed, already committed."""
-        allocation = Allocation(ips_released=self._held_ips(svc), ports_released=self._held_ports(svc),
-                                _owner=self)
-        allocation.commit()
-        return allocation
-
-    def _held_ips(self, svc: Mapping[str, Any]) -> list[str]:
-        if service_type(svc) == EXTERNAL_NAME:
-            return []
-        ips = [ip for ip in (spec_of(svc).get("clusterIPs") or []) if ip]
-        if not ips and spec_of(svc).get("clusterIP"):
-            ips = [spec_of(svc)["clusterIP"]]
-        if ips and ips[0] == CLUSTER_IP_NONE:
-            return []
-        return ips
-
-    @staticmethod
-    def _held_ports(svc: Mapping[str, Any]) -> list[int]:
-        ports = [as_int(p.get("nodePort")) for p in ports_of(svc) if as_int(p.get("nodePort"))]
-        hc = as_int(spec_of(svc).get("healthCheckNodePort"))
-        if needs_health_check(svc) and hc:
-            ports.append(hc)
-        return list(dict.fromkeys(ports))
+    def begin_delete(self, svc: Mapping[str, Any]) -> Allocation:
+        """Everything a deleted Service held, freed when the delete is committed."""
+        return Allocation(owner_record(svc), ips_released=held_ips(svc), ports_released=held_ports(svc),
+                          _allocator=self)
 
     # --- IP families (initIPFamilyFields) -------------------------------------------------------------------
 

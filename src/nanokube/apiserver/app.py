@@ -30,7 +30,6 @@ from nanokube.apiserver.http import (
 )
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.watch import serve_watch
-from nanokube.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,6 @@ class Target:
 
 @dataclass
 class ApiServerState:
-    store: Store
     registry: Registry
     token: str | None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,7 +190,7 @@ class Handlers:
                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
                                         api_version=table_version, no_headers=not first)
                 return orjson.dumps(out)
-        return await serve_watch(request, self.state.store, t.res, t.namespace, table=table)
+        return await serve_watch(request, self.state.registry, t.res, t.namespace, table=table)
 
     async def _body(self, request: web.Request) -> Any:
         raw = await read_body(request)

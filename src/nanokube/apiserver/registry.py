@@ -2,14 +2,17 @@
 (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go) orders them.
 
 Every rejected request changes nothing: validation and allocation happen before the one store
-transaction, and allocations are reverted when the transaction fails.
+transaction, and allocations are reverted when the transaction fails. What differs per kind is a field of
+its Strategy (apiserver/strategies.py); this module names no kind.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -18,30 +21,11 @@ from nanokube.api.errors import ApiError, FieldError, go_repr
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import deletion, naming, strategies
-from nanokube.store.base import KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
+from nanokube.apiserver.allocators import Allocation, ServiceAllocator
+from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
 Obj = dict[str, Any]
 NAMESPACES = by_kind("", "Namespace")
-
-
-class Allocation(Protocol):
-    """What a create/update hook reserved: store ops to write with the object, undo and finish."""
-
-    def ops(self) -> list[Op]: ...
-
-    def revert(self) -> None: ...
-
-    def commit(self) -> None: ...
-
-
-class Hooks(Protocol):
-    """Extra behaviour for one resource (Services: ClusterIP/NodePort allocation)."""
-
-    def before_create(self, obj: Obj, dry_run: bool) -> Allocation | None: ...
-
-    def before_update(self, old: Obj, new: Obj, dry_run: bool) -> Allocation | None: ...
-
-    def on_delete(self, obj: Obj) -> Allocation | None: ...
 
 
 class WriteResult:
@@ -61,15 +45,40 @@ class WriteResult:
         return self._obj
 
 
+def carry_system_metadata(strat: strategies.Strategy, old: Obj, new: Obj) -> None:
+    """The metadata an update cannot change comes from the stored object; the generation counts spec changes."""
+    md, omd = new["metadata"], old["metadata"]
+    for keep in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
+        if keep in omd:
+            md[keep] = omd[keep]
+        else:
+            md.pop(keep, None)
+    if "generation" in omd:
+        md["generation"] = omd["generation"] + (1 if strat.spec_changed(old, new) else 0)
+    md.pop("resourceVersion", None)
+
+
 def _decode(kv: KeyValue) -> Obj:
     return orjson.loads(kv.value)
 
 
+@dataclass
+class WatchStart:
+    """Where a watch begins: the current objects to send as ADDED (a watch from "now"), the revision the events
+    follow, and the events (None when that revision is compacted away: the stream then opens with a 410)."""
+
+    initial: list[bytes]
+    start: int
+    events: AsyncIterator[Event] | None
+
+
 class Registry:
-    def __init__(self, store: Store, hooks: dict[str, Hooks] | None = None) -> None:
+    def __init__(self, store: Store, strategy_table: Mapping[str, strategies.Strategy] | None = None) -> None:
         self.store = store
-        self.hooks: dict[str, Hooks] = hooks or {}
-        self.after_delete: list[Any] = []  # callables (resource, obj) -> awaitable
+        self.strategies = strategy_table if strategy_table is not None else strategies.table(ServiceAllocator())
+
+    def strategy(self, res: Resource) -> strategies.Strategy:
+        return self.strategies.get(res.plural, strategies.GENERIC)
 
     # -- reads -----------------------------------------------------------------------------------------
     async def get_raw(self, res: Resource, ns: str | None, name: str) -> KeyValue:
@@ -122,7 +131,7 @@ class Registry:
         return out, list_rev, next_token, remaining
 
     # -- create ----------------------------------------------------------------------------------------
-    async def _check_namespace(self, res: Resource, ns: str | None) -> None:
+    async def _check_namespace(self, res: Resource, strat: strategies.Strategy, ns: str | None) -> None:
         if not res.namespaced:
             return
         kv = await self.store.get(NAMESPACES.key(None, ns or ""))
@@ -131,7 +140,7 @@ class Registry:
         if b'"deletionTimestamp"' not in kv.value:  # the common case needs no decoding
             return
         nsobj = _decode(kv)
-        if nsobj.get("metadata", {}).get("deletionTimestamp") and res.plural != "events":
+        if nsobj.get("metadata", {}).get("deletionTimestamp") and not strat.allowed_in_terminating_namespace:
             raise ApiError(403, "Forbidden",
                            f'{res.plural} "{meta.name_of(nsobj) and ""}" is forbidden: unable to create new content '
                            f'in namespace {ns} because it is being terminated',
@@ -163,42 +172,23 @@ class Registry:
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + meta.random_suffix()
-        strat = strategies.strategy_for(res)
+        strat = self.strategy(res)
         if strat.default:
             strat.default(obj)
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = meta.rfc3339()
         for drop in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             md.pop(drop, None)
-        if res.plural in strategies.GENERATION:
+        if strat.tracks_generation:
             md["generation"] = 1
         else:
             md.pop("generation", None)
-        if strat.has_status_subresource and res.plural in ("services",):
-            obj["status"] = {"loadBalancer": {}}
-        elif strat.has_status_subresource and res.plural in ("deployments", "replicasets"):
-            obj["status"] = {}
-        hook = self.hooks.get(res.plural)
-        # A hook validates the whole object itself, after allocating (as kube-apiserver does for Services).
-        if hook is None and not strat.validates_meta:
-            errs = naming.validate_object_meta(obj, res.namespaced, strat.name_kind)
-            if errs:
-                raise errors.invalid_object(res.group, res.kind, md.get("name") or md.get("generateName", ""),
-                                            errs)
-        alloc = hook.before_create(obj, dry_run) if hook else None
-        try:
-            errs = strat.validate(obj) if strat.validate else []
-            if errs:
-                raise errors.invalid_object(res.group, res.kind, md.get("name") or "", errs)
-            await self._check_namespace(res, md.get("namespace"))
+        allocation = strat.before_create(res, obj, dry_run)
+        with allocation.kept_if_written():
+            await self._check_namespace(res, strat, md.get("namespace"))
             if dry_run:
-                raw = orjson.dumps(obj)
-                if alloc:
-                    alloc.revert()
-                return WriteResult(obj, raw, created=True)
-            ops = [Op("create", res.key(md.get("namespace"), md["name"]), obj)]
-            if alloc:
-                ops.extend(alloc.ops())
+                return WriteResult(obj, orjson.dumps(obj), created=True)
+            ops = [Op("create", res.key(md.get("namespace"), md["name"]), obj), *allocation.ops()]
             try:
                 kvs = await self.store.txn(ops)
             except KeyExists as exc:
@@ -207,12 +197,6 @@ class Registry:
                 raise errors.invalid_object(res.group, res.kind, md["name"], [
                     FieldError("FieldValueInvalid", "metadata.name", md["name"],
                                f"allocation conflict on {exc.key}; retry")]) from exc
-        except BaseException:
-            if alloc:
-                alloc.revert()
-            raise
-        if alloc:
-            alloc.commit()
         return WriteResult(None, kvs[0].value, created=True)
 
     # -- update ----------------------------------------------------------------------------------------
@@ -229,26 +213,14 @@ class Registry:
         wanted_rv = md.get("resourceVersion")
         if wanted_rv and wanted_rv != str(kv.revision):
             raise errors.conflict(res.group, res.plural, name)
-        strat = strategies.strategy_for(res)
+        strat = self.strategy(res)
         if subresource == "status":
             new = strategies.copy_all_but_status(old, new)
             md = new["metadata"]
-        else:
-            if strat.default:
-                strat.default(new)
-            if strat.has_status_subresource and res.plural != "namespaces":
-                strategies.copy_status_from(old, new)
-            elif res.plural == "namespaces":
-                new["status"] = copy.deepcopy(old.get("status", {}))
+        elif strat.default:
+            strat.default(new)
+        carry_system_metadata(strat, old, new)
         omd = old["metadata"]
-        for keep in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace"):
-            if keep in omd:
-                md[keep] = omd[keep]
-            else:
-                md.pop(keep, None)
-        if "generation" in omd:
-            md["generation"] = omd["generation"] + (1 if strategies.spec_changed(res, old, new) else 0)
-        md.pop("resourceVersion", None)
         errs = naming.validate_object_meta(new, res.namespaced, strat.name_kind)
         if omd.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(omd.get("finalizers") or [])
@@ -258,31 +230,15 @@ class Registry:
                                               f"found new finalizers {go_repr(sorted(added))}"))
         if errs:
             raise errors.invalid_object(res.group, res.kind, name, errs)
-        hook = self.hooks.get(res.plural) if subresource is None else None
-        alloc = hook.before_update(old, new, dry_run) if hook else None
-        try:
-            errs = []
-            if subresource is None:
-                if strat.validate_update:
-                    errs.extend(strat.validate_update(old, new))
-                elif strat.validate:
-                    errs.extend(strat.validate(new))
-            if errs:
-                raise errors.invalid_object(res.group, res.kind, name, errs)
+        allocation = strat.before_update(res, old, new, dry_run) if subresource is None else Allocation()
+        with allocation.kept_if_written():
             if dry_run:
-                if alloc:
-                    alloc.revert()
                 new["metadata"]["resourceVersion"] = str(kv.revision)
                 return WriteResult(new, orjson.dumps(new))
-            key = res.key(ns, name)
-            if self._delete_during_update(res, old, new):
-                if alloc:
-                    alloc.revert()
-                    alloc = None
+            if self._delete_during_update(strat, old, new):
+                allocation.revert()
                 return await self._delete_now(res, ns, name, kv)
-            ops = [Op("update", key, new, kv.revision)]
-            if alloc:
-                ops.extend(alloc.ops())
+            ops = [Op("update", res.key(ns, name), new, kv.revision), *allocation.ops()]
             try:
                 kvs = await self.store.txn(ops)
             except RevisionConflict as exc:
@@ -291,20 +247,14 @@ class Registry:
                 raise errors.not_found(res.group, res.plural, name) from exc
             except KeyExists as exc:
                 raise errors.conflict(res.group, res.plural, name, f"allocation conflict on {exc.key}") from exc
-        except BaseException:
-            if alloc:
-                alloc.revert()
-            raise
-        if alloc:
-            alloc.commit()
         return WriteResult(None, kvs[0].value)
 
     @staticmethod
-    def _delete_during_update(res: Resource, old: Obj, new: Obj) -> bool:
+    def _delete_during_update(strat: strategies.Strategy, old: Obj, new: Obj) -> bool:
         """ShouldDeleteDuringUpdate: an update that empties the finalizers of an object whose deletion only
         waited for them deletes it (a gracefully terminating object waits for its grace period instead)."""
         omd, md = old["metadata"], new["metadata"]
-        if res.plural == "namespaces":  # namespaces wait for spec.finalizers too (emptied by /finalize)
+        if strat.waits_for_spec_finalizers:
             return bool(omd.get("deletionTimestamp")) and not md.get("finalizers") and \
                 not (new.get("spec") or {}).get("finalizers")
         return (not md.get("finalizers") and bool(omd.get("finalizers")) and bool(omd.get("deletionTimestamp"))
@@ -335,7 +285,7 @@ class Registry:
                 nmd.pop("finalizers", None)
             if not graceful and finalizers:
                 deletion.mark_as_deleting(new)
-            held = graceful and res.plural == "namespaces"  # until spec.finalizers are done
+            held = graceful and self.strategy(res).waits_for_spec_finalizers
             if finalizers or held or (nmd.get("deletionGracePeriodSeconds") or 0) > 0:
                 return await self._mark_deleting(res, ns, name, kv, obj, new, dry_run)
         if dry_run:
@@ -355,23 +305,44 @@ class Registry:
 
     async def _delete_now(self, res: Resource, ns: str | None, name: str, kv: KeyValue) -> WriteResult:
         obj = _decode(kv)
-        hook = self.hooks.get(res.plural)
-        alloc = hook.on_delete(obj) if hook else None
-        ops = [Op("delete", res.key(ns, name), None, kv.revision)]
-        if alloc:
-            ops.extend(alloc.ops())
-        try:
-            kvs = await self.store.txn(ops)
-        except RevisionConflict as exc:
-            if alloc:
-                alloc.revert()
-            raise errors.conflict(res.group, res.plural, name) from exc
-        except KeyNotFound as exc:
-            if alloc:
-                alloc.revert()
-            raise errors.not_found(res.group, res.plural, name) from exc
-        if alloc:
-            alloc.commit()
-        for callback in self.after_delete:
-            await callback(res, obj)
+        strat = self.strategy(res)
+        allocation = strat.begin_delete(obj)
+        with allocation.kept_if_written():
+            try:
+                kvs = await self.store.txn([Op("delete", res.key(ns, name), None, kv.revision), *allocation.ops()])
+            except RevisionConflict as exc:
+                raise errors.conflict(res.group, res.plural, name) from exc
+            except KeyNotFound as exc:
+                raise errors.not_found(res.group, res.plural, name) from exc
+        for along in strat.deletes_along:
+            try:
+                await self.delete(along, ns, name)
+            except ApiError as err:
+                if err.code != 404:
+                    raise
         return WriteResult(None, kvs[0].value)
+
+    # -- watch -----------------------------------------------------------------------------------------
+    async def watch(self, res: Resource, ns: str | None, resource_version: str) -> WatchStart:
+        """Start a watch at `resource_version` ("" or "0": the current objects, then what changes next)."""
+        prefix = res.key_prefix(ns)
+        initial: list[bytes] = []
+        if resource_version in ("", "0"):
+            items, start = await self.store.list(prefix)
+            initial = [kv.value for kv in items]
+        else:
+            try:
+                start = int(resource_version)
+            except ValueError as exc:
+                raise errors.bad_request(f'invalid resource version "{resource_version}"') from exc
+        # Same as kube-apiserver: a watch from a compacted revision is established, then ends with a 410 ERROR.
+        events = None if start < self.store.compact_revision else self.store.watch(prefix, start)
+        return WatchStart(initial, start, events)
+
+    @property
+    def current_revision(self) -> int:
+        return self.store.current_revision
+
+    @property
+    def compact_revision(self) -> int:
+        return self.store.compact_revision

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from nanokube.apiserver import strategies
+from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
 from nanokube.apiserver.registry import Registry
-from nanokube.apiserver.services import ServiceHooks, delete_service_endpoints
+from nanokube.apiserver.services import repair_allocations
 from nanokube.store import run_compactor
 from nanokube.store.base import Store
 
@@ -58,12 +60,11 @@ async def _listen_unix(runner: web.AppRunner, path: str) -> None:
 
 
 async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asyncio.Event) -> None:
-    hooks = ServiceHooks(settings.service_cidr, settings.node_port_range)
-    await hooks.repair(store)
-    registry = Registry(store, {"services": hooks})
-    registry.after_delete.append(lambda res, obj: delete_service_endpoints(registry, res, obj))
+    allocator = ServiceAllocator(settings.service_cidr, settings.node_port_range)
+    await repair_allocations(store, allocator)
+    registry = Registry(store, strategies.table(allocator))
     await bootstrap(registry, settings.bootstrap)
-    state = ApiServerState(store=store, registry=registry, token=settings.token)
+    state = ApiServerState(registry=registry, token=settings.token)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

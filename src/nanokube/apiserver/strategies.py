@@ -1,6 +1,7 @@
-"""Per-kind rules the generic registry applies: defaulting, what an update may change, validation.
+"""Per-kind rules the generic registry applies: defaulting, allocation, what a write may change, validation.
 
-Mirrors the `rest.RESTCreateStrategy` / `RESTUpdateStrategy` split of Kubernetes' registries.
+Mirrors the `rest.RESTCreateStrategy` / `RESTUpdateStrategy` split of Kubernetes' registries; the Service
+strategy defaults and validates through api/service.py and allocates through apiserver/allocators.py.
 """
 
 from __future__ import annotations
@@ -8,16 +9,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from nanokube.api import secret
-from nanokube.api.errors import FieldError, invalid, required
-from nanokube.api.served_resources import Resource
+from nanokube.api import secret, service
+from nanokube.api.errors import FieldError, invalid, invalid_object, required
+from nanokube.api.served_resources import Resource, by_kind
+from nanokube.apiserver import naming
+from nanokube.apiserver.allocators import Allocation, ServiceAllocator
 
 Obj = dict[str, Any]
-
-# Resources whose metadata.generation Kubernetes v1.32 maintains (bumped on spec changes).
-GENERATION = {"deployments", "replicasets"}
 
 
 def _default_container(c: Obj) -> None:
@@ -167,53 +167,16 @@ def _validate_deployment(obj: Obj) -> list[FieldError]:
     return errs
 
 
-@dataclass
-class Strategy:
-    default: Callable[[Obj], None] | None = None
-    validate: Callable[[Obj], list[FieldError]] | None = None
-    # ValidateUpdate of the kind; Kubernetes' update validators run the create checks themselves, so the
-    # registry calls this one *instead of* validate on update.
-    validate_update: Callable[[Obj, Obj], list[FieldError]] | None = None
-    # validate includes ObjectMeta validation (as every Kubernetes validator does); the registry then skips
-    # its generic metadata check on create, which would report the same errors again.
-    validates_meta: bool = False
-    name_kind: str = "dns1123-subdomain"  # or dns1035-label, dns1123-label
-    # Fields a status write may change; everything else is copied from the old object.
-    status_fields: tuple[str, ...] = ("status",)
-    has_status_subresource: bool = False
+def _no_status(obj: Obj) -> None:
+    obj["status"] = {}
 
 
-STRATEGIES: dict[str, Strategy] = {
-    "pods": Strategy(default=_default_pod, validate=_validate_pod, has_status_subresource=True),
-    "services": Strategy(name_kind="dns1035-label", has_status_subresource=True),
-    "namespaces": Strategy(default=_default_namespace, name_kind="dns1123-label",
-                           has_status_subresource=True),
-    "deployments": Strategy(default=_default_deployment, validate=_validate_deployment,
-                            has_status_subresource=True),
-    "replicasets": Strategy(default=_default_template_owner, validate=_validate_deployment,
-                            has_status_subresource=True),
-    "persistentvolumeclaims": Strategy(default=_default_pvc, has_status_subresource=True),
-    "persistentvolumes": Strategy(default=_default_pv, has_status_subresource=True),
-    "nodes": Strategy(default=_default_node, has_status_subresource=True),
-    "endpoints": Strategy(default=_default_endpoints),
-    "endpointslices": Strategy(default=_default_slice),
-    "secrets": Strategy(default=secret.prepare_secret, validate=secret.validate_secret,
-                        validate_update=secret.validate_secret_update, validates_meta=True),
-}
+def _keep_namespace_status(new: Obj, old: Obj) -> None:
+    new["status"] = copy.deepcopy(old.get("status", {}))
 
 
-def strategy_for(resource: Resource) -> Strategy:
-    return STRATEGIES.get(resource.plural, Strategy())
-
-
-def spec_changed(resource: Resource, old: Obj, new: Obj) -> bool:
-    if resource.plural not in GENERATION:
-        return False
-    keys = (set(old) | set(new)) - {"metadata", "status", "kind", "apiVersion"}
-    return any(old.get(k) != new.get(k) for k in keys)
-
-
-def copy_status_from(old: Obj, new: Obj) -> None:
+def copy_status_from(new: Obj, old: Obj) -> None:
+    """The PrepareForUpdate of kinds with a status subresource: a write to the object keeps the stored status."""
     if "status" in old:
         new["status"] = copy.deepcopy(old["status"])
     else:
@@ -228,3 +191,122 @@ def copy_all_but_status(old: Obj, new: Obj) -> Obj:
     else:
         result.pop("status", None)
     return result
+
+
+class Allocator(Protocol):
+    """Values a kind's objects hold outside themselves (a Service's cluster IPs and node ports): each write
+    reserves or frees them through one Allocation, written in the object's store transaction."""
+
+    def begin_create(self, obj: Obj, dry_run: bool) -> Allocation: ...
+
+    def begin_update(self, old: Obj, new: Obj, dry_run: bool) -> Allocation: ...
+
+    def begin_delete(self, obj: Obj) -> Allocation: ...
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What the generic registry does differently per kind (RESTCreateStrategy / RESTUpdateStrategy plus the
+    generic store's BeginCreate / BeginUpdate hooks). The registry consults only this table."""
+
+    default: Callable[[Obj], None] | None = None  # decode-time defaulting, on create and update
+    # PrepareForCreate / PrepareForUpdate(new, old): what a client may not set. Without prepare_update, kinds
+    # with a status subresource keep the stored status.
+    prepare_create: Callable[[Obj], None] | None = None
+    prepare_update: Callable[[Obj, Obj], None] | None = None
+    validate: Callable[[Obj], list[FieldError]] | None = None
+    # ValidateUpdate of the kind; Kubernetes' update validators run the create checks themselves, so the
+    # registry calls this one *instead of* validate on update.
+    validate_update: Callable[[Obj, Obj], list[FieldError]] | None = None
+    # validate includes ObjectMeta validation (as every Kubernetes validator does); the registry then skips
+    # its generic metadata check on create, which would report the same errors again.
+    validates_meta: bool = False
+    name_kind: str = "dns1123-subdomain"  # or dns1035-label, dns1123-label
+    has_status_subresource: bool = False
+    tracks_generation: bool = False  # metadata.generation, bumped on spec changes (v1.32: these kinds)
+    # Fills fields of stored objects written before those fields existed; the update path sees the old object so.
+    default_on_read: Callable[[Obj], Obj] | None = None
+    allocator: Allocator | None = None
+    # Objects of this kind may be created in a namespace being deleted (Events report on the deletion itself).
+    allowed_in_terminating_namespace: bool = False
+    # Deletion also waits for spec.finalizers (namespaces: emptied by /finalize), not only metadata.finalizers.
+    waits_for_spec_finalizers: bool = False
+    # Objects of these resources with the same namespace and name go with the deleted one (a Service's Endpoints).
+    deletes_along: tuple[Resource, ...] = ()
+
+    def spec_changed(self, old: Obj, new: Obj) -> bool:
+        if not self.tracks_generation:
+            return False
+        keys = (set(old) | set(new)) - {"metadata", "status", "kind", "apiVersion"}
+        return any(old.get(k) != new.get(k) for k in keys)
+
+    def before_create(self, res: Resource, obj: Obj, dry_run: bool) -> Allocation:
+        """BeginCreate, then BeforeCreate's prepare and validate (the generic store's order). Raises ApiError,
+        having given back whatever it reserved; the caller commits or reverts the returned Allocation."""
+        md = obj.get("metadata") or {}
+        if not self.validates_meta:
+            errs = naming.validate_object_meta(obj, res.namespaced, self.name_kind)
+            if errs:
+                raise invalid_object(res.group, res.kind, md.get("name") or md.get("generateName", ""), errs)
+        allocation = self.allocator.begin_create(obj, dry_run) if self.allocator else Allocation()
+        with allocation.reverted_on_error():
+            if self.prepare_create:
+                self.prepare_create(obj)
+            errs = self.validate(obj) if self.validate else []
+            if errs:
+                raise invalid_object(res.group, res.kind, md.get("name") or "", errs)
+        return allocation
+
+    def before_update(self, res: Resource, old: Obj, new: Obj, dry_run: bool) -> Allocation:
+        """BeginUpdate, then BeforeUpdate's prepare and validate, for a write to the object itself (not /status)."""
+        if self.default_on_read:
+            old = self.default_on_read(copy.deepcopy(old))
+        allocation = self.allocator.begin_update(old, new, dry_run) if self.allocator else Allocation()
+        with allocation.reverted_on_error():
+            if self.prepare_update:
+                self.prepare_update(new, old)
+            elif self.has_status_subresource:
+                copy_status_from(new, old)
+            if self.validate_update:
+                errs = self.validate_update(old, new)
+            else:
+                errs = self.validate(new) if self.validate else []
+            if errs:
+                raise invalid_object(res.group, res.kind, new["metadata"].get("name") or "", errs)
+        return allocation
+
+    def begin_delete(self, obj: Obj) -> Allocation:
+        return self.allocator.begin_delete(obj) if self.allocator else Allocation()
+
+
+GENERIC = Strategy()
+ENDPOINTS = by_kind("", "Endpoints")
+
+
+def table(service_allocator: ServiceAllocator) -> dict[str, Strategy]:
+    """The strategy of every kind that has one, for one API server (its Service allocator)."""
+    family = service_allocator.primary_family
+    return {
+        "pods": Strategy(default=_default_pod, validate=_validate_pod, has_status_subresource=True),
+        "services": Strategy(default=service.default_service, prepare_create=service.prepare_for_create,
+                             prepare_update=service.prepare_for_update, validate=service.validate_service,
+                             validate_update=service.validate_service_update, validates_meta=True,
+                             name_kind="dns1035-label", has_status_subresource=True,
+                             default_on_read=lambda svc: service.default_on_read(svc, family),
+                             allocator=service_allocator, deletes_along=(ENDPOINTS,)),
+        "namespaces": Strategy(default=_default_namespace, prepare_update=_keep_namespace_status,
+                               name_kind="dns1123-label", has_status_subresource=True,
+                               waits_for_spec_finalizers=True),
+        "deployments": Strategy(default=_default_deployment, prepare_create=_no_status,
+                                validate=_validate_deployment, has_status_subresource=True, tracks_generation=True),
+        "replicasets": Strategy(default=_default_template_owner, prepare_create=_no_status,
+                                validate=_validate_deployment, has_status_subresource=True, tracks_generation=True),
+        "persistentvolumeclaims": Strategy(default=_default_pvc, has_status_subresource=True),
+        "persistentvolumes": Strategy(default=_default_pv, has_status_subresource=True),
+        "nodes": Strategy(default=_default_node, has_status_subresource=True),
+        "endpoints": Strategy(default=_default_endpoints),
+        "endpointslices": Strategy(default=_default_slice),
+        "secrets": Strategy(default=secret.prepare_secret, validate=secret.validate_secret,
+                            validate_update=secret.validate_secret_update, validates_meta=True),
+        "events": Strategy(allowed_in_terminating_namespace=True),
+    }

@@ -18,7 +18,8 @@ from aiohttp import web
 from nanokube.api import errors
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource
-from nanokube.store.base import Compacted, Store
+from nanokube.apiserver.registry import Registry
+from nanokube.store.base import Compacted
 
 BOOKMARK_INTERVAL = 30.0
 
@@ -82,7 +83,7 @@ class WatchFilter:
         return self.fmatch is None or self.fmatch(obj)
 
 
-async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str | None, *,
+async def serve_watch(request: web.Request, registry: Registry, res: Resource, ns: str | None, *,
                       table: Callable[[bytes, bool], bytes] | None = None) -> web.StreamResponse:
     q = request.query
     flt = WatchFilter(res, q.get("labelSelector"), q.get("fieldSelector"))
@@ -91,22 +92,9 @@ async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else 1800 * (1 + random.random())
     except ValueError as exc:
         raise errors.bad_request("invalid timeoutSeconds") from exc
-    rv = q.get("resourceVersion", "")
-    prefix = res.key_prefix(ns)
-    initial: list[bytes] = []
-    if rv in ("", "0"):
-        items, start = await store.list(prefix)
-        initial = [kv.value for kv in items if flt.matches(kv.value)]
-    else:
-        try:
-            start = int(rv)
-        except ValueError as exc:
-            raise errors.bad_request(f'invalid resource version "{rv}"') from exc
-    if start < store.compact_revision:
-        # Same as kube-apiserver: the watch is established, then the first event is a 410 ERROR.
-        stream = None
-    else:
-        stream = store.watch(prefix, start)
+    begun = await registry.watch(res, ns, q.get("resourceVersion", ""))
+    initial = [raw for raw in begun.initial if flt.matches(raw)]
+    start, stream = begun.start, begun.events
 
     resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
@@ -126,7 +114,7 @@ async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str
         for raw in initial:
             await resp.write(encode("ADDED", raw))
         if stream is None:
-            gone = errors.gone(f"too old resource version: {start} ({store.compact_revision})")
+            gone = errors.gone(f"too old resource version: {start} ({registry.compact_revision})")
             await resp.write(event_line("ERROR", orjson.dumps(gone.status())))
             return
         it = stream.__aiter__()
@@ -136,7 +124,7 @@ async def serve_watch(request: web.Request, store: Store, res: Resource, ns: str
                 ev = await asyncio.wait_for(it.__anext__(), BOOKMARK_INTERVAL if bookmarks else None)
             except TimeoutError:
                 bm = {"kind": res.kind, "apiVersion": res.api_version,
-                      "metadata": {"resourceVersion": str(max(last_rev, store.current_revision))}}
+                      "metadata": {"resourceVersion": str(max(last_rev, registry.current_revision))}}
                 await resp.write(event_line("BOOKMARK", orjson.dumps(bm)))
                 continue
             except StopAsyncIteration:
