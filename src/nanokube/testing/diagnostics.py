@@ -38,8 +38,11 @@ def _unready(pod: dict[str, Any]) -> str | None:
 def failure_report(cluster: Cluster, namespace: str | None, lines: int = 40) -> str:
     parts = []
     try:
-        parts.append(f"--- events ({namespace or 'all namespaces'}, newest last) ---\n"
-                     f"{_tail(cluster.events(namespace), lines)}")
+        events = cluster.events(namespace).strip()
+        where = namespace or "all namespaces"
+        if not events and namespace:  # nothing in the test's namespace: what happened elsewhere may explain it
+            events, where = cluster.events().strip(), f"none in {namespace}; all namespaces"
+        parts.append(f"--- events ({where}, newest last) ---\n{_tail(events, lines) or '(none)'}")
     except (ClusterError, OSError) as exc:
         parts.append(f"--- events: unavailable: {exc}")
     try:
