@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The test command of the README: lint, layering, then every test.
+# The test command of the README: lint, layering, then every test, all from the venv scripts/setup.sh made
+# (NANOKUBE_VENV, default ./.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m ruff check src tests bench
-lint-imports --no-cache
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+VENV="${NANOKUBE_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "nanokube test: no venv at $VENV; run bash scripts/setup.sh first" >&2
+  exit 2
+fi
+"$VENV/bin/python" -m ruff check src tests bench
+"$VENV/bin/lint-imports" --no-cache
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

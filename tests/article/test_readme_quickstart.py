@@ -1,10 +1,10 @@
 """The README quickstart, followed literally on a clean copy of the working tree.
 
 `bash scripts/setup.sh && nanokube server`, then in another shell `export KUBECONFIG=...`, `kubectl get svc`,
-`kubectl apply -f examples/article/`. Differences from a user's run, each for isolation only: the package is
-installed into a throw-away venv (so this machine's install is untouched), the server gets a temp --data-dir and
-a free --api-listen port, and everything runs inside a fresh network namespace (as root the server picks netns
-mode and must not touch the host's network).
+`kubectl apply -f examples/article/`. Differences from a user's run, each for isolation only: setup.sh links
+`nanokube` into a temp dir (NANOKUBE_BIN_DIR) instead of /usr/local/bin (so this machine's install is untouched),
+the server gets a temp --data-dir and a fixed --api-listen port, and everything runs inside a fresh network
+namespace (as root the server picks netns mode and must not touch the host's network).
 """
 
 from __future__ import annotations
@@ -57,12 +57,13 @@ def test_readme_names_the_commands_this_test_runs():
 def test_quickstart_on_a_clean_copy(tmp_path):
     repo = tmp_path / "nanokube"
     clean_copy(repo)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    bin_dir = tmp_path / "bin"
     data = tmp_path / "data"
     kubeconfig = data / "kubeconfig.yaml"
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
-    env.pop("KUBECONFIG", None)
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "NANOKUBE_BIN_DIR": str(bin_dir), "NANOKUBE_SKIP_APT": "1"}
+    for name in ("KUBECONFIG", "VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(name, None)
     setup = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert setup.returncode == 0, setup.stderr[-4000:]
     # Then the rest in a fresh network namespace; the server gets a fixed port (the netns is ours) and a temp dir.
@@ -90,6 +91,7 @@ def test_quickstart_on_a_clean_copy(tmp_path):
     for created in ("service/mariadb-service created", "deployment.apps/mariadb-deployment created",
                     "service/headless-svc created", "pod/pod-1 created"):
         assert created in out
-    installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import nanokube.cli.main as m; print(m.__file__)"],
-                               capture_output=True, text=True, timeout=30).stdout
+    assert (bin_dir / "nanokube").resolve() == repo / ".venv" / "bin" / "nanokube"
+    installed = subprocess.run([str(repo / ".venv" / "bin" / "python"), "-c", "import nanokube.cli.main as m; print(m.__file__)"],
+                               env=env, capture_output=True, text=True, timeout=30).stdout
     assert installed.startswith(str(repo)), installed
