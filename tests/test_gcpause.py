@@ -9,7 +9,7 @@ CHILD = """
 import gc
 from nanokube.aio import gcpause
 gcpause.install(rescan_after=3600)
-keep = [{"i": i} for i in range(10000)]
+keep = [{"i": [i]} for i in range(10000)]  # containers of containers: tracked by the gc
 gc.collect()
 frozen = gc.get_freeze_count()
 assert frozen >= 10000, frozen

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-OPERATOR = str(Path(__file__).with_name("operator.py"))
+OPERATOR = str(Path(__file__).with_name("replicator.py"))  # not operator.py: that name shadows the stdlib
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:

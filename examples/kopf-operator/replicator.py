@@ -4,7 +4,7 @@ A ConfigMap annotated `example.nanokube.dev/replicate-to: "team-a,team-b"` gets 
 labelled `example.nanokube.dev/replica-of: <namespace>`) in each namespace listed; changing its data updates
 the copies, and deleting it deletes them.
 
-    kopf run --all-namespaces --standalone operator.py
+    kopf run --all-namespaces --standalone replicator.py
 """
 
 from __future__ import annotations
