@@ -1,0 +1,119 @@
+"""A throwaway etcd (Debian's etcd-server) for tests: one or three members on free loopback ports, data in a
+temp dir (tmpfs when /dev/shm is there: etcd 3.4 fsyncs every commit), stopped by PID and removed after."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ETCD = shutil.which("etcd")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Member:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@dataclass
+class EtcdCluster:
+    members: list[Member]
+    root: Path
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def endpoints(self) -> str:
+        """The `--datastore-endpoint` value: every member's client URL, comma-separated."""
+        return ",".join(m.client_url for m in self.members)
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            log = open(self.root / f"{m.name}.log", "ab")
+            m.proc = subprocess.Popen(
+                [ETCD or "etcd", "--name", m.name, "--data-dir", str(m.data_dir),
+                 "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
+                 "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
+                 "--initial-cluster", initial, "--initial-cluster-state", "new",
+                 "--initial-cluster-token", self.token, "--quota-backend-bytes", str(1 << 30)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            log.close()
+        deadline = time.monotonic() + timeout
+        for m in self.members:
+            while not self._healthy(m):
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(f"etcd {m.name} exited: {(self.root / f'{m.name}.log').read_text()[-2000:]}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"etcd {m.name} not healthy within {timeout}s")
+                time.sleep(0.1)
+        return self
+
+    @staticmethod
+    def _healthy(m: Member) -> bool:
+        try:
+            with urllib.request.urlopen(m.client_url + "/health", timeout=2) as resp:
+                return bool(json.loads(resp.read()).get("health") == "true")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        for m in self.members:
+            if m.proc is not None and m.proc.poll() is None:
+                m.proc.send_signal(signal.SIGTERM)
+        for m in self.members:
+            if m.proc is not None:
+                try:
+                    m.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    m.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def new_cluster(size: int = 1) -> EtcdCluster:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    root = Path(tempfile.mkdtemp(prefix="nanokube-etcd-", dir=base))
+    members = [Member(f"m{i + 1}", _free_port(), _free_port(), root / f"m{i + 1}") for i in range(size)]
+    return EtcdCluster(members, root)
+
+
+@contextlib.contextmanager
+def running_etcd(size: int = 1) -> Iterator[EtcdCluster]:
+    cluster = new_cluster(size)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
