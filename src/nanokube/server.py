@@ -23,9 +23,9 @@ from nanokube.apiserver.bootstrap import BootstrapSpec
 from nanokube.apiserver.certs import ensure_certs, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
+from nanokube.datastore import open_store
 from nanokube.nodenet import NodeNetwork
 from nanokube.settings import ServerSettings, SettingsError
-from nanokube.store.sqlite import SqliteStore
 
 log = logging.getLogger("nanokube")
 
@@ -93,7 +93,7 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
 
 async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event,
                        components: tuple[str, ...]) -> None:
-    store = SqliteStore(str(settings.data_dir / "state.db"))
+    store = open_store(settings.data_dir, settings.control_plane)
     await store.start()
     dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
     api_ready = asyncio.Event()

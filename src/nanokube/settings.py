@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanokube.control_plane import ControlPlane
+
 ADDRESS_PLAN = {
     "netns": {"service_cidr": "10.96.0.0/12", "pod_cidr": "10.244.0.0/16", "lb_pool": "10.250.0.0/24"},
     "loopback": {"service_cidr": "127.96.0.0/16", "pod_cidr": "127.244.0.0/16", "lb_pool": "127.240.0.0/24"},
@@ -78,6 +80,7 @@ class ServerSettings:
     max_pods: int = 110
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
+    control_plane: ControlPlane = field(default_factory=ControlPlane)  # etcd, several API servers, leader election
 
     def fill_defaults(self) -> None:
         plan = ADDRESS_PLAN[self.network]

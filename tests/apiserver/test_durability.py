@@ -123,7 +123,7 @@ def test_restart_keeps_every_object_uid_address_and_resource_version(make_server
     srv.stop()
 
     before = store_dump(srv)
-    services = [v for k, v in before.items() if k.startswith("/registry/core/services/")]
+    services = [v for k, v in before.items() if k.startswith("/registry/services/specs/")]
     assert {s["metadata"]["name"] for s in services} >= {"plain", "fixed-ip", "headless", "nodeport", "lb-local",
                                                          "external", "kubernetes", "kube-dns"}
     ranges_before = live_keys(srv, "/registry/ranges/")
@@ -140,10 +140,10 @@ def check_restarted(srv2: Server, before: dict[str, Any], ranges_before: dict[st
     assert int(http2.list_rv()) >= max_rv
     assert store_dump(srv2) == before  # starting wrote nothing over them
     assert live_keys(srv2, "/registry/ranges/") == ranges_before
-    nodeport = served["/registry/core/services/default/nodeport"]["spec"]["ports"]
+    nodeport = served["/registry/services/specs/default/nodeport"]["spec"]["ports"]
     assert nodeport[0]["nodePort"] == 31111 and nodeport[1]["nodePort"] == nodeport[2]["nodePort"]
-    assert served["/registry/core/services/default/fixed-ip"]["spec"]["clusterIPs"] == ["127.96.7.7"]
-    assert served["/registry/core/services/default/lb-local"]["spec"]["healthCheckNodePort"]
+    assert served["/registry/services/specs/default/fixed-ip"]["spec"]["clusterIPs"] == ["127.96.7.7"]
+    assert served["/registry/services/specs/default/lb-local"]["spec"]["healthCheckNodePort"]
     assert srv2.kubectl("get", "secret", "creds", "-o", "jsonpath={.data.password}").stdout == "czNjcmV0"
     # The restarted allocator knows what is held.
     status, body = http2("POST", SERVICES, {"metadata": {"name": "again"}, "spec": {

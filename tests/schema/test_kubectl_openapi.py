@@ -74,7 +74,7 @@ async def test_apply_uses_server_side_validation_and_v3_patches(stub: Stub, tmp_
     assert "warning" not in err.lower(), err
     patch = next(s for s in stub.seen if s.method == "PATCH")
     assert patch.content_type == "application/strategic-merge-patch+json"
-    stored = stub.objects["/registry/core/services/default/web"]
+    stored = stub.objects["/registry/services/specs/default/web"]
     assert [p["port"] for p in stored["spec"]["ports"]] == [80, 81]
 
 

@@ -40,16 +40,35 @@ class Resource:
         return self.kind + "List"
 
     def key_prefix(self, namespace: str | None = None) -> str:
-        """Storage key prefix: /registry/<group>/<plural>/[<ns>/]."""
-        base = f"/registry/{self.group or 'core'}/{self.plural}/"
+        """Storage key prefix, laid out as kube-apiserver lays it: /registry/<resource prefix>/[<ns>/]."""
+        base = f"/registry/{storage_prefix(self.group, self.plural)}/"
         if self.namespaced and namespace:
             return f"{base}{namespace}/"
         return base
 
     def key(self, namespace: str | None, name: str) -> str:
         if self.namespaced:
-            return f"/registry/{self.group or 'core'}/{self.plural}/{namespace}/{name}"
-        return f"/registry/{self.group or 'core'}/{self.plural}/{name}"
+            return f"/registry/{storage_prefix(self.group, self.plural)}/{namespace}/{name}"
+        return f"/registry/{storage_prefix(self.group, self.plural)}/{name}"
+
+
+# kube-apiserver's storage keys: the plural without its group, except these (SpecialDefaultResourcePrefixes in
+# pkg/kubeapiserver/default_storage_factory_builder.go). events.k8s.io Events cohabit with core Events there,
+# converted to one internal form; nanokube stores each API's own JSON, so they keep a key space of their own.
+SPECIAL_PREFIXES = {
+    ("", "services"): "services/specs",
+    ("", "endpoints"): "services/endpoints",
+    ("", "nodes"): "minions",
+    ("", "replicationcontrollers"): "controllers",
+    ("networking.k8s.io", "ingresses"): "ingress",
+    ("extensions", "ingresses"): "ingress",
+    ("events.k8s.io", "events"): "events.k8s.io/events",
+}
+
+
+def storage_prefix(group: str, plural: str) -> str:
+    """The resource's part of its storage keys (`/registry/<this>/...`): one place for every key."""
+    return SPECIAL_PREFIXES.get((group, plural), plural)
 
 
 RESOURCES: tuple[Resource, ...] = (

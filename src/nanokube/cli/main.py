@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from nanokube import control_plane
 from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
 
 
@@ -49,6 +50,7 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--history-seconds", type=float, default=300.0,
                    help="seconds of history always kept for watch resumption (default 300)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    control_plane.add_flags(p)
 
 
 AGENT_DESCRIPTION = """Join one more node to a running `nanokube server` (like a kubelet plus kube-proxy). It talks to \
@@ -122,6 +124,7 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        max_pods=args.max_pods,
                        compact_keep_revisions=args.history_revisions,
                        compact_keep_seconds=args.history_seconds)
+    s.control_plane = control_plane.from_args(args)
     if args.node_name:
         s.node_name = args.node_name
     if args.dns_listen:
