@@ -31,7 +31,25 @@ def _scratch() -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_ETCD:
+        _SESSION_ETCD.pop().stop()
     shutil.rmtree(Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}", ignore_errors=True)
+
+
+# NANOKUBE_TEST_DATASTORE=etcd runs every test server on etcd: one throwaway etcd for the session, each data dir
+# under its own key root (--datastore-prefix), so a server restarted on the same data dir finds its objects.
+DATASTORE = os.environ.get("NANOKUBE_TEST_DATASTORE", "sqlite")
+_SESSION_ETCD: list[Any] = []
+
+
+def datastore_args(data_dir: Path) -> list[str]:
+    if DATASTORE != "etcd":
+        return []
+    if not _SESSION_ETCD:
+        from tests.etcd_cluster import new_cluster
+
+        _SESSION_ETCD.append(new_cluster().start())
+    return ["--datastore-endpoint", _SESSION_ETCD[0].endpoints, "--datastore-prefix", f"/{data_dir.name}"]
 
 
 def _die_with_parent() -> None:
@@ -151,7 +169,7 @@ class Server:
 
 def start_server(*args: str, data_dir: Path | None = None) -> Server:
     data = data_dir or Path(tempfile.mkdtemp(prefix="nanokube-test-", dir=_scratch()))
-    srv = Server(data_dir=data, api_port=free_port(), args=list(args))
+    srv = Server(data_dir=data, api_port=free_port(), args=[*args, *datastore_args(data)])
     return srv.start()
 
 

@@ -6,6 +6,7 @@ nothing here imports the etcd store."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,17 @@ class ControlPlane:
     tls_sans: list[str] = field(default_factory=list)
     apiserver_lease_duration: float = 15.0  # kube-apiserver's DefaultEndpointReconcilerTTL
     leader_election: LeaderElection = field(default_factory=LeaderElection)
+
+    def san_addresses(self) -> tuple[list[str], list[str]]:
+        """(IP addresses, DNS names) of --tls-san and --advertise-address for the serving certificate."""
+        ips: list[str] = []
+        names: list[str] = []
+        for value in [*self.tls_sans, *([self.advertise_address] if self.advertise_address else [])]:
+            try:
+                ips.append(str(ipaddress.ip_address(value)))
+            except ValueError:
+                names.append(value)
+        return ips, names
 
     @property
     def shared_store(self) -> bool:

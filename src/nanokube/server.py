@@ -24,6 +24,7 @@ from nanokube.apiserver.certs import ensure_certs, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
+from nanokube.elected import elected, identity
 from nanokube.nodenet import NodeNetwork
 from nanokube.settings import ServerSettings, SettingsError
 
@@ -93,16 +94,22 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
 
 async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event,
                        components: tuple[str, ...]) -> None:
-    store = open_store(settings.data_dir, settings.control_plane)
+    plane = settings.control_plane
+    store = open_store(settings.data_dir, plane)
     await store.start()
+    if plane.shared_store:
+        from nanokube.apiserver.cluster_secrets import share_cluster_secrets
+
+        token = await share_cluster_secrets(store, settings.data_dir, token)
     dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
     api_ready = asyncio.Event()
+    extra_ips, extra_names = plane.san_addresses()
     ca_file, cert_file, key_file = ensure_certs(
         settings.data_dir / "pki",
-        ip_sans=sorted({"127.0.0.1", settings.node_ip, settings.kubernetes_ip}
+        ip_sans=sorted({"127.0.0.1", settings.node_ip, settings.kubernetes_ip, *extra_ips}
                        | ({settings.api_host} if settings.api_host not in ("", "0.0.0.0") else set())),
         dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name])
+                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name, *extra_names])
     hosts = settings.api_listen_hosts
     # the components reach the API over a Unix socket (no TLS to ourselves) unless the data dir's path is too
     # long for one (sun_path holds 107 bytes)
@@ -120,7 +127,9 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
                                 api_address=settings.api_endpoint_address,
                                 api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
-                                dns_address=dns_host, dns_port=dns_port))
+                                dns_address=dns_host, dns_port=dns_port),
+        shared_lease=(identity(settings), plane.advertise_address or settings.api_endpoint_address,
+                      settings.api_port, plane.apiserver_lease_duration) if plane.shared_store else None)
     tasks: dict[str, Coroutine[Any, Any, Any]] = {
         "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
     client = ApiClient("http://localhost", token, user_agent="nanokube-server", unix_socket=unix_socket) \
@@ -165,6 +174,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             lb_pool=settings.lb_pool, data_dir=settings.data_dir,
             node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
             reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
+        if settings.control_plane.leader_election.enabled:
+            out["controllers"] = elected(settings, client, out["controllers"], readies["controllers"])
     if "dns" in components:
         from nanokube.dns import DnsSettings, run_dns
 

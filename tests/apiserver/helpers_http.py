@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import ssl
@@ -44,7 +45,10 @@ class Http:
 
 
 def live_keys(srv: Server, prefix: str) -> dict[str, dict[str, Any]]:
-    """Live keys under prefix in the server's SQLite log (read-only; WAL lets us read beside the writer)."""
+    """Live keys under prefix in the server's store: its SQLite log (read-only; WAL lets us read beside the
+    writer) or, for a server on etcd, etcd's JSON gateway."""
+    if "--datastore-endpoint" in srv.args:
+        return _etcd_live_keys(srv, prefix)
     db = sqlite3.connect(f"file:{srv.data_dir / 'state.db'}?mode=ro", uri=True)
     try:
         rows = db.execute(
@@ -53,6 +57,18 @@ def live_keys(srv: Server, prefix: str) -> dict[str, dict[str, Any]]:
     finally:
         db.close()
     return {key: json.loads(value) for key, value, deleted in rows if not deleted}
+
+
+def _etcd_live_keys(srv: Server, prefix: str) -> dict[str, dict[str, Any]]:
+    endpoint = srv.args[srv.args.index("--datastore-endpoint") + 1].split(",")[0]
+    root = srv.args[srv.args.index("--datastore-prefix") + 1] if "--datastore-prefix" in srv.args else ""
+    low = (root + prefix).encode()
+    high = low[:-1] + bytes([low[-1] + 1])
+    body = json.dumps({"key": base64.b64encode(low).decode(), "range_end": base64.b64encode(high).decode()})
+    resp = urllib3.request("POST", endpoint + "/v3/kv/range", body=body.encode(), timeout=30)
+    kvs = json.loads(resp.data).get("kvs", [])
+    return {base64.b64decode(kv["key"]).decode()[len(root):]: json.loads(base64.b64decode(kv["value"]))
+            for kv in kvs}
 
 
 def held_by_services(services: list[dict[str, Any]]) -> tuple[dict[str, str], dict[int, str]]:

@@ -62,14 +62,22 @@ async def _ensure(registry: Registry, kind: str, group: str, obj: dict[str, Any]
     except ApiError as err:
         if err.code != 404:
             raise
-        await registry.create(res, md.get("namespace"), obj)
+        try:
+            await registry.create(res, md.get("namespace"), obj)
+        except ApiError as err:
+            if err.code != 409:  # AlreadyExists: another API server on the same store bootstrapped it
+                raise
         return
     if replace:
         body = {k: v for k, v in current.items() if k not in ("subsets", "endpoints", "ports", "addressType")}
         body.update({k: v for k, v in obj.items() if k != "metadata"})
         body["metadata"] = {**current["metadata"], "labels": md.get("labels", current["metadata"].get("labels"))}
         if body != current:
-            await registry.update(res, md.get("namespace"), md["name"], body)
+            try:
+                await registry.update(res, md.get("namespace"), md["name"], body)
+            except ApiError as err:
+                if err.code != 409:  # Conflict: another API server on the same store wrote it meanwhile
+                    raise
 
 
 async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, Rev
 
 Obj = dict[str, Any]
 NAMESPACES = by_kind("", "Namespace")
+ALLOCATION_ATTEMPTS = 8
 
 
 class WriteResult:
@@ -76,6 +77,9 @@ class Registry:
     def __init__(self, store: Store, strategy_table: Mapping[str, strategies.Strategy] | None = None) -> None:
         self.store = store
         self.strategies = strategy_table if strategy_table is not None else strategies.table(ServiceAllocator())
+        # Set when other API servers share the store: told the allocation key another server holds, so that a
+        # create can try again with another value (and an update's client retry gets one).
+        self.allocation_taken: Callable[[str], None] | None = None
 
     def strategy(self, res: Resource) -> strategies.Strategy:
         return self.strategies.get(res.plural, strategies.GENERIC)
@@ -166,6 +170,17 @@ class Registry:
         return obj
 
     async def create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False) -> WriteResult:
+        for _ in range(ALLOCATION_ATTEMPTS - 1 if self.allocation_taken else 0):
+            try:
+                return await self._create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
+            except ApiError as err:
+                taken = getattr(err, "allocation_key", None)
+                if taken is None or self.allocation_taken is None:
+                    raise
+                self.allocation_taken(taken)
+        return await self._create(res, ns, obj, dry_run=dry_run)
+
+    async def _create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False) -> WriteResult:
         obj = self._prepare_new(res, ns, obj)
         md = obj["metadata"]
         if md.get("resourceVersion"):
@@ -194,9 +209,11 @@ class Registry:
             except KeyExists as exc:
                 if exc.key == ops[0].key:
                     raise errors.already_exists(res.group, res.plural, md["name"]) from exc
-                raise errors.invalid_object(res.group, res.kind, md["name"], [
+                taken = errors.invalid_object(res.group, res.kind, md["name"], [
                     FieldError("FieldValueInvalid", "metadata.name", md["name"],
-                               f"allocation conflict on {exc.key}; retry")]) from exc
+                               f"allocation conflict on {exc.key}; retry")])
+                taken.allocation_key = exc.key  # type: ignore[attr-defined]
+                raise taken from exc
         return WriteResult(None, kvs[0].value, created=True)
 
     # -- update ----------------------------------------------------------------------------------------
@@ -246,6 +263,8 @@ class Registry:
             except KeyNotFound as exc:
                 raise errors.not_found(res.group, res.plural, name) from exc
             except KeyExists as exc:
+                if self.allocation_taken is not None:
+                    self.allocation_taken(exc.key)
                 raise errors.conflict(res.group, res.plural, name, f"allocation conflict on {exc.key}") from exc
         return WriteResult(None, kvs[0].value)
 

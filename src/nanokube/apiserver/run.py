@@ -38,6 +38,9 @@ class ApiServerSettings:
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
     compact_interval: float = 60.0
+    # Set when other API servers share the store (etcd): (identity, advertised address, port, lease seconds)
+    # for the `kubernetes` endpoints, and this server follows their Service allocations.
+    shared_lease: tuple[str, str, int, float] | None = None
 
 
 class PortInUse(Exception):
@@ -61,9 +64,20 @@ async def _listen_unix(runner: web.AppRunner, path: str) -> None:
 
 async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asyncio.Event) -> None:
     allocator = ServiceAllocator(settings.service_cidr, settings.node_port_range)
-    await repair_allocations(store, allocator)
+    repaired_at = await repair_allocations(store, allocator)
     registry = Registry(store, strategies.table(allocator))
     await bootstrap(registry, settings.bootstrap)
+    shared: list[asyncio.Task[None]] = []
+    if settings.shared_lease is not None:
+        from nanokube.apiserver.allocation_sync import follow_allocations, mark
+        from nanokube.apiserver.apiserver_leases import ApiServerLease
+
+        registry.allocation_taken = lambda key: mark(allocator, key, True)
+        lease = ApiServerLease(registry, *settings.shared_lease)
+        await lease.renew()
+        await lease.reconcile()
+        shared = [asyncio.create_task(lease.run(), name="apiserver lease"),
+                  asyncio.create_task(follow_allocations(store, allocator, repaired_at), name="allocation sync")]
     state = ApiServerState(registry=registry, token=settings.token)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -87,6 +101,9 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
                             keep_seconds=settings.compact_keep_seconds, interval=settings.compact_interval)
     finally:
         warm.cancel()
+        for task in shared:
+            task.cancel()
+        await asyncio.gather(*shared, return_exceptions=True)
         await runner.cleanup()
         if settings.unix_socket:
             try:

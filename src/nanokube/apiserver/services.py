@@ -23,31 +23,43 @@ from nanokube.apiserver.allocators import (
     owner_record,
     port_key,
 )
-from nanokube.store.base import Op, Store
+from nanokube.store.base import Op, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 SERVICES = by_kind("", "Service")
 
 
-async def repair_allocations(store: Store, allocator: ServiceAllocator) -> None:
-    """Create the keys of held values that have none, delete keys nothing holds, then load the allocator."""
-    services, _ = await store.list(SERVICES.key_prefix())
-    wanted: dict[str, dict[str, Any]] = {}
-    ips: list[str] = []
-    ports: list[int] = []
-    for kv in services:
-        svc = orjson.loads(kv.value)
-        for ip in held_ips(svc):
-            wanted[ip_key(ip)] = svc
-            ips.append(ip)
-        for port in held_ports(svc):
-            wanted[port_key(port)] = svc
-            ports.append(port)
-    existing = {kv.key for prefix in (IP_KEY_PREFIX, PORT_KEY_PREFIX) for kv in (await store.list(prefix))[0]}
-    ops = [Op("delete", key) for key in sorted(existing - set(wanted))]
-    ops += [Op("create", key, owner_record(wanted[key])) for key in sorted(set(wanted) - existing)]
-    if ops:
-        log.warning("repairing %d service allocation records", len(ops))
-        await store.txn(ops)
+async def repair_allocations(store: Store, allocator: ServiceAllocator) -> int:
+    """Create the keys of held values that have none, delete keys nothing holds, then load the allocator.
+    Services and keys are read at one revision and written with compares, in bounded txns (etcd takes 128 ops
+    per txn), so another API server writing meanwhile on a shared store makes a round retry instead of losing
+    its keys. Returns the revision the allocator is loaded at."""
+    for attempt in range(5):
+        services, at = await store.list(SERVICES.key_prefix())
+        wanted: dict[str, dict[str, Any]] = {}
+        ips: list[str] = []
+        ports: list[int] = []
+        for kv in services:
+            svc = orjson.loads(kv.value)
+            for ip in held_ips(svc):
+                wanted[ip_key(ip)] = svc
+                ips.append(ip)
+            for port in held_ports(svc):
+                wanted[port_key(port)] = svc
+                ports.append(port)
+        existing = {kv.key: kv.revision for prefix in (IP_KEY_PREFIX, PORT_KEY_PREFIX)
+                    for kv in (await store.list(prefix, revision=at))[0]}
+        ops = [Op("delete", key, None, existing[key]) for key in sorted(set(existing) - set(wanted))]
+        ops += [Op("create", key, owner_record(wanted[key])) for key in sorted(set(wanted) - set(existing))]
+        if ops:
+            log.warning("repairing %d service allocation records", len(ops))
+        try:
+            for start in range(0, len(ops), 100):
+                await store.txn(ops[start:start + 100])
+            break
+        except StoreError:
+            if attempt == 4:
+                raise
     allocator.load(ips, ports)
+    return at
