@@ -5,9 +5,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.etcd_cluster import ETCD, EtcdCluster, running_etcd
 
 from nanokube.store import MemoryStore, SqliteStore, Store
-from tests.etcd_cluster import ETCD, EtcdCluster, running_etcd
 
 
 @pytest.fixture(scope="session")
