@@ -24,6 +24,8 @@ if [ -n "$missing" ] && [ "${NANOKUBE_SKIP_APT:-0}" != 1 ] && command -v apt-get
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
     # mariadb-server's package scripts start a system mariadb; nanokube runs its own per pod.
     $SUDO systemctl disable --now mariadb >/dev/null 2>&1 || $SUDO service mariadb stop >/dev/null 2>&1 || true
+    # etcd-server's likewise starts a system etcd on 2379; nanokube's tests start their own on free ports.
+    $SUDO systemctl disable --now etcd >/dev/null 2>&1 || $SUDO service etcd stop >/dev/null 2>&1 || true
   fi
 fi
 
