@@ -16,9 +16,6 @@ from tests.loopback.conftest import TAKEN_OCTETS
 LEASE, RENEW, RETRY = 6.0, 4.0, 1.0
 APISERVER_LEASE = 3.0
 
-pytestmark = pytest.mark.skipif(ETCD is None, reason="etcd (Debian's etcd-server) is not installed")
-
-
 def ranges() -> list[str]:
     svc, pod, lb = random.sample([o for o in range(100, 230) if o not in TAKEN_OCTETS], 3)
     return ["--service-cidr", f"127.{svc}.0.0/16", "--pod-cidr", f"127.{pod}.0.0/16",
@@ -39,6 +36,8 @@ def new_server(*args: str) -> Server:
 
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[EtcdCluster]:
+    if ETCD is None:
+        pytest.skip("etcd (Debian's etcd-server) is not installed")
     with running_etcd() as cluster:
         yield cluster
 
