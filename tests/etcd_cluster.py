@@ -34,10 +34,11 @@ class Member:
     peer_port: int
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -54,6 +55,8 @@ class EtcdCluster:
     members: list[Member]
     root: Path
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # (CA, server certificate, server key): clients must present a certificate signed by the CA
+    tls: tuple[Path, Path, Path] | None = None
 
     @property
     def endpoints(self) -> str:
@@ -62,6 +65,13 @@ class EtcdCluster:
 
     def start(self, timeout: float = 30.0) -> EtcdCluster:
         initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        tls: list[str] = []
+        if self.tls is not None:
+            ca, cert, key = self.tls
+            tls = ["--cert-file", str(cert), "--key-file", str(key), "--trusted-ca-file", str(ca),
+                   "--client-cert-auth"]
+            for m in self.members:
+                m.scheme = "https"
         for m in self.members:
             log = open(self.root / f"{m.name}.log", "ab")
             m.proc = subprocess.Popen(
@@ -69,7 +79,7 @@ class EtcdCluster:
                  "--listen-client-urls", m.client_url, "--advertise-client-urls", m.client_url,
                  "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
                  "--initial-cluster", initial, "--initial-cluster-state", "new",
-                 "--initial-cluster-token", self.token, "--quota-backend-bytes", str(1 << 30)],
+                 "--initial-cluster-token", self.token, "--quota-backend-bytes", str(1 << 30), *tls],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
             log.close()
         deadline = time.monotonic() + timeout
@@ -82,8 +92,14 @@ class EtcdCluster:
                 time.sleep(0.1)
         return self
 
-    @staticmethod
-    def _healthy(m: Member) -> bool:
+    def _healthy(self, m: Member) -> bool:
+        if self.tls is not None:  # a TLS member only answers clients with a certificate: wait for the port
+            try:
+                with socket.create_connection(("127.0.0.1", m.client_port), timeout=2):
+                    time.sleep(0.5)  # listening comes just before serving
+                    return True
+            except OSError:
+                return False
         try:
             with urllib.request.urlopen(m.client_url + "/health", timeout=2) as resp:
                 return bool(json.loads(resp.read()).get("health") == "true")
@@ -103,16 +119,16 @@ class EtcdCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def new_cluster(size: int = 1) -> EtcdCluster:
+def new_cluster(size: int = 1, tls: tuple[Path, Path, Path] | None = None) -> EtcdCluster:
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     root = Path(tempfile.mkdtemp(prefix="nanokube-etcd-", dir=base))
     members = [Member(f"m{i + 1}", _free_port(), _free_port(), root / f"m{i + 1}") for i in range(size)]
-    return EtcdCluster(members, root)
+    return EtcdCluster(members, root, tls=tls)
 
 
 @contextlib.contextmanager
-def running_etcd(size: int = 1) -> Iterator[EtcdCluster]:
-    cluster = new_cluster(size)
+def running_etcd(size: int = 1, tls: tuple[Path, Path, Path] | None = None) -> Iterator[EtcdCluster]:
+    cluster = new_cluster(size, tls)
     try:
         yield cluster.start()
     finally:

@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from nanokube.store.base import StoreError
+
 # gRPC metadata through the gateway: a member without a leader answers "no leader" instead of serving.
 REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
 RETRY_FOR = 10.0
@@ -31,7 +33,7 @@ RETRY_PAUSE = 0.1
 UNAVAILABLE = ("no leader", "not capable", "too many requests", "timed out", "leader changed", "unhealthy cluster")
 
 
-class EtcdError(Exception):
+class EtcdError(StoreError):
     def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
