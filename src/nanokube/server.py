@@ -24,7 +24,6 @@ from nanokube.apiserver.certs import ensure_certs, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
-from nanokube.elected import elected, identity
 from nanokube.nodenet import NodeNetwork
 from nanokube.settings import ServerSettings, SettingsError
 
@@ -97,10 +96,14 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
     plane = settings.control_plane
     store = open_store(settings.data_dir, plane)
     await store.start()
+    shared_lease = None
     if plane.shared_store:
         from nanokube.apiserver.cluster_secrets import share_cluster_secrets
+        from nanokube.elected import identity
 
         token = await share_cluster_secrets(store, settings.data_dir, token)
+        shared_lease = (identity(settings), plane.advertise_address or settings.api_endpoint_address,
+                        settings.api_port, plane.apiserver_lease_duration)
     dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
     api_ready = asyncio.Event()
     extra_ips, extra_names = plane.san_addresses()
@@ -128,8 +131,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                                 api_address=settings.api_endpoint_address,
                                 api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
                                 dns_address=dns_host, dns_port=dns_port),
-        shared_lease=(identity(settings), plane.advertise_address or settings.api_endpoint_address,
-                      settings.api_port, plane.apiserver_lease_duration) if plane.shared_store else None)
+        shared_lease=shared_lease)
     tasks: dict[str, Coroutine[Any, Any, Any]] = {
         "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
     client = ApiClient("http://localhost", token, user_agent="nanokube-server", unix_socket=unix_socket) \
@@ -175,6 +177,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
             reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
         if settings.control_plane.leader_election.enabled:
+            from nanokube.elected import elected
+
             out["controllers"] = elected(settings, client, out["controllers"], readies["controllers"])
     if "dns" in components:
         from nanokube.dns import DnsSettings, run_dns
