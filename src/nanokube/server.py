@@ -130,7 +130,8 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
                                 api_address=settings.api_endpoint_address,
                                 api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
-                                dns_address=dns_host, dns_port=dns_port),
+                                dns_address=dns_host, dns_port=dns_port,
+                                serves_dns="dns" in components or not plane.shared_store),
         shared_lease=shared_lease)
     tasks: dict[str, Coroutine[Any, Any, Any]] = {
         "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}

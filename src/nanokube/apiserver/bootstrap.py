@@ -29,6 +29,9 @@ class BootstrapSpec:
     kube_dns_ip: str
     dns_address: str
     dns_port: int
+    # False for a server that runs no DNS beside other API servers on one store: it creates the kube-dns
+    # endpoints if missing but never points them at itself.
+    serves_dns: bool = True
 
 
 def _service(name: str, ns: str, ip: str, ports: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:
@@ -103,6 +106,6 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
     ep_ports = [{"name": "dns", "port": spec.dns_port, "protocol": "UDP"},
                 {"name": "dns-tcp", "port": spec.dns_port, "protocol": "TCP"}]
     await _ensure(registry, "Endpoints", "", _endpoints("kube-dns", "kube-system", spec.dns_address, ep_ports),
-                  replace=True)
+                  replace=spec.serves_dns)
     await _ensure(registry, "EndpointSlice", "discovery.k8s.io",
-                  _slice("kube-dns", "kube-system", "kube-dns", spec.dns_address, ep_ports), replace=True)
+                  _slice("kube-dns", "kube-system", "kube-dns", spec.dns_address, ep_ports), replace=spec.serves_dns)
