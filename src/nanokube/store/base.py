@@ -5,8 +5,9 @@ a key is that object's resourceVersion. Values are the object's JSON bytes *with
 `metadata.resourceVersion` already set to the row's revision (the store writes it), so a reader and a
 watcher can ship the bytes as they are.
 
-Implementations: `sqlite.SqliteStore` (durable, WAL, acknowledged after commit) and
-`memory.MemoryStore` (unit tests). A distributed store (etcd) can implement the same protocol.
+Implementations: `sqlite.SqliteStore` (durable, WAL, acknowledged after commit),
+`memory.MemoryStore` (unit tests) and `etcd.EtcdStore` (etcd v3; revisions are etcd's, and all ops of one
+txn share one revision there, each key at most once per txn).
 """
 
 from __future__ import annotations
