@@ -28,6 +28,7 @@ from nanokube.store.base import StoreError
 # gRPC metadata through the gateway: a member without a leader answers "no leader" instead of serving.
 REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
 RETRY_FOR = 10.0
+REQUEST_TIMEOUT = 10.0
 RETRY_PAUSE = 0.1
 # Errors etcd returns without having applied anything; the request is retried (on another member).
 UNAVAILABLE = ("no leader", "not capable", "too many requests", "timed out", "leader changed", "unhealthy cluster")
@@ -112,7 +113,10 @@ class EtcdGateway:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=64, ssl=self._ssl if self._ssl is not None else False)
+            # a member that stops answering (hung, partitioned) costs REQUEST_TIMEOUT, then the next is tried
             self._session = aiohttp.ClientSession(connector=connector, headers=REQUIRE_LEADER,
+                                                  timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT,
+                                                                                sock_connect=2),
                                                   json_serialize=lambda o: orjson.dumps(o).decode())
         return self._session
 
