@@ -3,6 +3,7 @@ resourceVersion, one revision per txn, and a txn's failure naming the key that f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -83,3 +84,21 @@ def test_stamping_splices_the_revision_without_parsing() -> None:
     # written by someone else (etcdctl put): parsed instead
     assert orjson.loads(stamp_stored(b'{"kind":"X","metadata":{"name":"b"}}', 3))["metadata"] == \
         {"name": "b", "resourceVersion": "3"}
+
+
+async def test_one_of_two_servers_compacts_a_round(etcd: EtcdCluster, etcd_store: EtcdStore) -> None:
+    other = EtcdStore(EtcdGateway(etcd.endpoints.split(",")))
+    await other.start()
+    try:
+        for i in range(5):
+            await etcd_store.create(f"/registry/configmaps/compact/{i}", {"metadata": {"name": str(i)}})
+        target = etcd_store.current_revision
+        before = (await etcd_store.gateway.range(b"compact_rev_key"))[0]
+        await asyncio.gather(etcd_store.compact(target), other.compact(target))
+        after = (await etcd_store.gateway.range(b"compact_rev_key"))[0]
+        # kube-apiserver's compactor CAS: the version of compact_rev_key moved by exactly one
+        assert after[0].version == (before[0].version if before else 0) + 1
+        assert int(after[0].value) == target
+        assert {etcd_store.compact_revision, other.compact_revision} == {target}
+    finally:
+        await other.close()
