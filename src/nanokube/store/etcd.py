@@ -10,8 +10,10 @@
   watch. A compacted start revision raises Compacted (HTTP 410), as etcd tells it.
 - Compaction: kube-apiserver's compactor CAS (compact.go): every server may try, one wins per round by
   bumping the version of `compact_rev_key`; etcd's own --auto-compaction works as well.
-- Several API servers share one etcd: they see each other's writes through the watch, and `current_revision`
-  follows etcd's header revision.
+- `current_revision` is the newest revision the store watch has published (as for the log stores: every event
+  at or below it went out to the watchers, so a bookmark never skips one), and a write returns once its own
+  events are published (bounded by VISIBLE_WAIT), so this server's watchers see it before its writer does.
+- Several API servers share one etcd: they see each other's writes through the store watch.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 COMPACT_REV_KEY = b"compact_rev_key"  # outside the key prefix, as kube-apiserver's compactor keeps it
 RECENT_EVENTS = 10_000
 RESUME_PAUSE = 0.2
+VISIBLE_WAIT = 2.0  # a write waits at most this long for its events to come back through the store watch
 _MD = b'{"metadata":{'
 
 
@@ -92,7 +95,7 @@ class EtcdStore:
         self._recent_max = recent_events
         self._watched = 0  # newest revision the store watch has delivered (or started after)
         self._watch_task: asyncio.Task[None] | None = None
-        self._watched_event = asyncio.Event()
+        self._visible_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
 
     # --- keys -----------------------------------------------------------------------------------------------
@@ -126,11 +129,12 @@ class EtcdStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
         self._broadcaster.close()
+        self._set_watched(self._watched, wake_all=True)
         await self.gateway.close()
 
     @property
     def current_revision(self) -> int:
-        return self._revision
+        return self._watched
 
     @property
     def compact_revision(self) -> int:
@@ -228,6 +232,7 @@ class EtcdStore:
         self._seen(revision)
         if not succeeded:
             raise self._failure(ops, responses)
+        await self._visible(revision)
         out: list[KeyValue] = []
         for op, value, response in zip(ops, values, responses, strict=True):
             if value is None:
@@ -294,8 +299,8 @@ class EtcdStore:
                         published = tuple(events)
                         self._remember(published)
                         self._broadcaster.publish(published)
-                        self._watched = max(self._watched, events[-1].revision)
-                    self._seen(max(revision, self._watched))
+                        self._set_watched(events[-1].revision)
+                    self._seen(revision)
             except EtcdCompacted as exc:
                 # Missed history: every watcher re-lists (their streams end), then follow from now on.
                 log.warning("etcd store watch fell behind compaction (%s); watchers restart", exc)
@@ -305,10 +310,35 @@ class EtcdStore:
                 self._broadcaster = Broadcaster(self._broadcaster._limit)
                 self._recent.clear()
                 self._recent_revisions.clear()
-                self._recent_base = self._watched = revision
+                self._recent_base = revision
+                self._set_watched(revision)
             except (EtcdUnreachable, EtcdError) as exc:
                 log.warning("etcd store watch broke (%s); resuming from revision %d", exc, self._watched + 1)
                 await asyncio.sleep(RESUME_PAUSE)
+
+    def _set_watched(self, revision: int, *, wake_all: bool = False) -> None:
+        self._watched = max(self._watched, revision)
+        if not self._visible_waiters:
+            return
+        keep = []
+        for wanted, future in self._visible_waiters:
+            if wake_all or wanted <= self._watched:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                keep.append((wanted, future))
+        self._visible_waiters = keep
+
+    async def _visible(self, revision: int) -> None:
+        """Wait until the store watch has published `revision` (not forever: a broken watch is resuming)."""
+        if self._watched >= revision or self._closed:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._visible_waiters.append((revision, future))
+        try:
+            await asyncio.wait_for(future, VISIBLE_WAIT)
+        except TimeoutError:
+            log.warning("etcd store watch has not delivered revision %d after %.0fs", revision, VISIBLE_WAIT)
 
     def _remember(self, events: tuple[Event, ...]) -> None:
         self._recent.extend(events)
@@ -330,7 +360,7 @@ class EtcdStore:
     async def compact(self, revision: int, *, window: int = 0) -> None:
         """Compact etcd to `revision` if this server wins the round (kube-apiserver's compactor CAS).
         (`window` is the log stores' step size; etcd compacts in its own batches.)"""
-        revision = min(revision, self._revision)
+        revision = min(revision, self._watched)
         if revision <= self._compact_revision:
             return
         key = b64(COMPACT_REV_KEY)
