@@ -7,7 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
-from nanokube.agent import netns
+from nanokube.agent import netns, streaming
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
@@ -140,7 +140,8 @@ class Agent:
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
                          report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity))
-        self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port)
+        self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
+                                                        extend=lambda app: streaming.add_routes(app, rt))
         node = await register(self.client, settings, port, capacity)
         cidr = await pod_cidr_of(self.client, node, settings)
         rt.pod_cidr = cidr

@@ -51,6 +51,7 @@ class NodeRuntime:
     ipam: Ipam | None = None
     logs: dict[tuple[str, str, str], ContainerLog] = field(default_factory=dict)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    workers: dict[tuple[str, str], Any] = field(default_factory=dict)  # (namespace, name) -> its PodWorker
 
     def __post_init__(self) -> None:
         if self.ipam is None:

@@ -29,6 +29,7 @@ from nanokube.agent.probes import Target, run_action
 from nanokube.agent.probing import ContainerProbing, probe_target
 from nanokube.agent.sandbox import Sandbox, SandboxRecord
 from nanokube.agent.status import StatusBuilder, current_phase, init_failed_for_good
+from nanokube.agent.stdio import container_stdio
 from nanokube.agent.stopping import stop_containers
 from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume
 from nanokube.images.catalogue import ImageNotFound
@@ -72,6 +73,7 @@ class PodWorker:
                 clog = ContainerLog(self.dir / "logs" / c["name"])
                 rt.logs[(self.namespace, self.name, c["name"])] = clog
                 self.containers[c["name"]] = ContainerRun(c, init, clog, Backoff(base=rt.settings.backoff_base))
+        rt.workers[(self.namespace, self.name)] = self  # exec, attach and port-forward find the pod here
 
     # -- driving -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -302,7 +304,8 @@ class PodWorker:
         c.killing = False
         try:
             proc = await process.start(launch.argv, env=launch.env, cwd=launch.cwd, isolation=launch.isolation,
-                                       log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid)
+                                       log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid,
+                                       stdio=container_stdio(c.spec))
         except process.StartError as err:
             now = time.time()
             c.last_exit = process.ExitStatus(128, None, now, now)
@@ -404,6 +407,8 @@ class PodWorker:
         self.finished.set()
 
     def _forget(self) -> None:
+        if self.rt.workers.get((self.namespace, self.name)) is self:
+            del self.rt.workers[(self.namespace, self.name)]
         for c in self.containers.values():
             self.rt.logs.pop((self.namespace, self.name, c.name), None)
         self.finished.set()
