@@ -1,0 +1,54 @@
+"""kubectl exec / attach / run -i in netns mode: the command sees the pod's view (hostname, resolv.conf, the
+volumes at their mountPath, the pod's network), with the container's environment."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tests.netns.cluster import NetnsCluster
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "viewer"},
+       "spec": {"terminationGracePeriodSeconds": 1,
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
+                "containers": [{"name": "main", "image": "busybox", "workingDir": "/data",
+                                "env": [{"name": "GREETING", "value": "from-spec"}],
+                                "command": ["sh", "-c", "echo seeded > /data/seed; sleep 3600"],
+                                "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]}]}}
+
+
+def test_exec_sees_the_pods_view(cluster: NetnsCluster) -> None:
+    cluster.apply([POD])
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/viewer", "--timeout=60s", timeout=90)
+    assert cluster.kubectl("exec", "viewer", "--", "hostname").stdout == "viewer\n"
+    resolv = cluster.kubectl("exec", "viewer", "--", "cat", "/etc/resolv.conf").stdout
+    assert resolv == cluster.in_pod("viewer", "cat", "/etc/resolv.conf").stdout
+    assert "svc.cluster.local" in resolv
+    assert cluster.kubectl("exec", "viewer", "--", "ls", "/data").stdout.split() == ["seed"]
+    assert cluster.kubectl("exec", "viewer", "--", "pwd").stdout == "/data\n"
+    env = cluster.kubectl("exec", "viewer", "--", "env").stdout.splitlines()
+    assert "GREETING=from-spec" in env and "HOSTNAME=viewer" in env
+    pod_ip = cluster.get("pod", "viewer")["status"]["podIP"]
+    addrs = cluster.kubectl("exec", "viewer", "--", "ip", "-o", "-4", "addr", "show").stdout
+    assert pod_ip in addrs
+    code = cluster.kubectl("exec", "viewer", "--", "sh", "-c", "exit 9", check=False)
+    assert code.returncode == 9 and "command terminated with exit code 9" in code.stderr
+
+
+def test_exec_stdin_round_trip_and_run_rm(cluster: NetnsCluster) -> None:
+    cluster.apply([POD])
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/viewer", "--timeout=60s", timeout=90)
+    data = os.urandom(1 << 20).hex()  # text: the cluster's run() speaks str
+    out = cluster.kubectl("exec", "-i", "viewer", "--", "cat", input=data, timeout=60).stdout
+    assert out == data
+    done = cluster.kubectl("run", "tmp", "--rm", "-i", "--image=busybox", "--restart=Never", "--",
+                           "sh", "-c", "hostname; cat /etc/hostname", input="", timeout=60)
+    assert "tmp\ntmp\n" in done.stdout
+    deadline = time.monotonic() + 30
+    while "tmp" in _names(cluster) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "tmp" not in _names(cluster)
+
+
+def _names(cluster: NetnsCluster) -> list[str]:
+    return [p["metadata"]["name"] for p in cluster.get("pods")["items"]]
