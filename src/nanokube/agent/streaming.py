@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nanokube.agent import attach, channels
+from nanokube.agent import attach, channels, poddial, portforward
 from nanokube.agent import exec as exec_
 from nanokube.agent.nodecontext import NodeRuntime
 
@@ -100,8 +100,55 @@ class Streaming:
         return sock.ws
 
 
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+        worker = self.worker(ns, pod)
+        if worker is None or worker.sandbox is None:
+            return status_error(404, "NotFound", f'pod "{pod}" in namespace "{ns}" is not running on this node')
+        sandbox = worker.sandbox
+        host_network = bool((worker.pod.get("spec") or {}).get("hostNetwork"))
+        netns_path = None if host_network or not self.rt.netns_mode else sandbox.netns_path
+        pod_ip = "127.0.0.1" if host_network else sandbox.ip
+
+        async def dial(port: int) -> tuple[Any, Any]:
+            return await poddial.dial(port, netns_path=netns_path, pod_ip=pod_ip)
+
+        offers = channels.offered(request)
+        if not channels.is_websocket(request):
+            return status_error(400, "BadRequest", "only WebSocket upgrades are served "
+                                f"({portforward.TUNNEL_PROTOCOL}, v4.channel.k8s.io)")
+        if portforward.TUNNEL_PROTOCOL in offers:
+            ws = await self._accept(request, portforward.TUNNEL_PROTOCOL)
+            await portforward.Tunnel(ws, dial, worker.uid).run()
+        else:
+            ports = []
+            for value in request.query.getall("ports", []):
+                for item in value.split(","):
+                    port = portforward.parse_port(item.strip())
+                    if port is None:
+                        return status_error(400, "BadRequest", f'invalid port "{item}"')
+                    ports.append(port)
+            if not ports:
+                return status_error(400, "BadRequest", "query parameter \"ports\" is required")
+            protocol = next((p for p in offers if p in portforward.CHANNEL_PROTOCOLS), "" if not offers else None)
+            if protocol is None:
+                return status_error(400, "BadRequest", "none of the offered subprotocols is supported")
+            ws = await self._accept(request, protocol)
+            await portforward.serve_channels(ws, ports, dial, worker.uid)
+        await ws.close()
+        return ws
+
+    @staticmethod
+    async def _accept(request: web.Request, protocol: str) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), max_msg_size=channels.MAX_MESSAGE,
+                                   compress=False, autoping=True)
+        await ws.prepare(request)
+        return ws
+
+
 def add_routes(app: web.Application, rt: NodeRuntime) -> None:
     streaming = Streaming(rt)
     for method in ("GET", "POST"):
         app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", streaming.exec)
         app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", streaming.attach)
+        app.router.add_route(method, "/portForward/{namespace}/{pod}", streaming.port_forward)
