@@ -4,17 +4,18 @@ volumes at their mountPath, the pod's network), with the container's environment
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 from tests.netns.cluster import NetnsCluster
 
-POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "viewer"},
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "viewer"},  # /srv-nk-i13: not on the host
        "spec": {"terminationGracePeriodSeconds": 1,
                 "volumes": [{"name": "scratch", "emptyDir": {}}],
-                "containers": [{"name": "main", "image": "busybox", "workingDir": "/data",
+                "containers": [{"name": "main", "image": "busybox", "workingDir": "/srv-nk-i13",
                                 "env": [{"name": "GREETING", "value": "from-spec"}],
-                                "command": ["sh", "-c", "echo seeded > /data/seed; sleep 3600"],
-                                "volumeMounts": [{"name": "scratch", "mountPath": "/data"}]}]}}
+                                "command": ["sh", "-c", "echo seeded > /srv-nk-i13/seed; sleep 3600"],
+                                "volumeMounts": [{"name": "scratch", "mountPath": "/srv-nk-i13"}]}]}}
 
 
 def test_exec_sees_the_pods_view(cluster: NetnsCluster) -> None:
@@ -24,8 +25,8 @@ def test_exec_sees_the_pods_view(cluster: NetnsCluster) -> None:
     resolv = cluster.kubectl("exec", "viewer", "--", "cat", "/etc/resolv.conf").stdout
     assert resolv == cluster.in_pod("viewer", "cat", "/etc/resolv.conf").stdout
     assert "svc.cluster.local" in resolv
-    assert cluster.kubectl("exec", "viewer", "--", "ls", "/data").stdout.split() == ["seed"]
-    assert cluster.kubectl("exec", "viewer", "--", "pwd").stdout == "/data\n"
+    assert cluster.kubectl("exec", "viewer", "--", "ls", "/srv-nk-i13").stdout.split() == ["seed"]
+    assert cluster.kubectl("exec", "viewer", "--", "pwd").stdout == "/srv-nk-i13\n"
     env = cluster.kubectl("exec", "viewer", "--", "env").stdout.splitlines()
     assert "GREETING=from-spec" in env and "HOSTNAME=viewer" in env
     pod_ip = cluster.get("pod", "viewer")["status"]["podIP"]
@@ -52,3 +53,27 @@ def test_exec_stdin_round_trip_and_run_rm(cluster: NetnsCluster) -> None:
 
 def _names(cluster: NetnsCluster) -> list[str]:
     return [p["metadata"]["name"] for p in cluster.get("pods")["items"]]
+
+
+def test_port_forward_reaches_a_port_bound_to_the_pods_localhost(cluster: NetnsCluster) -> None:
+    cluster.apply([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "local-only"},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                        {"name": "main", "image": "busybox",
+                         "command": ["python3", "-m", "http.server", "--bind", "127.0.0.1", "8000",
+                                     "--directory", "/etc"]}]}}])
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/local-only", "--timeout=60s", timeout=90)
+    deadline = time.monotonic() + 30  # a refused first connection would end kubectl's forwarding (as upstream)
+    while cluster.in_pod("local-only", "curl", "-s", "http://127.0.0.1:8000/hostname", check=False).returncode:
+        assert time.monotonic() < deadline, "the pod's server never listened"
+        time.sleep(0.1)
+    proc = subprocess.Popen(["ip", "netns", "exec", cluster.name, "kubectl", "--kubeconfig", str(cluster.kubeconfig),
+                             "port-forward", "pod/local-only", "18080:8000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"Forwarding from")
+        got = cluster.run("curl", "-s", "http://127.0.0.1:18080/hostname", check=False)
+        assert got.stdout == "local-only\n", got
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -27,10 +28,21 @@ class ExecOptions:
     tty: bool
 
 
+@functools.cache
+def _wd_option() -> str:
+    """nsenter's option for a working directory inside the entered mount namespace (--wd opens the path
+    before entering: it fails for a mountPath that exists only in the container's view)."""
+    try:
+        usage = subprocess.run(["nsenter", "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        usage = ""
+    return "--wdns" if "--wdns" in usage else "--wd"
+
+
 def exec_argv(target: ContainerProcess, command: list[str]) -> tuple[list[str], str | None]:
     """The argv to spawn and the cwd to spawn it in (None: nsenter changes directory inside)."""
     if target.isolation.namespaced:
-        return ["nsenter", "-t", str(target.pid), "-n", "-u", "-m", "-i", f"--wd={target.cwd}", "--",
+        return ["nsenter", "-t", str(target.pid), "-n", "-u", "-m", "-i", f"{_wd_option()}={target.cwd}", "--",
                 *command], None
     return command, target.cwd if os.path.isdir(target.cwd) else None
 
