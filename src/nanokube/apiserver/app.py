@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind, lookup
-from nanokube.apiserver import discovery, fields, streamproxy
+from nanokube.apiserver import discovery, fields, resourceproxy, streamproxy
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -539,6 +539,7 @@ def build_app(state: ApiServerState) -> web.Application:
     r.add_get("/openapi/v2", openapi_doc)
     r.add_get("/openapi/v3", openapi_doc)
     r.add_get("/openapi/v3/{tail:.+}", openapi_doc)
+    r.add_route("*", resourceproxy.route_pattern(), lambda req: resourceproxy.serve(state.registry, req))
     r.add_route("*", "/api/{tail:.+}", handlers.handle)
     r.add_route("*", "/apis/{tail:.+}", handlers.handle)
     return app
