@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from tests.netns.cluster import NetnsCluster
 
@@ -77,3 +78,17 @@ def test_port_forward_reaches_a_port_bound_to_the_pods_localhost(cluster: NetnsC
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_kubectl_cp_both_ways(cluster: NetnsCluster, tmp_path: Path) -> None:
+    cluster.apply([POD])
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/viewer", "--timeout=60s", timeout=90)
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(10 << 20))
+    cluster.kubectl("cp", str(source), "viewer:/tmp/copied.bin", timeout=120)
+    # inside the pod's own /tmp (a private tmpfs), not the node's
+    assert cluster.in_pod("viewer", "ls", "-l", "/tmp/copied.bin").returncode == 0
+    assert not os.path.exists("/tmp/copied.bin")
+    back = tmp_path / "out.bin"
+    cluster.kubectl("cp", "viewer:/tmp/copied.bin", str(back), timeout=120)
+    assert back.read_bytes() == source.read_bytes()

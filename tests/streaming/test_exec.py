@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import websocket
@@ -206,3 +207,17 @@ def _is_client(pid: int) -> bool:
     except OSError:
         return True
     return argv0.endswith((b"kubectl", b"script"))
+
+
+def test_kubectl_cp_both_ways(cluster: Server, sleeper: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(10 << 20))
+    remote = tmp_path / "remote"  # loopback mode: the pod sees the node's files
+    remote.mkdir()
+    done = kubectl_run(cluster, "cp", str(source), f"{sleeper}:{remote}/copied.bin", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (remote / "copied.bin").read_bytes() == source.read_bytes()
+    back = tmp_path / "out.bin"
+    done = kubectl_run(cluster, "cp", f"{sleeper}:{remote}/copied.bin", str(back), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert back.read_bytes() == source.read_bytes()
