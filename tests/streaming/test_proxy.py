@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from tests.conftest import Server, free_port
 from tests.loopback.conftest import echo_deployment, manifest, service
+from tests.streaming.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,10 @@ def proxy(cluster: Server) -> Iterator[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith(b"Starting to serve")
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: fetch(f"{url}/api/v1/namespaces/default/services/pweb/proxy/")[0] == 200, 30,
+                 "the Service's endpoint to be published")
+        yield url
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
