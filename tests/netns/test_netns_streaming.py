@@ -92,3 +92,12 @@ def test_kubectl_cp_both_ways(cluster: NetnsCluster, tmp_path: Path) -> None:
     back = tmp_path / "out.bin"
     cluster.kubectl("cp", "viewer:/tmp/copied.bin", str(back), timeout=120)
     assert back.read_bytes() == source.read_bytes()
+
+
+def test_debug_container_sees_the_targets_network(cluster: NetnsCluster) -> None:
+    cluster.apply([POD])
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/viewer", "--timeout=60s", timeout=90)
+    pod_ip = cluster.get("pod", "viewer")["status"]["podIP"]
+    done = cluster.kubectl("debug", "viewer", "-i", "--image=busybox", "--target=main", "--container=netdbg", "--",
+                           "sh", "-c", "sleep 1; ip -o -4 addr show; hostname", input="", timeout=60)
+    assert pod_ip in done.stdout and "viewer" in done.stdout.split(), done

@@ -28,7 +28,7 @@ from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.probes import Target, run_action
 from nanokube.agent.probing import ContainerProbing, probe_target
 from nanokube.agent.sandbox import Sandbox, SandboxRecord
-from nanokube.agent.status import StatusBuilder, current_phase, init_failed_for_good
+from nanokube.agent.status import StatusBuilder, container_status, current_phase, init_failed_for_good
 from nanokube.agent.stdio import container_stdio
 from nanokube.agent.stopping import stop_containers
 from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume
@@ -73,6 +73,7 @@ class PodWorker:
                 clog = ContainerLog(self.dir / "logs" / c["name"])
                 rt.logs[(self.namespace, self.name, c["name"])] = clog
                 self.containers[c["name"]] = ContainerRun(c, init, clog, Backoff(base=rt.settings.backoff_base))
+        self._add_ephemeral(pod)
         rt.workers[(self.namespace, self.name)] = self  # exec, attach and port-forward find the pod here
 
     # -- driving -------------------------------------------------------------------------------------------
@@ -85,6 +86,7 @@ class PodWorker:
         if any(old_meta.get(k) != new_meta.get(k) for k in ("labels", "annotations")):
             self.volumes_dirty = True  # downwardAPI files show them, as kubelet keeps them current
         self.pod = pod
+        self._add_ephemeral(pod)
         self.wake()
 
     def removed(self) -> None:
@@ -105,7 +107,18 @@ class PodWorker:
 
     @property
     def main_specs(self) -> list[ContainerRun]:
-        return [c for c in self.containers.values() if not c.init]
+        return [c for c in self.containers.values() if not c.init and not c.ephemeral]
+
+    @property
+    def ephemeral_specs(self) -> list[ContainerRun]:
+        return [c for c in self.containers.values() if c.ephemeral]
+
+    def _add_ephemeral(self, pod: Obj) -> None:
+        for spec in (pod.get("spec") or {}).get("ephemeralContainers") or []:
+            if spec.get("name") and spec["name"] not in self.containers:
+                clog = ContainerLog(self.dir / "logs" / spec["name"])
+                self.rt.logs[(self.namespace, self.name, spec["name"])] = clog
+                self.containers[spec["name"]] = ContainerRun(spec, False, clog, Backoff(), ephemeral=True)
 
     async def _run(self) -> None:
         while not self.finished.is_set():
@@ -247,6 +260,8 @@ class PodWorker:
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         for c in self.main_specs:
             await self.ensure_running(c, policy)
+        for c in self.ephemeral_specs:
+            await self.ensure_running(c, "Never")
 
     async def ensure_running(self, c: ContainerRun, policy: str) -> None:
         if c.running:
@@ -418,10 +433,13 @@ class PodWorker:
         return current_phase(self.pod, self.init_specs, self.main_specs)
 
     def build_status(self, *, final: bool = False, ip: str | None = None) -> Obj:
-        return self.status.build(self.pod, self.init_specs, self.main_specs, node_ip=self.rt.settings.node_ip,
-                                 pod_ip=ip if ip is not None else self._pod_ip(),
-                                 sandbox_ready=self.sandbox is not None and not final,
-                                 creating=bool(self.volume_error or self.sandbox_error), final=final)
+        status = self.status.build(self.pod, self.init_specs, self.main_specs, node_ip=self.rt.settings.node_ip,
+                                   pod_ip=ip if ip is not None else self._pod_ip(),
+                                   sandbox_ready=self.sandbox is not None and not final,
+                                   creating=bool(self.volume_error or self.sandbox_error), final=final)
+        if self.ephemeral_specs:
+            status["ephemeralContainerStatuses"] = [container_status(c) for c in self.ephemeral_specs]
+        return status
 
     async def report(self, *, final: bool = False, ip: str | None = None) -> None:
         status = self.build_status(final=final, ip=ip)

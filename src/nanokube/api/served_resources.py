@@ -55,7 +55,7 @@ class Resource:
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
     Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "binding", "eviction", "exec", "attach",
-                                                              "portforward", "proxy"), ("all",)),
+                                                              "portforward", "proxy", "ephemeralcontainers"), ("all",)),
     Resource("", "v1", "Service", "services", True, ("svc",), ("status", "proxy"), ("all",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
     Resource("", "v1", "Secret", "secrets", True),

@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind, lookup
-from nanokube.apiserver import discovery, fields, resourceproxy, streamproxy
+from nanokube.apiserver import discovery, ephemeral, fields, resourceproxy, streamproxy
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -124,6 +124,8 @@ class Handlers:
             return await self.pod_log(request, t)
         if t.subresource in streamproxy.STREAMING and t.res is PODS and t.name:
             return await streamproxy.serve(self.registry, request, t.subresource, t.namespace, t.name)
+        if t.subresource == "ephemeralcontainers" and t.res is PODS and t.name:
+            return await ephemeral.serve(self.registry, request, t.namespace, t.name)
         if t.subresource == "scale":
             return await self.scale(request, t)
         if t.subresource == "binding":
