@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
-from nanokube.agent import netns, streaming
+from nanokube.agent import cgroups, netns, streaming
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
@@ -139,7 +140,13 @@ class Agent:
                          catalogue=catalogue, services=self.services.list,
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
-                         report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity))
+                         report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity),
+                         cgroups=cgroups.detect(f"nanokube-{settings.node_name}-{os.getpid()}"))
+        if rt.cgroups is not None and rt.cgroups.enabled:
+            log.info("cgroup v%d for pods under %s", rt.cgroups.version,
+                     ", ".join(str(p) for p in rt.cgroups.roots.values()))
+        else:
+            log.warning("%s", rt.cgroups.reason if rt.cgroups else "cgroups: off")
         self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
                                                         extend=lambda app: streaming.add_routes(app, rt))
         node = await register(self.client, settings, port, capacity)
@@ -184,6 +191,10 @@ class Agent:
             await clean_leftovers(self.rt.pods_dir)
         if self.created_bridge:
             await netns.remove_bridge()
+        if self.rt is not None and self.rt.cgroups is not None and self.rt.cgroups.enabled:
+            node_group = self.rt.cgroups.cgroup()
+            node_group.kill()
+            node_group.remove(timeout=1.0)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
 

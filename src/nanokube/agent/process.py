@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nanokube.agent.cgroups import Cgroup
 from nanokube.agent.logs import ContainerLog, pump
 from nanokube.agent.ptys import controlling_tty, reader_for
 from nanokube.agent.stdio import ContainerStdio
@@ -59,9 +60,11 @@ class ExitStatus:
 
 class ContainerProcess:
     def __init__(self, proc: asyncio.subprocess.Process, log: ContainerLog, log_fd: int, pipes: list[OutputPipe],
-                 isolation: Isolation, env: dict[str, str], cwd: str, stdio: ContainerStdio | None = None) -> None:
+                 isolation: Isolation, env: dict[str, str], cwd: str, stdio: ContainerStdio | None = None,
+                 cgroup: Cgroup | None = None) -> None:
         self.proc = proc
         self.stdio = stdio
+        self.cgroup = cgroup  # made for this run: its OOM counter starts at 0
         self.pid = proc.pid
         self.log = log
         self._log_fd = log_fd
@@ -80,6 +83,10 @@ class ContainerProcess:
         rc = await self.proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # the rest of the container's process group goes with it
+        oom_killed = False
+        if self.cgroup is not None:
+            oom_killed = self.cgroup.oom_kills() > 0
+            self.cgroup.kill()  # and whatever escaped the group (setsid, double fork)
         # the pipes end when every writer is gone; a process that escaped the group (setsid) may hold them open
         # until the pod's sweep kills it, so the log of this run stops after a short drain
         _done, lingering = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN)
@@ -95,7 +102,9 @@ class ContainerProcess:
         self.log.end_run()
         sig = -rc if rc < 0 else None
         self.exit = ExitStatus(code=128 + sig if sig else rc, signal=sig, started_at=self.started_at,
-                               finished_at=time.time())
+                               finished_at=time.time(), oom_killed=oom_killed)
+        if self.cgroup is not None:
+            self.cgroup.remove_soon()
         self.exited.set()
 
     @property
@@ -116,6 +125,8 @@ class ContainerProcess:
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
+                if self.cgroup is not None:
+                    self.cgroup.kill()
                 await self.exited.wait()
         assert self.exit is not None
         return self.exit
@@ -162,6 +173,20 @@ async def _output_pipe(stream: str, read_fd: int) -> OutputPipe:
     return OutputPipe(stream, reader, transport)
 
 
+def join_cgroup(procs_files: list[str], then: Callable[[], None] | None) -> Callable[[], None]:
+    """A preexec_fn: the child enters its cgroups before it runs anything, so every descendant is counted."""
+    def join() -> None:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if then is not None:
+            then()
+    return join
+
+
 def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
@@ -194,7 +219,7 @@ async def _read_status(fd: int) -> bytes:
 
 async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Isolation, log: ContainerLog,
                 restart: int, on_spawn: Callable[[int], None] | None = None,
-                stdio: ContainerStdio | None = None) -> ContainerProcess:
+                stdio: ContainerStdio | None = None, cgroup: Cgroup | None = None) -> ContainerProcess:
     """Start one container run; its output goes to ``log``'s file for ``restart``. Raises StartError.
     ``stdio`` gives it a stdin pipe or a terminal (stdin/tty in its spec) that attach sessions use."""
     path = log.start_run(restart)
@@ -211,6 +236,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
     else:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+    if cgroup is not None:
+        extra["preexec_fn"] = join_cgroup(cgroup.procs_files, extra.get("preexec_fn"))
     try:
         if isolation.namespaced:
             status_r, status_w = os.pipe()
@@ -262,4 +289,4 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
         pipes = [OutputPipe("stdout", reader, transport)]
     else:
         pipes = [await _output_pipe("stdout", out_r), await _output_pipe("stderr", err_r)]
-    return ContainerProcess(proc, log, log_fd, pipes, isolation, env, cwd, stdio)
+    return ContainerProcess(proc, log, log_fd, pipes, isolation, env, cwd, stdio, cgroup)

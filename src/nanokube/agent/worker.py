@@ -18,6 +18,7 @@ from typing import Any
 
 from nanokube.agent import process
 from nanokube.agent.backoff import Backoff, go_duration
+from nanokube.agent.cgroups_pod import container_cgroup, qos_class, remove_pod_cgroup
 from nanokube.agent.container import MIN_GRACE, ContainerRun, grace_period, rfc3339
 from nanokube.agent.envvars import ContainerConfigError
 from nanokube.agent.ipam import PoolExhausted
@@ -114,11 +115,19 @@ class PodWorker:
         return [c for c in self.containers.values() if c.ephemeral]
 
     def _add_ephemeral(self, pod: Obj) -> None:
+        reported = {s.get("name"): s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []}
         for spec in (pod.get("spec") or {}).get("ephemeralContainers") or []:
             if spec.get("name") and spec["name"] not in self.containers:
                 clog = ContainerLog(self.dir / "logs" / spec["name"])
                 self.rt.logs[(self.namespace, self.name, spec["name"])] = clog
-                self.containers[spec["name"]] = ContainerRun(spec, False, clog, Backoff(), ephemeral=True)
+                c = ContainerRun(spec, False, clog, Backoff(), ephemeral=True)
+                done = (reported.get(spec["name"]) or {}).get("state") or {}
+                if "running" in done or "terminated" in done:  # ran before this agent started: never again
+                    now = time.time()
+                    c.last_exit = process.ExitStatus(0, None, now, now)
+                    c.state = {"terminated": done.get("terminated") or {
+                        "exitCode": 0, "reason": "Completed", "startedAt": rfc3339(now), "finishedAt": rfc3339(now)}}
+                self.containers[spec["name"]] = c
 
     async def _run(self) -> None:
         while not self.finished.is_set():
@@ -320,7 +329,7 @@ class PodWorker:
         try:
             proc = await process.start(launch.argv, env=launch.env, cwd=launch.cwd, isolation=launch.isolation,
                                        log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid,
-                                       stdio=container_stdio(c.spec))
+                                       stdio=container_stdio(c.spec), cgroup=container_cgroup(self.rt, self.pod, c))
         except process.StartError as err:
             now = time.time()
             c.last_exit = process.ExitStatus(128, None, now, now)
@@ -384,6 +393,7 @@ class PodWorker:
         if not (self.pod.get("spec") or {}).get("hostNetwork"):
             self.rt.ipam.release(sandbox.ip)  # type: ignore[union-attr]
         self.rt.sandboxes.pop(self.uid, None)
+        await remove_pod_cgroup(self.rt, self.uid)
 
     async def terminate(self) -> None:
         """Graceful delete: preStop, SIGTERM, SIGKILL after the grace period, final status, remove the object."""
@@ -437,6 +447,7 @@ class PodWorker:
                                    pod_ip=ip if ip is not None else self._pod_ip(),
                                    sandbox_ready=self.sandbox is not None and not final,
                                    creating=bool(self.volume_error or self.sandbox_error), final=final)
+        status["qosClass"] = qos_class(self.pod)
         if self.ephemeral_specs:
             status["ephemeralContainerStatuses"] = [container_status(c) for c in self.ephemeral_specs]
         return status
