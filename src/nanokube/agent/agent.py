@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from nanokube.agent import cgroups, netns, streaming
+from nanokube.agent import cgroups, metrics, netns, streaming
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
@@ -40,6 +40,7 @@ class Agent:
         self.rt: NodeRuntime | None = None
         self.created_bridge = False
         self._kubelet_runner = None
+        self.usage: metrics.Usage | None = None
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -126,6 +127,11 @@ class Agent:
                     worker.wake()
         return changed
 
+    def _kubelet_routes(self, app: Any, rt: NodeRuntime) -> None:
+        streaming.add_routes(app, rt)
+        self.usage = metrics.Usage(rt)
+        metrics.add_routes(app, self.usage)
+
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def run(self, ready: asyncio.Event) -> None:
         settings = self.settings
@@ -148,7 +154,7 @@ class Agent:
         else:
             log.warning("%s", rt.cgroups.reason if rt.cgroups else "cgroups: off")
         self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
-                                                        extend=lambda app: streaming.add_routes(app, rt))
+                                                        extend=lambda app: self._kubelet_routes(app, rt))
         node = await register(self.client, settings, port, capacity)
         cidr = await pod_cidr_of(self.client, node, settings)
         rt.pod_cidr = cidr
@@ -164,6 +170,8 @@ class Agent:
         informers = (self.services, self.secrets, self.configmaps, self.pods)
         self._tasks = [asyncio.ensure_future(i.run()) for i in informers]
         self._tasks.append(asyncio.ensure_future(heartbeat(self.client, settings, node, port, capacity)))
+        if self.usage is not None:
+            self._tasks.append(asyncio.ensure_future(self.usage.run()))
         synced = asyncio.ensure_future(asyncio.gather(*(i.synced.wait() for i in informers)))
         done, _ = await asyncio.wait([synced, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
         if synced not in done:

@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind, lookup
-from nanokube.apiserver import discovery, ephemeral, fields, resourceproxy, streamproxy
+from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -535,6 +535,7 @@ def build_app(state: ApiServerState) -> web.Application:
     r.add_get("/api/", api_root)
     r.add_get("/apis", apis_root)
     r.add_get("/apis/", apis_root)
+    metrics_api.add_routes(r, state.registry)  # before /apis/{group}: metrics.k8s.io is served here
     r.add_get("/api/{version}", core_v1)
     r.add_get("/apis/{group}", api_group)
     r.add_get("/apis/{group}/{version}", api_group_version)

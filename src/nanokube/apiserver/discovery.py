@@ -108,9 +108,14 @@ def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
+# groups served by dedicated handlers rather than from the store (apiserver/metrics_api.py)
+EXTRA_GROUPS = {"metrics.k8s.io": ["v1beta1"]}
+
+
 @cache
 def group_list() -> bytes:
     docs = [_group_doc(name, versions) for name, versions in groups().items() if name]
+    docs += [_group_doc(name, versions) for name, versions in EXTRA_GROUPS.items()]
     return orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
 
 
