@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
-from nanokube.agent import netns
+from nanokube.agent import cgroups, metrics, netns, streaming
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
@@ -39,6 +40,7 @@ class Agent:
         self.rt: NodeRuntime | None = None
         self.created_bridge = False
         self._kubelet_runner = None
+        self.usage: metrics.Usage | None = None
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -125,6 +127,11 @@ class Agent:
                     worker.wake()
         return changed
 
+    def _kubelet_routes(self, app: Any, rt: NodeRuntime) -> None:
+        streaming.add_routes(app, rt)
+        self.usage = metrics.Usage(rt)
+        metrics.add_routes(app, self.usage)
+
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def run(self, ready: asyncio.Event) -> None:
         settings = self.settings
@@ -139,8 +146,15 @@ class Agent:
                          catalogue=catalogue, services=self.services.list,
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
-                         report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity))
-        self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port)
+                         report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity),
+                         cgroups=cgroups.detect(f"nanokube-{settings.node_name}-{os.getpid()}"))
+        if rt.cgroups is not None and rt.cgroups.enabled:
+            log.info("cgroup v%d for pods under %s", rt.cgroups.version,
+                     ", ".join(str(p) for p in rt.cgroups.roots.values()))
+        else:
+            log.warning("%s", rt.cgroups.reason if rt.cgroups else "cgroups: off")
+        self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
+                                                        extend=lambda app: self._kubelet_routes(app, rt))
         node = await register(self.client, settings, port, capacity)
         cidr = await pod_cidr_of(self.client, node, settings)
         rt.pod_cidr = cidr
@@ -156,6 +170,8 @@ class Agent:
         informers = (self.services, self.secrets, self.configmaps, self.pods)
         self._tasks = [asyncio.ensure_future(i.run()) for i in informers]
         self._tasks.append(asyncio.ensure_future(heartbeat(self.client, settings, node, port, capacity)))
+        if self.usage is not None:
+            self._tasks.append(asyncio.ensure_future(self.usage.run()))
         synced = asyncio.ensure_future(asyncio.gather(*(i.synced.wait() for i in informers)))
         done, _ = await asyncio.wait([synced, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
         if synced not in done:
@@ -183,6 +199,10 @@ class Agent:
             await clean_leftovers(self.rt.pods_dir)
         if self.created_bridge:
             await netns.remove_bridge()
+        if self.rt is not None and self.rt.cgroups is not None and self.rt.cgroups.enabled:
+            node_group = self.rt.cgroups.cgroup()
+            node_group.kill()
+            node_group.remove(timeout=1.0)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
 

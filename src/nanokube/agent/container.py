@@ -41,6 +41,7 @@ class ContainerRun:
     killing: bool = False
     image_id: str = ""
     container_id: str = ""
+    ephemeral: bool = False  # added by `kubectl debug` (pods/ephemeralcontainers): started once, never restarted
 
     @property
     def name(self) -> str:

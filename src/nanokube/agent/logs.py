@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,14 +68,18 @@ class ContainerLog:
         self.notify()
 
 
-async def pump(reader: asyncio.StreamReader, stream: str, fd: int, log: ContainerLog) -> None:
-    """Copy one pipe of a container into its log file, line by line with timestamps."""
+async def pump(reader: asyncio.StreamReader, stream: str, fd: int, log: ContainerLog,
+               tap: Callable[[str, bytes], None] | None = None) -> None:
+    """Copy one pipe of a container into its log file, line by line with timestamps; ``tap`` sees every chunk
+    as it comes (attach)."""
     tag = stream.encode()
     pending = b""
     while True:
         chunk = await reader.read(65536)
         if not chunk:
             break
+        if tap is not None:
+            tap(stream, chunk)
         pending += chunk
         out = []
         stamp = rfc3339_nano().encode()

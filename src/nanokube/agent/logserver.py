@@ -49,7 +49,7 @@ def options_from(query: dict[str, str]) -> LogOptions:
                       timestamps=_flag(query.get("timestamps")), limit_bytes=_int(query.get("limitBytes"), "limitBytes"))
 
 
-def make_app(locate: LogLocator) -> web.Application:
+def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | None = None) -> web.Application:
     async def container_logs(request: web.Request) -> web.StreamResponse:
         ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
         found = locate(ns, pod, container)
@@ -71,12 +71,15 @@ def make_app(locate: LogLocator) -> web.Application:
     app = web.Application()
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_get("/healthz", healthz)
+    if extend is not None:
+        extend(app)  # more kubelet endpoints (exec, attach, port-forward: agent/streaming.py)
     return app
 
 
-async def start_server(locate: LogLocator, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_server(locate: LogLocator, host: str, port: int,
+                       extend: Callable[[web.Application], None] | None = None) -> tuple[web.AppRunner, int]:
     """Start the server; returns the runner (cleanup() stops it) and the bound port."""
-    runner = web.AppRunner(make_app(locate), access_log=None, shutdown_timeout=0.5)
+    runner = web.AppRunner(make_app(locate, extend), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

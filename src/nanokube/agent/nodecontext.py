@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nanokube.agent.cgroups import Driver
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logs import ContainerLog
 from nanokube.agent.sandbox import Sandbox
@@ -51,6 +52,8 @@ class NodeRuntime:
     ipam: Ipam | None = None
     logs: dict[tuple[str, str, str], ContainerLog] = field(default_factory=dict)
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    workers: dict[tuple[str, str], Any] = field(default_factory=dict)  # (namespace, name) -> its PodWorker
+    cgroups: Driver | None = None  # None or disabled: pods run without resource limits
 
     def __post_init__(self) -> None:
         if self.ipam is None:

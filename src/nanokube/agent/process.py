@@ -13,8 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from nanokube.agent.cgroups import Cgroup
 from nanokube.agent.logs import ContainerLog, pump
+from nanokube.agent.ptys import controlling_tty, reader_for
+from nanokube.agent.stdio import ContainerStdio
 
 LAUNCHER = str(Path(__file__).resolve().parent / "launcher.py")
 PIPE_DRAIN = 0.5  # seconds the log pumps get to finish after the container's process group is gone
@@ -56,13 +60,17 @@ class ExitStatus:
 
 class ContainerProcess:
     def __init__(self, proc: asyncio.subprocess.Process, log: ContainerLog, log_fd: int, pipes: list[OutputPipe],
-                 isolation: Isolation, env: dict[str, str], cwd: str) -> None:
+                 isolation: Isolation, env: dict[str, str], cwd: str, stdio: ContainerStdio | None = None,
+                 cgroup: Cgroup | None = None) -> None:
         self.proc = proc
+        self.stdio = stdio
+        self.cgroup = cgroup  # made for this run: its OOM counter starts at 0
         self.pid = proc.pid
         self.log = log
         self._log_fd = log_fd
         self._pipes = pipes
-        self._pumps = [asyncio.ensure_future(pump(p.reader, p.stream, log_fd, log)) for p in pipes]
+        tap = stdio.tap if stdio is not None else None
+        self._pumps = [asyncio.ensure_future(pump(p.reader, p.stream, log_fd, log, tap)) for p in pipes]
         self.isolation = isolation
         self.env = env
         self.cwd = cwd
@@ -75,6 +83,10 @@ class ContainerProcess:
         rc = await self.proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # the rest of the container's process group goes with it
+        oom_killed = False
+        if self.cgroup is not None:
+            oom_killed = self.cgroup.oom_kills() > 0
+            self.cgroup.kill()  # and whatever escaped the group (setsid, double fork)
         # the pipes end when every writer is gone; a process that escaped the group (setsid) may hold them open
         # until the pod's sweep kills it, so the log of this run stops after a short drain
         _done, lingering = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN)
@@ -85,10 +97,14 @@ class ContainerProcess:
         for pipe in self._pipes:
             pipe.transport.close()
         os.close(self._log_fd)
+        if self.stdio is not None:
+            self.stdio.close()
         self.log.end_run()
         sig = -rc if rc < 0 else None
         self.exit = ExitStatus(code=128 + sig if sig else rc, signal=sig, started_at=self.started_at,
-                               finished_at=time.time())
+                               finished_at=time.time(), oom_killed=oom_killed)
+        if self.cgroup is not None:
+            self.cgroup.remove_soon()
         self.exited.set()
 
     @property
@@ -109,6 +125,8 @@ class ContainerProcess:
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.pid, signal.SIGKILL)
+                if self.cgroup is not None:
+                    self.cgroup.kill()
                 await self.exited.wait()
         assert self.exit is not None
         return self.exit
@@ -155,6 +173,20 @@ async def _output_pipe(stream: str, read_fd: int) -> OutputPipe:
     return OutputPipe(stream, reader, transport)
 
 
+def join_cgroup(procs_files: list[str], then: Callable[[], None] | None) -> Callable[[], None]:
+    """A preexec_fn: the child enters its cgroups before it runs anything, so every descendant is counted."""
+    def join() -> None:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        if then is not None:
+            then()
+    return join
+
+
 def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
@@ -186,13 +218,26 @@ async def _read_status(fd: int) -> bytes:
 
 
 async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Isolation, log: ContainerLog,
-                restart: int, on_spawn: Callable[[int], None] | None = None) -> ContainerProcess:
-    """Start one container run; its output goes to ``log``'s file for ``restart``. Raises StartError."""
+                restart: int, on_spawn: Callable[[int], None] | None = None,
+                stdio: ContainerStdio | None = None, cgroup: Cgroup | None = None) -> ContainerProcess:
+    """Start one container run; its output goes to ``log``'s file for ``restart``. Raises StartError.
+    ``stdio`` gives it a stdin pipe or a terminal (stdin/tty in its spec) that attach sessions use."""
     path = log.start_run(restart)
     log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     status_r = status_w = None
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    child_stdin: int = asyncio.subprocess.DEVNULL
+    extra: dict[str, Any] = {}
+    if stdio is not None and stdio.child_stdin is not None:
+        child_stdin = stdio.child_stdin
+    if stdio is not None and stdio.tty:
+        out_r, out_w = os.dup(stdio.master), os.dup(stdio.child_output)  # type: ignore[arg-type]
+        err_r, err_w = None, os.dup(stdio.child_output)  # type: ignore[arg-type]
+        extra["preexec_fn"] = controlling_tty(stdio.child_output)  # type: ignore[arg-type]
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+    if cgroup is not None:
+        extra["preexec_fn"] = join_cgroup(cgroup.procs_files, extra.get("preexec_fn"))
     try:
         if isolation.namespaced:
             status_r, status_w = os.pipe()
@@ -201,8 +246,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
                     "cwd": cwd, "argv": argv, "status_fd": status_w}
             full = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)]
             proc = await asyncio.create_subprocess_exec(
-                *full, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                start_new_session=True, pass_fds=(status_w,))
+                *full, env=env, stdin=child_stdin, stdout=out_w, stderr=err_w,
+                start_new_session=True, pass_fds=(status_w,), **extra)
             if on_spawn:
                 on_spawn(proc.pid)
             os.close(status_w)
@@ -215,8 +260,8 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
         else:
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                    start_new_session=True)
+                    *argv, env=env, cwd=cwd, stdin=child_stdin, stdout=out_w, stderr=err_w,
+                    start_new_session=True, **extra)
             except FileNotFoundError as err:
                 if err.filename == cwd:
                     raise StartError(f"chdir to cwd (\"{cwd}\") set in config.json failed: no such file or directory"
@@ -231,9 +276,17 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        if stdio is not None:
+            stdio.close()
         log.end_run()
         raise
     os.close(out_w)
     os.close(err_w)
-    pipes = [await _output_pipe("stdout", out_r), await _output_pipe("stderr", err_r)]
-    return ContainerProcess(proc, log, log_fd, pipes, isolation, env, cwd)
+    if stdio is not None:
+        stdio.started()
+    if err_r is None:  # a terminal: one output stream
+        reader, transport = await reader_for(out_r)
+        pipes = [OutputPipe("stdout", reader, transport)]
+    else:
+        pipes = [await _output_pipe("stdout", out_r), await _output_pipe("stderr", err_r)]
+    return ContainerProcess(proc, log, log_fd, pipes, isolation, env, cwd, stdio, cgroup)

@@ -18,6 +18,7 @@ from typing import Any
 
 from nanokube.agent import process
 from nanokube.agent.backoff import Backoff, go_duration
+from nanokube.agent.cgroups_pod import container_cgroup, qos_class, remove_pod_cgroup
 from nanokube.agent.container import MIN_GRACE, ContainerRun, grace_period, rfc3339
 from nanokube.agent.envvars import ContainerConfigError
 from nanokube.agent.ipam import PoolExhausted
@@ -28,7 +29,8 @@ from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.probes import Target, run_action
 from nanokube.agent.probing import ContainerProbing, probe_target
 from nanokube.agent.sandbox import Sandbox, SandboxRecord
-from nanokube.agent.status import StatusBuilder, current_phase, init_failed_for_good
+from nanokube.agent.status import StatusBuilder, container_status, current_phase, init_failed_for_good
+from nanokube.agent.stdio import container_stdio
 from nanokube.agent.stopping import stop_containers
 from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume
 from nanokube.images.catalogue import ImageNotFound
@@ -72,6 +74,8 @@ class PodWorker:
                 clog = ContainerLog(self.dir / "logs" / c["name"])
                 rt.logs[(self.namespace, self.name, c["name"])] = clog
                 self.containers[c["name"]] = ContainerRun(c, init, clog, Backoff(base=rt.settings.backoff_base))
+        self._add_ephemeral(pod)
+        rt.workers[(self.namespace, self.name)] = self  # exec, attach and port-forward find the pod here
 
     # -- driving -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,6 +87,7 @@ class PodWorker:
         if any(old_meta.get(k) != new_meta.get(k) for k in ("labels", "annotations")):
             self.volumes_dirty = True  # downwardAPI files show them, as kubelet keeps them current
         self.pod = pod
+        self._add_ephemeral(pod)
         self.wake()
 
     def removed(self) -> None:
@@ -103,7 +108,26 @@ class PodWorker:
 
     @property
     def main_specs(self) -> list[ContainerRun]:
-        return [c for c in self.containers.values() if not c.init]
+        return [c for c in self.containers.values() if not c.init and not c.ephemeral]
+
+    @property
+    def ephemeral_specs(self) -> list[ContainerRun]:
+        return [c for c in self.containers.values() if c.ephemeral]
+
+    def _add_ephemeral(self, pod: Obj) -> None:
+        reported = {s.get("name"): s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []}
+        for spec in (pod.get("spec") or {}).get("ephemeralContainers") or []:
+            if spec.get("name") and spec["name"] not in self.containers:
+                clog = ContainerLog(self.dir / "logs" / spec["name"])
+                self.rt.logs[(self.namespace, self.name, spec["name"])] = clog
+                c = ContainerRun(spec, False, clog, Backoff(), ephemeral=True)
+                done = (reported.get(spec["name"]) or {}).get("state") or {}
+                if "running" in done or "terminated" in done:  # ran before this agent started: never again
+                    now = time.time()
+                    c.last_exit = process.ExitStatus(0, None, now, now)
+                    c.state = {"terminated": done.get("terminated") or {
+                        "exitCode": 0, "reason": "Completed", "startedAt": rfc3339(now), "finishedAt": rfc3339(now)}}
+                self.containers[spec["name"]] = c
 
     async def _run(self) -> None:
         while not self.finished.is_set():
@@ -245,6 +269,8 @@ class PodWorker:
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         for c in self.main_specs:
             await self.ensure_running(c, policy)
+        for c in self.ephemeral_specs:
+            await self.ensure_running(c, "Never")
 
     async def ensure_running(self, c: ContainerRun, policy: str) -> None:
         if c.running:
@@ -302,7 +328,8 @@ class PodWorker:
         c.killing = False
         try:
             proc = await process.start(launch.argv, env=launch.env, cwd=launch.cwd, isolation=launch.isolation,
-                                       log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid)
+                                       log=c.log, restart=c.restart_count, on_spawn=sandbox.add_pid,
+                                       stdio=container_stdio(c.spec), cgroup=container_cgroup(self.rt, self.pod, c))
         except process.StartError as err:
             now = time.time()
             c.last_exit = process.ExitStatus(128, None, now, now)
@@ -366,6 +393,7 @@ class PodWorker:
         if not (self.pod.get("spec") or {}).get("hostNetwork"):
             self.rt.ipam.release(sandbox.ip)  # type: ignore[union-attr]
         self.rt.sandboxes.pop(self.uid, None)
+        await remove_pod_cgroup(self.rt, self.uid)
 
     async def terminate(self) -> None:
         """Graceful delete: preStop, SIGTERM, SIGKILL after the grace period, final status, remove the object."""
@@ -404,6 +432,8 @@ class PodWorker:
         self.finished.set()
 
     def _forget(self) -> None:
+        if self.rt.workers.get((self.namespace, self.name)) is self:
+            del self.rt.workers[(self.namespace, self.name)]
         for c in self.containers.values():
             self.rt.logs.pop((self.namespace, self.name, c.name), None)
         self.finished.set()
@@ -413,10 +443,14 @@ class PodWorker:
         return current_phase(self.pod, self.init_specs, self.main_specs)
 
     def build_status(self, *, final: bool = False, ip: str | None = None) -> Obj:
-        return self.status.build(self.pod, self.init_specs, self.main_specs, node_ip=self.rt.settings.node_ip,
-                                 pod_ip=ip if ip is not None else self._pod_ip(),
-                                 sandbox_ready=self.sandbox is not None and not final,
-                                 creating=bool(self.volume_error or self.sandbox_error), final=final)
+        status = self.status.build(self.pod, self.init_specs, self.main_specs, node_ip=self.rt.settings.node_ip,
+                                   pod_ip=ip if ip is not None else self._pod_ip(),
+                                   sandbox_ready=self.sandbox is not None and not final,
+                                   creating=bool(self.volume_error or self.sandbox_error), final=final)
+        status["qosClass"] = qos_class(self.pod)
+        if self.ephemeral_specs:
+            status["ephemeralContainerStatuses"] = [container_status(c) for c in self.ephemeral_specs]
+        return status
 
     async def report(self, *, final: bool = False, ip: str | None = None) -> None:
         status = self.build_status(final=final, ip=ip)

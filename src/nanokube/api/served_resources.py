@@ -73,8 +73,9 @@ def storage_prefix(group: str, plural: str) -> str:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
-    Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "binding", "eviction"), ("all",)),
-    Resource("", "v1", "Service", "services", True, ("svc",), ("status",), ("all",)),
+    Resource("", "v1", "Pod", "pods", True, ("po",), ("status", "log", "binding", "eviction", "exec", "attach",
+                                                              "portforward", "proxy", "ephemeralcontainers"), ("all",)),
+    Resource("", "v1", "Service", "services", True, ("svc",), ("status", "proxy"), ("all",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints"),
     Resource("", "v1", "Secret", "secrets", True),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),

@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind, lookup
-from nanokube.apiserver import discovery, fields
+from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -122,6 +122,10 @@ class Handlers:
         t = target
         if t.subresource == "log":
             return await self.pod_log(request, t)
+        if t.subresource in streamproxy.STREAMING and t.res is PODS and t.name:
+            return await streamproxy.serve(self.registry, request, t.subresource, t.namespace, t.name)
+        if t.subresource == "ephemeralcontainers" and t.res is PODS and t.name:
+            return await ephemeral.serve(self.registry, request, t.namespace, t.name)
         if t.subresource == "scale":
             return await self.scale(request, t)
         if t.subresource == "binding":
@@ -531,12 +535,14 @@ def build_app(state: ApiServerState) -> web.Application:
     r.add_get("/api/", api_root)
     r.add_get("/apis", apis_root)
     r.add_get("/apis/", apis_root)
+    metrics_api.add_routes(r, state.registry)  # before /apis/{group}: metrics.k8s.io is served here
     r.add_get("/api/{version}", core_v1)
     r.add_get("/apis/{group}", api_group)
     r.add_get("/apis/{group}/{version}", api_group_version)
     r.add_get("/openapi/v2", openapi_doc)
     r.add_get("/openapi/v3", openapi_doc)
     r.add_get("/openapi/v3/{tail:.+}", openapi_doc)
+    r.add_route("*", resourceproxy.route_pattern(), lambda req: resourceproxy.serve(state.registry, req))
     r.add_route("*", "/api/{tail:.+}", handlers.handle)
     r.add_route("*", "/apis/{tail:.+}", handlers.handle)
     return app

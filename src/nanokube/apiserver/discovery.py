@@ -29,7 +29,14 @@ _SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "eviction": ["create"],
     "finalize": ["update"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
+    "proxy": ["create", "delete", "get", "patch", "update"],
+    "ephemeralcontainers": ["get", "patch", "update"],
 }
+_SUBRESOURCE_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                      "portforward": "PodPortForwardOptions", "ephemeralcontainers": "Pod"}
 
 
 def _storage_hash(res: Resource) -> str:
@@ -69,6 +76,10 @@ def _resource_entries(res: Resource) -> list[dict[str, Any]]:
             sub_entry.update(group="policy", version="v1", kind="Eviction")
         elif sub == "log":
             sub_entry["kind"] = "Pod"
+        elif sub == "proxy":
+            sub_entry["kind"] = f"{res.kind}ProxyOptions"
+        elif sub in _SUBRESOURCE_KINDS:
+            sub_entry["kind"] = _SUBRESOURCE_KINDS[sub]
         out.append(sub_entry)
     return out
 
@@ -97,9 +108,14 @@ def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
+# groups served by dedicated handlers rather than from the store (apiserver/metrics_api.py)
+EXTRA_GROUPS = {"metrics.k8s.io": ["v1beta1"]}
+
+
 @cache
 def group_list() -> bytes:
     docs = [_group_doc(name, versions) for name, versions in groups().items() if name]
+    docs += [_group_doc(name, versions) for name, versions in EXTRA_GROUPS.items()]
     return orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
 
 

@@ -1,0 +1,77 @@
+"""A loopback-mode server per test module for the streaming subresources (exec, attach, port-forward, proxy),
+driven with the real kubectl and the official Python client."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import Server, start_server
+from tests.loopback.conftest import _free_octets
+
+SLEEPER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
+           "spec": {"terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"],
+                                    "workingDir": "/tmp", "env": [{"name": "GREETING", "value": "hello-pod"}]}]}}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Server]:
+    svc, pod, lb = _free_octets(3)
+    srv = start_server("--network", "loopback", "--service-cidr", f"127.{svc}.0.0/16",
+                       "--pod-cidr", f"127.{pod}.0.0/16", "--lb-pool", f"127.{lb}.0.0/24",
+                       "--dns-upstream", "127.0.0.1:9", "--backoff-base", "1")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def sleeper(cluster: Server) -> str:
+    cluster.apply(SLEEPER)
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=60s", timeout=90)
+    return "sleeper"
+
+
+def kubectl_run(srv: Server, *args: str, input: bytes | None = None, timeout: float = 60,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """kubectl with bytes in and out (binary stdin/stdout), not raising on a non-zero exit."""
+    import os
+
+    return subprocess.run(["kubectl", "--kubeconfig", str(srv.kubeconfig), *args], input=input,
+                          capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant process of ``pid`` (from /proc), to check that nothing an exec started is left."""
+    import os
+
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == current]
+        out += kids
+        todo += kids
+    return out
+
+
+def wait_for(check: Any, timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
