@@ -182,7 +182,12 @@ class Cluster:
                 self._on_ready(line)
                 return True
         if self._proc.poll() is not None:
-            raise ClusterError(f"nanokube server exited with {self._proc.returncode}:\n{self.server_log(40)}")
+            log = self.server_log(40)
+            hint = ""
+            if os.geteuid() != 0 and "Permission denied" in log:
+                hint = ("\n(a user cannot bind ports below 1024, such as the cluster DNS's port 53: allow it once "
+                        "with `sudo sysctl -w net.ipv4.ip_unprivileged_port_start=0`, or run as root)")
+            raise ClusterError(f"nanokube server exited with {self._proc.returncode}:\n{log}{hint}")
         if time.monotonic() > deadline:
             raise ClusterError(f"nanokube server not ready in {self.ready_timeout}s:\n{self.server_log(40)}")
         return False
