@@ -111,15 +111,12 @@ def bench_setup(runs: int) -> dict:
 def bench_module(tests: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="nanokube-bench-") as tmp:
         Path(tmp, "test_generated.py").write_text(textwrap.dedent(MODULE.format(app=APP, tests=tests)))
-        plugin = ["-p", "nanokube.testing.pytest_plugin"]
-        try:
-            import importlib.metadata
+        import importlib.metadata
 
-            if any(ep.value == "nanokube.testing.pytest_plugin"
-                   for ep in importlib.metadata.entry_points(group="pytest11")):
-                plugin = []
-        except ImportError:
-            pass
+        # registered through an installed entry point (pluggy looks at every distribution), else by -p
+        registered = any(ep.group == "pytest11" and ep.value == "nanokube.testing.pytest_plugin"
+                         for dist in importlib.metadata.distributions() for ep in dist.entry_points)
+        plugin = [] if registered else ["-p", "nanokube.testing.pytest_plugin"]
         began = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin,
                                "--durations=0", "--durations-min=0", "--rootdir", tmp,
