@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -176,3 +177,21 @@ def test_netns_cluster_is_reached_through_relays_and_leaves_nothing() -> None:
         assert cluster.url("echo", 80).startswith("http://127.0.0.1:")
         assert cluster.resolve("echo") == [cluster.get("service", "echo")["spec"]["clusterIP"]]
     assert not Path(f"/run/netns/{namespace}").exists()
+
+
+def test_a_cluster_started_in_a_thread_outlives_the_thread() -> None:
+    """The parent-death signal follows the thread that forked: a cluster started in a worker thread (a pool,
+    asyncio.to_thread) must not be stopped when that thread ends."""
+    started: list[Cluster] = []
+    worker = threading.Thread(target=lambda: started.append(Cluster(args=SERVER_ARGS).start()))
+    worker.start()
+    worker.join()
+    cluster = started[0]
+    try:
+        until = time.monotonic() + 3  # a SIGTERM at the thread's end stops the server well within this
+        while time.monotonic() < until:
+            assert cluster.running, cluster.server_log(20)
+            time.sleep(0.1)
+        assert cluster.kubectl("get", "namespace", "default").returncode == 0
+    finally:
+        cluster.stop()

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -164,9 +165,13 @@ class Cluster:
                        "--api-listen", f"127.0.0.1:{addresses.API_PORT}"]
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        # The kernel's parent-death signal follows the *thread* that forked: from any other thread than the main
+        # one it would stop the server when that thread ends (asyncio.to_thread, a worker pool); the atexit
+        # hook below still stops it with the interpreter.
+        on_main_thread = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen([*command, *self.args], stdout=subprocess.PIPE, stderr=self._log_file,
                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=_die_with_parent if on_main_thread else None)
         assert self._proc.stdout is not None
         os.set_blocking(self._proc.stdout.fileno(), False)
         self._stdout = b""
@@ -317,7 +322,7 @@ class Cluster:
         spec = svc.get("spec") or {}
         ports = spec.get("ports") or []
         if spec.get("type") == "ExternalName":
-            return f"{scheme}://{spec['externalName']}:{port}/"
+            return f"{scheme}://{spec['externalName']}{'' if port is None else f':{port}'}/"
         chosen = [p for p in ports if port is None or p.get("port") == port or p.get("name") == port]
         if port is None and len(ports) != 1:
             raise ClusterError(f"Service {namespace}/{service} has {len(ports)} ports: say which")
