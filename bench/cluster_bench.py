@@ -95,8 +95,32 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def raw_server_start() -> float:
+    """The bare `python -m nanokube server` (same flags, own range) until it prints `nanokube ready`: what
+    `Cluster.start()` adds to the server's own start-up is the difference."""
+    from nanokube.testing.addresses import claim_loopback_plan
+
+    claim = claim_loopback_plan()
+    with tempfile.TemporaryDirectory(prefix="nanokube-bench-raw-") as data:
+        began = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "nanokube", "server", "--data-dir", data,
+                                 *claim.plan.server_args(), "--proxy-status-port", "0", *SERVER_ARGS],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(b"nanokube ready"):
+                break
+        took = time.monotonic() - began
+        proc.terminate()
+        proc.wait(30)
+        proc.stdout.close()
+    claim.release()
+    return took
+
+
 def bench_setup(runs: int) -> dict:
-    starts, stops = [], []
+    """Cluster.start() and the bare server, alternately (so load drifts hit both alike)."""
+    starts, stops, raws = [], [], []
     for _ in range(runs):
         began = time.monotonic()
         cluster = Cluster(args=SERVER_ARGS).start()
@@ -104,8 +128,10 @@ def bench_setup(runs: int) -> dict:
         began = time.monotonic()
         cluster.stop()
         stops.append(time.monotonic() - began)
-    return {"start_s": starts, "stop_s": stops,
-            "start_median_s": statistics.median(starts), "stop_median_s": statistics.median(stops)}
+        raws.append(raw_server_start())
+    return {"start_s": starts, "stop_s": stops, "raw_server_s": raws,
+            "start_median_s": statistics.median(starts), "stop_median_s": statistics.median(stops),
+            "raw_median_s": statistics.median(raws)}
 
 
 def bench_module(tests: int) -> dict:
@@ -183,7 +209,8 @@ def main() -> None:
     if args.only in (None, "setup"):
         out["setup"] = setup = bench_setup(args.runs)
         print(f"setup: start median {setup['start_median_s']:.2f} s (min {min(setup['start_s']):.2f}, max "
-              f"{max(setup['start_s']):.2f}), stop median {setup['stop_median_s']:.2f} s, {args.runs} runs")
+              f"{max(setup['start_s']):.2f}), stop median {setup['stop_median_s']:.2f} s; the bare server in the "
+              f"same run: median {setup['raw_median_s']:.2f} s (min {min(setup['raw_server_s']):.2f}); {args.runs} runs")
     if args.only in (None, "module"):
         out["module"] = module = bench_module(args.tests)
         print(f"module: {module['tests']} tests (Deployment + Service each) in {module['wall_s']:.1f} s wall "
