@@ -195,3 +195,28 @@ def test_a_cluster_started_in_a_thread_outlives_the_thread() -> None:
         assert cluster.kubectl("get", "namespace", "default").returncode == 0
     finally:
         cluster.stop()
+
+
+def test_a_range_something_listens_in_is_never_chosen() -> None:
+    """Another program (or a cluster of another user) listening anywhere in 127.N.0.0/16 keeps N off limits."""
+    import socket
+
+    from nanokube.testing import addresses
+
+    squatters = []
+    try:
+        for octet in addresses.OCTETS:
+            if octet % 2:  # every odd range is taken
+                sock = socket.create_server((f"127.{octet}.200.7", 0))
+                squatters.append(sock)
+        assert {o for o in addresses.OCTETS if o % 2} <= addresses.listening_octets()
+        claims = [addresses.claim_loopback_plan() for _ in range(5)]
+        try:
+            assert all(c.plan.octet % 2 == 0 for c in claims)
+            assert len({c.plan.octet for c in claims}) == 5  # and never one claimed twice
+        finally:
+            for claim in claims:
+                claim.release()
+    finally:
+        for sock in squatters:
+            sock.close()
