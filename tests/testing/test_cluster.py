@@ -158,9 +158,27 @@ def test_async_with() -> None:
     assert asyncio.run(main()) == "v"
 
 
-def test_bad_server_flags_raise_with_the_servers_reason() -> None:
+def test_bad_server_flags_raise_with_the_servers_reason_and_leave_nothing() -> None:
+    cluster = Cluster(args=["--service-node-port-range", "nonsense"])
     with pytest.raises(ClusterError, match="--service-node-port-range"):
-        Cluster(args=["--service-node-port-range", "nonsense"]).start()
+        cluster.start()
+    assert not cluster.running and cluster._base is None and cluster._claim is None
+
+
+def test_a_failure_while_spawning_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nanokube.testing import addresses
+
+    def no_range() -> addresses.OctetClaim:
+        raise RuntimeError("no free range")
+
+    monkeypatch.setattr(addresses, "claim_loopback_plan", no_range)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    cluster = Cluster()
+    with pytest.raises(RuntimeError, match="no free range"):
+        cluster.start()
+    with pytest.raises(RuntimeError, match="no free range"):
+        asyncio.run(cluster.__aenter__())
+    assert list(tmp_path.iterdir()) == []  # the temporary directories made before the failure are gone
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")

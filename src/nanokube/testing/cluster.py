@@ -100,13 +100,13 @@ class Cluster:
         self.stop()
 
     async def __aenter__(self) -> Cluster:
-        self._spawn()
         try:
+            self._spawn()
             deadline = time.monotonic() + self.ready_timeout
             while not self._read_ready(deadline):
                 await asyncio.sleep(0.02)
         except BaseException:
-            await asyncio.to_thread(self.stop)
+            self.stop()  # not awaited in a thread: a cancelled task must still leave nothing behind
             raise
         return self
 
@@ -116,13 +116,14 @@ class Cluster:
 
     @property
     def running(self) -> bool:
+        """The server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> Cluster:
         """Start the server and return once it printed `nanokube ready` (every component is serving)."""
         for attempt in range(3):
-            self._spawn()
             try:
+                self._spawn()
                 deadline = time.monotonic() + self.ready_timeout
                 while not self._read_ready(deadline):
                     time.sleep(0.02)
