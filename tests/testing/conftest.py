@@ -14,8 +14,9 @@ SERVER_ARGS = ["--dns-upstream", "127.0.0.1:9"]
 
 def plugin_args() -> list[str]:
     """`-p` for the plugin unless an installed nanokube already registers it through its entry point."""
-    for ep in importlib.metadata.entry_points(group="pytest11"):
-        if ep.value == PLUGIN:
+    # every distribution, as pluggy loads them (entry_points() keeps only the first of each name on sys.path)
+    for dist in importlib.metadata.distributions():
+        if any(ep.group == "pytest11" and ep.value == PLUGIN for ep in dist.entry_points):
             return []
     return ["-p", PLUGIN]
 

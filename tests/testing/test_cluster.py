@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -157,9 +158,27 @@ def test_async_with() -> None:
     assert asyncio.run(main()) == "v"
 
 
-def test_bad_server_flags_raise_with_the_servers_reason() -> None:
+def test_bad_server_flags_raise_with_the_servers_reason_and_leave_nothing() -> None:
+    cluster = Cluster(args=["--service-node-port-range", "nonsense"])
     with pytest.raises(ClusterError, match="--service-node-port-range"):
-        Cluster(args=["--service-node-port-range", "nonsense"]).start()
+        cluster.start()
+    assert not cluster.running and cluster._base is None and cluster._claim is None
+
+
+def test_a_failure_while_spawning_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nanokube.testing import addresses
+
+    def no_range() -> addresses.OctetClaim:
+        raise RuntimeError("no free range")
+
+    monkeypatch.setattr(addresses, "claim_loopback_plan", no_range)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    cluster = Cluster()
+    with pytest.raises(RuntimeError, match="no free range"):
+        cluster.start()
+    with pytest.raises(RuntimeError, match="no free range"):
+        asyncio.run(cluster.__aenter__())
+    assert list(tmp_path.iterdir()) == []  # the temporary directories made before the failure are gone
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
@@ -176,3 +195,46 @@ def test_netns_cluster_is_reached_through_relays_and_leaves_nothing() -> None:
         assert cluster.url("echo", 80).startswith("http://127.0.0.1:")
         assert cluster.resolve("echo") == [cluster.get("service", "echo")["spec"]["clusterIP"]]
     assert not Path(f"/run/netns/{namespace}").exists()
+
+
+def test_a_cluster_started_in_a_thread_outlives_the_thread() -> None:
+    """The parent-death signal follows the thread that forked: a cluster started in a worker thread (a pool,
+    asyncio.to_thread) must not be stopped when that thread ends."""
+    started: list[Cluster] = []
+    worker = threading.Thread(target=lambda: started.append(Cluster(args=SERVER_ARGS).start()))
+    worker.start()
+    worker.join()
+    cluster = started[0]
+    try:
+        until = time.monotonic() + 3  # a SIGTERM at the thread's end stops the server well within this
+        while time.monotonic() < until:
+            assert cluster.running, cluster.server_log(20)
+            time.sleep(0.1)
+        assert cluster.kubectl("get", "namespace", "default").returncode == 0
+    finally:
+        cluster.stop()
+
+
+def test_a_range_something_listens_in_is_never_chosen() -> None:
+    """Another program (or a cluster of another user) listening anywhere in 127.N.0.0/16 keeps N off limits."""
+    import socket
+
+    from nanokube.testing import addresses
+
+    squatters = []
+    try:
+        for octet in addresses.OCTETS:
+            if octet % 2:  # every odd range is taken
+                sock = socket.create_server((f"127.{octet}.200.7", 0))
+                squatters.append(sock)
+        assert {o for o in addresses.OCTETS if o % 2} <= addresses.listening_octets()
+        claims = [addresses.claim_loopback_plan() for _ in range(5)]
+        try:
+            assert all(c.plan.octet % 2 == 0 for c in claims)
+            assert len({c.plan.octet for c in claims}) == 5  # and never one claimed twice
+        finally:
+            for claim in claims:
+                claim.release()
+    finally:
+        for sock in squatters:
+            sock.close()

@@ -65,7 +65,10 @@ def listening_octets() -> set[int]:
         except OSError:
             continue
         for line in lines:
-            local = line.split()[1].split(":")[0]
+            fields = line.split()
+            if table.endswith("tcp") and fields[3] != "0A":  # TCP: listeners only (not TIME_WAIT leftovers)
+                continue
+            local = fields[1].split(":")[0]
             addr = bytes.fromhex(local)[::-1]  # the kernel prints the address in host (little-endian) order
             if addr[0] == 127:
                 out.add(addr[1])

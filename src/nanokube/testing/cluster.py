@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -99,13 +100,13 @@ class Cluster:
         self.stop()
 
     async def __aenter__(self) -> Cluster:
-        self._spawn()
         try:
+            self._spawn()
             deadline = time.monotonic() + self.ready_timeout
             while not self._read_ready(deadline):
                 await asyncio.sleep(0.02)
         except BaseException:
-            await asyncio.to_thread(self.stop)
+            self.stop()  # not awaited in a thread: a cancelled task must still leave nothing behind
             raise
         return self
 
@@ -115,13 +116,14 @@ class Cluster:
 
     @property
     def running(self) -> bool:
+        """The server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> Cluster:
         """Start the server and return once it printed `nanokube ready` (every component is serving)."""
         for attempt in range(3):
-            self._spawn()
             try:
+                self._spawn()
                 deadline = time.monotonic() + self.ready_timeout
                 while not self._read_ready(deadline):
                     time.sleep(0.02)
@@ -164,9 +166,13 @@ class Cluster:
                        "--api-listen", f"127.0.0.1:{addresses.API_PORT}"]
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        # The kernel's parent-death signal follows the *thread* that forked: from any other thread than the main
+        # one it would stop the server when that thread ends (asyncio.to_thread, a worker pool); the atexit
+        # hook below still stops it with the interpreter.
+        on_main_thread = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen([*command, *self.args], stdout=subprocess.PIPE, stderr=self._log_file,
                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=_die_with_parent if on_main_thread else None)
         assert self._proc.stdout is not None
         os.set_blocking(self._proc.stdout.fileno(), False)
         self._stdout = b""
@@ -182,7 +188,12 @@ class Cluster:
                 self._on_ready(line)
                 return True
         if self._proc.poll() is not None:
-            raise ClusterError(f"nanokube server exited with {self._proc.returncode}:\n{self.server_log(40)}")
+            log = self.server_log(40)
+            hint = ""
+            if os.geteuid() != 0 and "Permission denied" in log:
+                hint = ("\n(a user cannot bind ports below 1024, such as the cluster DNS's port 53: allow it once "
+                        "with `sudo sysctl -w net.ipv4.ip_unprivileged_port_start=0`, or run as root)")
+            raise ClusterError(f"nanokube server exited with {self._proc.returncode}:\n{log}{hint}")
         if time.monotonic() > deadline:
             raise ClusterError(f"nanokube server not ready in {self.ready_timeout}s:\n{self.server_log(40)}")
         return False
@@ -312,7 +323,7 @@ class Cluster:
         spec = svc.get("spec") or {}
         ports = spec.get("ports") or []
         if spec.get("type") == "ExternalName":
-            return f"{scheme}://{spec['externalName']}:{port}/"
+            return f"{scheme}://{spec['externalName']}{'' if port is None else f':{port}'}/"
         chosen = [p for p in ports if port is None or p.get("port") == port or p.get("name") == port]
         if port is None and len(ports) != 1:
             raise ClusterError(f"Service {namespace}/{service} has {len(ports)} ports: say which")

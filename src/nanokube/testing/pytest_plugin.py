@@ -12,6 +12,7 @@ loads when a fixture is first used.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Generator, Iterator
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 SCOPES = ("session", "package", "module", "class", "function")
 MARKER = "nanokube_netns"
-_KEY_CLUSTERS = pytest.StashKey[dict[str, "Cluster"]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,21 +65,12 @@ def nanokube_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     from nanokube.testing.cluster import Cluster
 
     network = getattr(request, "param", "loopback")
-    if network == "netns":
-        import os
-
-        if os.geteuid() != 0:
-            pytest.skip("nanokube_netns needs root")
+    if network == "netns" and os.geteuid() != 0:
+        pytest.skip("nanokube_netns needs root")
     config = request.config
     args = [*config.getini("nanokube_server_args"), *(config.getoption("--nanokube-server-arg") or [])]
-    cluster = Cluster(network=network, args=args)
-    cluster.start()
-    request.config.stash.setdefault(_KEY_CLUSTERS, {})[str(id(cluster))] = cluster
-    try:
+    with Cluster(network=network, args=args) as cluster:
         yield cluster
-    finally:
-        request.config.stash[_KEY_CLUSTERS].pop(str(id(cluster)), None)
-        cluster.stop()
 
 
 @pytest.fixture
