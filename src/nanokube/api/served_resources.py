@@ -71,6 +71,27 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True),
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     Resource("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
+    # Served, validated and listed; docs/cli.md says which of them a controller acts on.
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ("status", "scale"),
+             ("all",)),
+    Resource("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",)),
+    Resource("", "v1", "LimitRange", "limitranges", True, ("limits",)),
+    Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale"), ("all",)),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ("all",)),
+    Resource("batch", "v1", "Job", "jobs", True, (), ("status",), ("all",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",), ("all",)),
+    Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",),
+             ("status",), ("all",)),
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",)),
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
 )
 
 BY_GROUP_VERSION_PLURAL: dict[tuple[str, str, str], Resource] = {

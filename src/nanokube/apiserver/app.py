@@ -335,12 +335,14 @@ class Handlers:
 
     # -- subresources --------------------------------------------------------------------------------
     async def scale(self, request: web.Request, t: Target) -> web.Response:
+        from nanokube.apiserver import scaling
+
         assert t.name is not None
         current = await self.registry.get_raw(t.res, t.namespace, t.name)
         obj = orjson.loads(current.value)
         if request.method in ("PUT", "PATCH"):
             raw = await read_body(request)
-            scale = self._to_scale(obj)
+            scale = scaling.to_scale(t.res, obj)
             if request.method == "PUT":
                 wanted = decode_body(raw, request.headers.get("Content-Type", "application/json"))
             else:
@@ -352,26 +354,13 @@ class Handlers:
             if not isinstance(replicas, int) or replicas < 0:
                 raise errors.invalid_object("autoscaling", "Scale", t.name, [
                     errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
-            obj["spec"]["replicas"] = replicas
+            scaling.set_replicas(t.res, obj, replicas)
             rv = (wanted.get("metadata") or {}).get("resourceVersion")
             obj["metadata"]["resourceVersion"] = rv or str(current.revision)
             result = await self.registry.update(t.res, t.namespace, t.name, obj, dry_run=_dry_run(request),
                                                 current=current)
             obj = result.obj
-        return json_response(self._to_scale(obj))
-
-    @staticmethod
-    def _to_scale(obj: dict[str, Any]) -> dict[str, Any]:
-        from nanokube.api.selectors import selector_string
-
-        md = obj["metadata"]
-        sel = selector_string(obj.get("spec", {}).get("selector"))
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                             if k in md},
-                "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
-                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                           "selector": "" if sel == "<none>" else sel}}
+        return json_response(scaling.to_scale(t.res, obj))
 
     async def binding(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
