@@ -94,7 +94,7 @@ for _binding in ("rolebindings", "clusterrolebindings"):
         ("ServiceAccounts", S, "", 1)]
 # Kinds Kubernetes has no printer for: the default Name / Created At table.
 DEFAULT_TABLE = {("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "clusterroles"),
-                 ("", "limitranges")}
+                 ("", "limitranges"), ("apiextensions.k8s.io", "customresourcedefinitions")}
 
 
 def test_every_scheme_resource_has_a_printer() -> None:

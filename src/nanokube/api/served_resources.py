@@ -92,6 +92,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+             ("crd", "crds"), ("status",), ("api-extensions",)),
 )
 
 BY_GROUP_VERSION_PLURAL: dict[tuple[str, str, str], Resource] = {

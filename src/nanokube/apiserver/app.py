@@ -17,8 +17,9 @@ from aiohttp import web
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
-from nanokube.api.served_resources import Resource, by_kind, lookup
+from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import discovery, fields
+from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -68,10 +69,10 @@ def parse_target(path: str) -> Target | None:
         return None
     ns = None
     if rest[0] == "namespaces" and len(rest) >= 3:
-        candidate = lookup(group, version, rest[2])
+        candidate = resolve(group, version, rest[2])
         if candidate is not None and candidate.namespaced:
             ns, rest = rest[1], rest[2:]
-    res = lookup(group, version, rest[0])
+    res = resolve(group, version, rest[0])
     if res is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource",
                        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
@@ -110,7 +111,7 @@ class Handlers:
         objs = [orjson.loads(r) for r in raws]
         include = request.query.get("includeObject", "Metadata")
         table = printing.to_table(res.plural, res.group, objs, now=meta.now(), include_object=include,
-                                  list_meta=list_meta, api_version=api_version)
+                                  list_meta=list_meta, api_version=api_version, printer=getattr(res, "printer", None))
         return orjson.dumps(table)
 
     # -- verbs ---------------------------------------------------------------------------------------
@@ -151,11 +152,12 @@ class Handlers:
     async def get(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         kv = await self.registry.get_raw(t.res, t.namespace, t.name)
+        raw = _present(t.res, kv.value)
         table_version = wants_table(request)
         if table_version:
-            return json_response(self._table(request, t.res, [kv.value], {"resourceVersion": str(kv.revision)},
+            return json_response(self._table(request, t.res, [raw], {"resourceVersion": str(kv.revision)},
                                              table_version))
-        return json_response(kv.value)
+        return json_response(raw)
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
@@ -166,6 +168,8 @@ class Handlers:
         raws, rev, cont, remaining = await self.registry.list(
             t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
             limit=limit, continue_token=q.get("continue"))
+        if getattr(t.res, "rewrites", False):
+            raws = [_present(t.res, raw) for raw in raws]
         list_meta: dict[str, Any] = {"resourceVersion": str(rev)}
         if cont:
             list_meta["continue"] = cont
@@ -188,9 +192,11 @@ class Handlers:
                 out = printing.to_table(t.res.plural, t.res.group, [obj], now=meta.now(),
                                         include_object=request.query.get("includeObject", "Metadata"),
                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                                        api_version=table_version, no_headers=not first)
+                                        api_version=table_version, no_headers=not first,
+                                        printer=getattr(t.res, "printer", None))
                 return orjson.dumps(out)
-        return await serve_watch(request, self.state.registry, t.res, t.namespace, table=table)
+        transform = getattr(t.res, "present", None) if getattr(t.res, "rewrites", False) else None
+        return await serve_watch(request, self.state.registry, t.res, t.namespace, table=table, transform=transform)
 
     async def _body(self, request: web.Request) -> Any:
         raw = await read_body(request)
@@ -428,6 +434,12 @@ class Handlers:
                 await resp.write(chunk)
             await resp.write_eof()
             return resp
+
+
+def _present(res: Resource, raw: bytes) -> bytes:
+    """Stored bytes as the requested version serves them (custom resources of several versions or defaults)."""
+    present = getattr(res, "present", None)
+    return present(raw) if present is not None else raw
 
 
 def _deleted_status(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:

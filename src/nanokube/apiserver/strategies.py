@@ -314,7 +314,8 @@ def table(service_allocator: ServiceAllocator) -> dict[str, Strategy]:
 
 
 def _generic_kinds() -> dict[str, Strategy]:
-    """The kinds served from their official schemas (builtin_strategies), imported here: they use Strategy."""
-    from nanokube.apiserver import builtin_strategies
+    """The kinds served from their official schemas (builtin_strategies) and CustomResourceDefinitions (crds),
+    imported here: they use Strategy."""
+    from nanokube.apiserver import builtin_strategies, crds
 
-    return builtin_strategies.table()
+    return {**builtin_strategies.table(), crds.CRDS.plural: crds.crd_strategy()}

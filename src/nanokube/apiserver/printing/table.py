@@ -93,6 +93,7 @@ def to_table(
     list_meta: dict[str, Any] | None = None,
     api_version: str = "meta.k8s.io/v1",
     no_headers: bool = False,
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """The whole Table for these objects of one resource.
 
@@ -103,11 +104,12 @@ def to_table(
     - `api_version`: "meta.k8s.io/v1" or "meta.k8s.io/v1beta1", the version the client negotiated; the
       PartialObjectMetadata in the rows carries the same one.
     - `no_headers`: columnDefinitions null, as the apiserver sends for every watch event after the first.
+    - `printer`: the printer to use instead of the resource's (custom resources: from their CRD).
     """
     include = include_object or "Metadata"
     if include not in INCLUDE_OBJECT_VALUES:
         raise bad_request(f'unrecognized includeObject value: "{include}"')
-    printer = printer_for(resource_plural, group)
+    printer = printer or printer_for(resource_plural, group)  # a custom resource brings its own
     rows: list[Obj] = []
     for obj in objects:
         row: Obj = {"cells": printer.row(obj, now)}
