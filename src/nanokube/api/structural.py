@@ -186,7 +186,7 @@ def validate(obj: Any, schema: Schema) -> list[FieldError]:
     if isinstance(shallow.get("properties"), dict):
         shallow["properties"] = {k: v for k, v in shallow["properties"].items() if k not in ROOT_META}
     _validate(rest, shallow, "", errs)
-    return errs
+    return sorted(errs, key=lambda e: e.field)  # Go walks properties in map order: any order is faithful
 
 
 def _validate(value: Any, schema: Schema, path: str, errs: list[FieldError]) -> None:
