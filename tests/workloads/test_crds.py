@@ -199,6 +199,20 @@ def test_several_versions_conversion_none(server) -> None:
     assert _rows(server.kubectl("get", "widgets").stdout)[0] == ["NAME", "AGE"]
 
 
+def test_defaults_added_to_a_schema_apply_to_stored_objects_on_read(server) -> None:
+    crd = crontab_crd()
+    crd["metadata"]["name"] = f"sprockets.{GROUP}"
+    crd["spec"]["names"] = {"plural": "sprockets", "kind": "Sprocket"}
+    props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    _apply_crd(server, crd)
+    server.apply({"apiVersion": f"{GROUP}/v1", "kind": "Sprocket", "metadata": {"name": "old"},
+                  "spec": {"cronSpec": "* * * * *"}})
+    props["image"]["default"] = "busybox"
+    server.apply(crd)
+    got = json.loads(server.kubectl("get", "sprockets", "old", "-o", "json").stdout)
+    assert got["spec"]["image"] == "busybox" and got["spec"]["replicas"] == 1
+
+
 def test_conflicting_names_are_not_accepted(crontabs) -> None:
     crd = crontab_crd()
     crd["metadata"]["name"] = f"crontabs2.{GROUP}"

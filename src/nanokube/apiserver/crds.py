@@ -53,6 +53,8 @@ class CustomResource(Resource):
     list_kind_name: str = ""
     definition: str = ""  # OpenAPI definition name, e.g. com.example.stable.v1.CronTab
     rewrites: bool = False  # reads may need apiVersion rewritten or defaults applied
+    # Objects written before the schema last changed may lack its defaults (written after: defaulted on write).
+    defaults_on_read: bool = False
     custom: bool = True
 
     @property
@@ -63,6 +65,8 @@ class CustomResource(Resource):
         """A stored object as this version serves it: apiVersion of this version, the schema's defaults."""
         if not self.rewrites:
             return raw
+        if not self.defaults_on_read and b'"apiVersion":"' + self.api_version.encode() + b'"' in raw:
+            return raw  # stored in this version: nothing to do (the common case of a multi-version CRD)
         obj = orjson.loads(raw)
         obj["apiVersion"] = self.api_version
         structural.apply_defaults(obj, self.schema)
@@ -183,6 +187,7 @@ def build_resources(crd: Obj, catalog: Catalog) -> list[CustomResource]:
     crd_name = crd["metadata"]["name"]
     versions = [v for v in spec.get("versions") or [] if v.get("served")]
     multi = len(versions) > 1
+    schema_changed = int((crd.get("metadata") or {}).get("generation") or 1) > 1
     out = []
     from nanokube.apiserver.printing.custom import printer_for_columns
 
@@ -190,6 +195,7 @@ def build_resources(crd: Obj, catalog: Catalog) -> list[CustomResource]:
         schema = (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
         subresources = v.get("subresources") or {}
         scale = subresources.get("scale")
+        defaults_on_read = schema_changed and structural.has_defaults(schema)
         subs = tuple(s for s in ("status", "scale") if isinstance(subresources.get(s), dict))
         scale_paths = ScalePaths(scale.get("specReplicasPath") or ".spec.replicas",
                                  scale.get("statusReplicasPath") or ".status.replicas",
@@ -201,7 +207,7 @@ def build_resources(crd: Obj, catalog: Catalog) -> list[CustomResource]:
             singular=names.get("singular") or names["kind"].lower(), crd_name=crd_name, schema=schema,
             printer=printer_for_columns(v.get("additionalPrinterColumns") or []), scale_paths=scale_paths,
             list_kind_name=names.get("listKind") or "", definition=_definition_name(group, v["name"], names["kind"]),
-            rewrites=multi or structural.has_defaults(schema))
+            rewrites=multi or defaults_on_read, defaults_on_read=defaults_on_read)
         object.__setattr__(res, "strategy", _custom_strategy(res, catalog))
         out.append(res)
     return out
