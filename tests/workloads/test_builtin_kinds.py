@@ -280,3 +280,38 @@ def test_discovery_lists_every_group(server) -> None:
         assert any(" ".join(row.split()).startswith(line) for row in out.splitlines()), line
     explained = server.kubectl("explain", "job.spec.backoffLimit").stdout
     assert "FIELD: backoffLimit <integer>" in explained
+
+
+def test_kubectl_create_commands_send_protobuf_that_is_understood(server) -> None:
+    for args in (("job", "pb-job", "--image=busybox", "--", "echo", "hi"),
+                 ("cronjob", "pb-cron", "--image=busybox", "--schedule=*/5 * * * *", "--", "echo", "hi"),
+                 ("job", "pb-manual", "--from=cronjob/pb-cron"),
+                 ("role", "pb-role", "--verb=get,list", "--resource=pods"),
+                 ("rolebinding", "pb-rb", "--role=pb-role", "--user=bob", "--serviceaccount=default:pb-sa"),
+                 ("clusterrole", "pb-cr", "--verb=get", "--resource=nodes"),
+                 ("clusterrolebinding", "pb-crb", "--clusterrole=pb-cr", "--group=devs"),
+                 ("poddisruptionbudget", "pb-pdb", "--selector=app=web", "--min-available=0"),
+                 ("priorityclass", "pb-pc", "--value=100", "--description=high"),
+                 ("quota", "pb-quota", "--hard=pods=10,cpu=2"),
+                 ("ingress", "pb-ing", "--class=nginx", "--rule=a.example.com/*=web:80,tls=web-cert"),
+                 ("serviceaccount", "pb-sa")):
+        server.kubectl("create", *args)
+    cron = _get(server, "cronjob", "pb-cron")
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"]) == ("busybox", ["echo", "hi"])
+    manual = _get(server, "job", "pb-manual")
+    assert manual["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert manual["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert _get(server, "role", "pb-role")["rules"] == [{"verbs": ["get", "list"], "apiGroups": [""],
+                                                         "resources": ["pods"]}]
+    rb = _get(server, "rolebinding", "pb-rb")
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pb-role"}
+    assert {s["kind"] for s in rb["subjects"]} == {"User", "ServiceAccount"}
+    assert _get(server, "pdb", "pb-pdb")["spec"]["minAvailable"] == 0  # set to 0, not absent
+    assert _get(server, "pc", "pb-pc")["value"] == 100
+    assert _get(server, "quota", "pb-quota")["spec"]["hard"] == {"pods": "10", "cpu": "2"}
+    ing = _get(server, "ingress", "pb-ing")["spec"]
+    assert ing["ingressClassName"] == "nginx" and ing["tls"] == [{"hosts": ["a.example.com"], "secretName": "web-cert"}]
+    assert ing["rules"][0]["http"]["paths"][0] == {"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "web", "port": {"number": 80}}}}
