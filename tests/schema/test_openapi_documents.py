@@ -12,7 +12,7 @@ def test_index_lists_every_group_version_with_its_hash() -> None:
     index = json.loads(openapi.openapi_v3_index())
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1",
                                    "apis/coordination.k8s.io/v1", "apis/storage.k8s.io/v1", "apis/events.k8s.io/v1",
-                                   "apis/batch/v1", "apis/autoscaling/v2", "apis/networking.k8s.io/v1",
+                                   "apis/batch/v1", "apis/autoscaling/v2", "apis/autoscaling/v1", "apis/networking.k8s.io/v1",
                                    "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1", "apis/scheduling.k8s.io/v1",
                                    "apis/node.k8s.io/v1", "apis/apiextensions.k8s.io/v1"}
     url = index["paths"]["api/v1"]["serverRelativeURL"]

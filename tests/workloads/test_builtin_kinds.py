@@ -315,3 +315,42 @@ def test_kubectl_create_commands_send_protobuf_that_is_understood(server) -> Non
     assert ing["ingressClassName"] == "nginx" and ing["tls"] == [{"hosts": ["a.example.com"], "secretName": "web-cert"}]
     assert ing["rules"][0]["http"]["paths"][0] == {"path": "/", "pathType": "Prefix", "backend": {
         "service": {"name": "web", "port": {"number": 80}}}}
+
+
+def test_kubectl_autoscale_through_autoscaling_v1_is_stored_as_v2(server) -> None:
+    server.apply("""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scaled-web}
+spec:
+  selector: {matchLabels: {app: scaled-web}}
+  template:
+    metadata: {labels: {app: scaled-web}}
+    spec: {containers: [{name: c, image: nginx}]}
+""")
+    server.kubectl("autoscale", "deployment", "scaled-web", "--max=4", "--cpu-percent=60")
+    v1 = json.loads(server.kubectl("get", "--raw", "/apis/autoscaling/v1/namespaces/default/"
+                                   "horizontalpodautoscalers/scaled-web").stdout)
+    assert v1["apiVersion"] == "autoscaling/v1"
+    assert (v1["spec"]["targetCPUUtilizationPercentage"], v1["spec"]["maxReplicas"]) == (60, 4)
+    v2 = json.loads(server.kubectl("get", "--raw", "/apis/autoscaling/v2/namespaces/default/"
+                                   "horizontalpodautoscalers/scaled-web").stdout)
+    assert v2["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 60}}}]
+    row = next(r for r in _columns(server.kubectl("get", "hpa").stdout) if r[0] == "scaled-web")
+    assert row[1:4] == ["Deployment/scaled-web", "cpu:", "<unknown>/60%"]
+    # a v2-only field survives a v1 round trip (kept in the alpha annotation, as Kubernetes does)
+    client, api_client = server.client()
+    hpa_v2 = client.AutoscalingV2Api(api_client)
+    hpa_v2.patch_namespaced_horizontal_pod_autoscaler("scaled-web", "default", {"spec": {"metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}},
+        {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue",
+                                                                       "averageValue": "100Mi"}}}]}})
+    hpa_v1 = client.AutoscalingV1Api(api_client)
+    old = hpa_v1.read_namespaced_horizontal_pod_autoscaler("scaled-web", "default")
+    assert old.spec.target_cpu_utilization_percentage == 50
+    assert "memory" in old.metadata.annotations["autoscaling.alpha.kubernetes.io/metrics"]
+    hpa_v1.patch_namespaced_horizontal_pod_autoscaler("scaled-web", "default", {"spec": {"maxReplicas": 6}})
+    after = hpa_v2.read_namespaced_horizontal_pod_autoscaler("scaled-web", "default")
+    assert after.spec.max_replicas == 6 and [m.resource.name for m in after.spec.metrics] == ["cpu", "memory"]
+    assert not (after.metadata.annotations or {}).get("autoscaling.alpha.kubernetes.io/metrics")

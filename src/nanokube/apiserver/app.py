@@ -19,6 +19,7 @@ from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import discovery, fields
+from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
     decode_body,
@@ -214,8 +215,9 @@ class Handlers:
             raise errors.bad_request("the body of the request was not a JSON object")
         self._check_kind(t.res, obj)
         warnings = self._field_validation(request, t.res, obj)
-        result = await self.registry.create(t.res, t.namespace, obj, dry_run=_dry_run(request))
-        return json_response(result.raw, 201, warnings=warnings)
+        stored_as, obj = to_storage(t.res, obj)
+        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request))
+        return json_response(_present(t.res, result.raw), 201, warnings=warnings)
 
     @staticmethod
     def _check_kind(res: Resource, obj: dict[str, Any]) -> None:
@@ -240,9 +242,10 @@ class Handlers:
         if t.subresource == "finalize":
             result = await self.finalize_namespace(t.name, obj, _dry_run(request))
         else:
-            result = await self.registry.update(t.res, t.namespace, t.name, obj, subresource=sub,
+            stored_as, obj = to_storage(t.res, obj)
+            result = await self.registry.update(stored_as, t.namespace, t.name, obj, subresource=sub,
                                                 dry_run=_dry_run(request))
-        return json_response(result.raw, warnings=warnings)
+        return json_response(_present(t.res, result.raw), warnings=warnings)
 
     async def finalize_namespace(self, name: str, obj: dict[str, Any], dry_run: bool) -> Any:
         current = await self.registry.get_raw(t_res := by_kind("", "Namespace"), None, name)
@@ -269,25 +272,26 @@ class Handlers:
                     applied = decode_body(raw, "application/yaml")
                     self._check_kind(t.res, applied)
                     warnings = self._field_validation(request, t.res, applied)
-                    created = patching.apply_create(applied, manager)
-                    result = await self.registry.create(t.res, t.namespace, created, dry_run=dry_run)
-                    return json_response(result.raw, 201, warnings=warnings)
+                    stored_as, created = to_storage(t.res, patching.apply_create(applied, manager))
+                    result = await self.registry.create(stored_as, t.namespace, created, dry_run=dry_run)
+                    return json_response(_present(t.res, result.raw), 201, warnings=warnings)
                 raise
-            live = orjson.loads(current.value)
+            live = orjson.loads(_present(t.res, current.value))  # patched as the requested version shows it
             new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force)
             warnings = self._field_validation(request, t.res, new)
             if "resourceVersion" not in (new.get("metadata") or {}) or \
                     new["metadata"]["resourceVersion"] == str(current.revision):
                 new.setdefault("metadata", {})["resourceVersion"] = str(current.revision)
+            stored_as, new = to_storage(t.res, new)
             try:
-                result = await self.registry.update(t.res, t.namespace, t.name, new, subresource=sub,
+                result = await self.registry.update(stored_as, t.namespace, t.name, new, subresource=sub,
                                                     dry_run=dry_run, current=current)
             except ApiError as err:
                 if err.code == 409 and err.reason == "Conflict" and attempt < 7 and \
                         b'"resourceVersion"' not in raw:
                     continue
                 raise
-            return json_response(result.raw, warnings=warnings)
+            return json_response(_present(t.res, result.raw), warnings=warnings)
         raise errors.conflict(t.res.group, t.res.plural, t.name)
 
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
@@ -320,7 +324,7 @@ class Handlers:
         status = 202 if not deleted_now and options.get("orphanDependents") is False else 200
         if deleted_now and t.res.plural not in RETURNS_DELETED_OBJECT:
             return json_response(_deleted_status(t.res, obj), status)
-        return json_response(body, status)
+        return json_response(_present(t.res, body), status)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         """DeleteCollection: lists, deletes each item (ignoring ones already gone) and answers with the list."""

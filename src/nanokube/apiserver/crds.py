@@ -28,7 +28,7 @@ import orjson
 from nanokube.api import crd_validation, errors, meta, structural
 from nanokube.api.errors import ApiError, FieldError
 from nanokube.api.served_resources import Resource, by_kind, lookup
-from nanokube.apiserver import deletion, naming
+from nanokube.apiserver import alt_versions, deletion, naming
 from nanokube.apiserver.allocators import Allocation
 from nanokube.apiserver.scaling import ScalePaths
 from nanokube.apiserver.strategies import Strategy
@@ -176,8 +176,9 @@ CATALOG = Catalog()
 
 
 def resolve(group: str, version: str, plural: str) -> Resource | None:
-    """A built-in resource, else a served custom resource."""
-    return lookup(group, version, plural) or CATALOG.lookup(group, version, plural)
+    """A built-in resource (in its own version or another: alt_versions), else a served custom resource."""
+    return lookup(group, version, plural) or alt_versions.lookup(group, version, plural) or \
+        CATALOG.lookup(group, version, plural)
 
 
 def build_resources(crd: Obj, catalog: Catalog) -> list[CustomResource]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from nanokube.api.served_resources import RESOURCES, Resource, groups
-from nanokube.apiserver import crds
+from nanokube.apiserver import alt_versions, crds
 
 VERSION_INFO = {
     "major": "1",
@@ -82,6 +82,11 @@ def resource_list(group: str, version: str) -> bytes | None:
     return _custom_resource_list(group, version, crds.CATALOG.generation)
 
 
+def _extra_resources() -> list[Resource]:
+    """Built-in resources in a second version (alt_versions), then custom resources."""
+    return [*alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
+
+
 @cache
 def _static_resource_list(group: str, version: str) -> bytes | None:
     return _resource_list_doc(group, version, [r for r in RESOURCES if r.group == group and r.version == version])
@@ -89,7 +94,7 @@ def _static_resource_list(group: str, version: str) -> bytes | None:
 
 @lru_cache(maxsize=64)
 def _custom_resource_list(group: str, version: str, _generation: int) -> bytes | None:
-    return _resource_list_doc(group, version, [r for r in crds.CATALOG.resources()
+    return _resource_list_doc(group, version, [r for r in _extra_resources()
                                                if r.group == group and r.version == version])
 
 
@@ -116,7 +121,9 @@ def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
 
 
 def _all_groups() -> dict[str, list[str]]:
-    out = dict(groups())
+    out = {name: list(versions) for name, versions in groups().items()}
+    for name, versions in alt_versions.groups().items():  # after the preferred (storage) version
+        out[name] = [*out.get(name, []), *versions]
     for name, versions in crds.CATALOG.groups().items():
         out.setdefault(name, versions)
     return out

@@ -28,7 +28,7 @@ import orjson
 
 from nanokube.api import openapi_schemas
 from nanokube.api.served_resources import RESOURCES, Resource
-from nanokube.apiserver import crds, openapi_custom, openapi_v2_proto
+from nanokube.apiserver import alt_versions, crds, openapi_custom, openapi_v2_proto
 
 V3_PREFIX = "/openapi/v3"
 V2_PATH = "/openapi/v2"
@@ -53,7 +53,7 @@ _SCALE_DEF = "io.k8s.api.autoscaling.v1.Scale"
 def group_version_paths() -> list[str]:
     """OpenAPI v3 group-version paths we serve: 'api/v1', 'apis/apps/v1', ..., then custom resources'."""
     out: list[str] = []
-    for r in [*RESOURCES, *crds.CATALOG.resources()]:
+    for r in [*RESOURCES, *alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]:
         path = _gv_path(r.group, r.version)
         if path not in out:
             out.append(path)
@@ -225,7 +225,8 @@ def _v3_document(gv_path: str) -> tuple[bytes, str] | None:
 
 @functools.lru_cache(maxsize=64)
 def _custom_v3_document(gv_path: str, _generation: int) -> tuple[bytes, str] | None:
-    resources: list[Resource] = [r for r in crds.CATALOG.resources() if _gv_path(r.group, r.version) == gv_path]
+    resources: list[Resource] = [r for r in [*alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
+                                 if _gv_path(r.group, r.version) == gv_path]
     if not resources:
         return None
     body = orjson.dumps(_build_v3(gv_path, resources), option=orjson.OPT_SORT_KEYS)
@@ -312,7 +313,7 @@ def _build_v3(gv_path: str, resources: list[Resource]) -> dict[str, Any]:
 
 def _build_v2() -> dict[str, Any]:
     defs = openapi_schemas.definitions()
-    served: list[Resource] = [*RESOURCES, *crds.CATALOG.resources()]
+    served: list[Resource] = [*RESOURCES, *alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
     names = openapi_schemas.referenced_names(_served_definition_roots(served))
     paths: dict[str, Any] = {}
     for r in served:
