@@ -109,6 +109,8 @@ class Handlers:
                api_version: str) -> bytes:
         from nanokube.apiserver import printing  # imported on first use: most requests never need it
 
+        if getattr(res, "custom", False):  # a custom resource's columns may read defaults applied on read
+            raws = [_present(res, r) for r in raws]
         objs = [orjson.loads(r) for r in raws]
         include = request.query.get("includeObject", "Metadata")
         table = printing.to_table(res.plural, res.group, objs, now=meta.now(), include_object=include,
@@ -153,12 +155,11 @@ class Handlers:
     async def get(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         kv = await self.registry.get_raw(t.res, t.namespace, t.name)
-        raw = _present(t.res, kv.value)
         table_version = wants_table(request)
-        if table_version:
-            return json_response(self._table(request, t.res, [raw], {"resourceVersion": str(kv.revision)},
+        if table_version:  # printers read the stored version (Kubernetes prints the internal one)
+            return json_response(self._table(request, t.res, [kv.value], {"resourceVersion": str(kv.revision)},
                                              table_version))
-        return json_response(raw)
+        return json_response(_present(t.res, kv.value))
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
@@ -169,8 +170,6 @@ class Handlers:
         raws, rev, cont, remaining = await self.registry.list(
             t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
             limit=limit, continue_token=q.get("continue"))
-        if getattr(t.res, "rewrites", False):
-            raws = [_present(t.res, raw) for raw in raws]
         list_meta: dict[str, Any] = {"resourceVersion": str(rev)}
         if cont:
             list_meta["continue"] = cont
@@ -178,6 +177,8 @@ class Handlers:
         table_version = wants_table(request)
         if table_version:
             return json_response(self._table(request, t.res, raws, list_meta, table_version))
+        if getattr(t.res, "rewrites", False):
+            raws = [_present(t.res, raw) for raw in raws]
         head = orjson.dumps({"kind": t.res.list_kind, "apiVersion": t.res.api_version, "metadata": list_meta})
         body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
         return json_response(body)
