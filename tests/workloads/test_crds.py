@@ -285,3 +285,16 @@ def test_deleting_a_crd_deletes_its_objects_and_routes(server) -> None:
     assert raw.returncode != 0 and "NotFound" in raw.stderr
     groups = json.loads(server.kubectl("get", "--raw", "/apis").stdout)
     assert all("gizmos" not in json.dumps(g) for g in groups["groups"])
+
+
+def test_custom_resources_are_served_again_after_a_restart(make_server) -> None:
+    first = make_server("--network", "loopback", "--components=", "--no-agent")
+    _apply_crd(first, crontab_crd())
+    first.apply({"apiVersion": f"{GROUP}/v1", "kind": "CronTab", "metadata": {"name": "kept"},
+                 "spec": {"cronSpec": "* * * * *"}})
+    data_dir = first.data_dir
+    first.stop()
+    again = make_server("--network", "loopback", "--components=", "--no-agent", data_dir=data_dir)
+    rows = _rows(again.kubectl("get", "crontabs").stdout)
+    assert rows[0] == ["NAME", "SPEC", "REPLICAS", "READY", "AGE"] and rows[1][0] == "kept"
+    assert "KIND:       CronTab" in again.kubectl("explain", "crontab").stdout
