@@ -11,7 +11,10 @@ from nanokube.apiserver import openapi
 def test_index_lists_every_group_version_with_its_hash() -> None:
     index = json.loads(openapi.openapi_v3_index())
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1",
-                                   "apis/coordination.k8s.io/v1", "apis/storage.k8s.io/v1", "apis/events.k8s.io/v1"}
+                                   "apis/coordination.k8s.io/v1", "apis/storage.k8s.io/v1", "apis/events.k8s.io/v1",
+                                   "apis/batch/v1", "apis/autoscaling/v2", "apis/autoscaling/v1", "apis/networking.k8s.io/v1",
+                                   "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1", "apis/scheduling.k8s.io/v1",
+                                   "apis/node.k8s.io/v1", "apis/apiextensions.k8s.io/v1"}
     url = index["paths"]["api/v1"]["serverRelativeURL"]
     body = openapi.openapi_v3_document("api/v1")
     assert body is not None
@@ -44,8 +47,8 @@ def test_group_version_document_has_what_explain_and_apply_need() -> None:
 
 
 def test_unknown_group_version_is_none() -> None:
-    assert openapi.openapi_v3_document("apis/batch/v1") is None
-    assert openapi.serve("/openapi/v3/apis/batch/v1") is None
+    assert openapi.openapi_v3_document("apis/batch/v2") is None
+    assert openapi.serve("/openapi/v3/apis/example.com/v1") is None
 
 
 def test_serving_headers_redirects_and_conditional_get() -> None:

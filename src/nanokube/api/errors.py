@@ -98,6 +98,8 @@ class FieldError:
         if kind == "FieldValueNotSupported":
             text = f"Unsupported value: {go_repr(self.value)}"
             return text + (f": {self.detail}" if self.detail else "")
+        if kind == "FieldValueTooMany":
+            return f"Too many: {go_repr(self.value)}" + (f": {self.detail}" if self.detail else "")
         if kind == "FieldValueTooLong":
             return "Too long" + (f": {self.detail}" if self.detail else "")
         if kind == "FieldValueTypeInvalid":

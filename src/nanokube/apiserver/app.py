@@ -17,8 +17,10 @@ from aiohttp import web
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
-from nanokube.api.served_resources import Resource, by_kind, lookup
+from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
+from nanokube.apiserver.alt_versions import to_storage
+from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
     decode_body,
     json_response,
@@ -68,10 +70,10 @@ def parse_target(path: str) -> Target | None:
         return None
     ns = None
     if rest[0] == "namespaces" and len(rest) >= 3:
-        candidate = lookup(group, version, rest[2])
+        candidate = resolve(group, version, rest[2])
         if candidate is not None and candidate.namespaced:
             ns, rest = rest[1], rest[2:]
-    res = lookup(group, version, rest[0])
+    res = resolve(group, version, rest[0])
     if res is None:
         raise ApiError(404, "NotFound", "the server could not find the requested resource",
                        {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
@@ -107,10 +109,12 @@ class Handlers:
                api_version: str) -> bytes:
         from nanokube.apiserver import printing  # imported on first use: most requests never need it
 
+        if getattr(res, "custom", False):  # a custom resource's columns may read defaults applied on read
+            raws = [_present(res, r) for r in raws]
         objs = [orjson.loads(r) for r in raws]
         include = request.query.get("includeObject", "Metadata")
         table = printing.to_table(res.plural, res.group, objs, now=meta.now(), include_object=include,
-                                  list_meta=list_meta, api_version=api_version)
+                                  list_meta=list_meta, api_version=api_version, printer=getattr(res, "printer", None))
         return orjson.dumps(table)
 
     # -- verbs ---------------------------------------------------------------------------------------
@@ -156,10 +160,10 @@ class Handlers:
         assert t.name is not None
         kv = await self.registry.get_raw(t.res, t.namespace, t.name)
         table_version = wants_table(request)
-        if table_version:
+        if table_version:  # printers read the stored version (Kubernetes prints the internal one)
             return json_response(self._table(request, t.res, [kv.value], {"resourceVersion": str(kv.revision)},
                                              table_version))
-        return json_response(kv.value)
+        return json_response(_present(t.res, kv.value))
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
@@ -177,6 +181,8 @@ class Handlers:
         table_version = wants_table(request)
         if table_version:
             return json_response(self._table(request, t.res, raws, list_meta, table_version))
+        if getattr(t.res, "rewrites", False):
+            raws = [_present(t.res, raw) for raw in raws]
         head = orjson.dumps({"kind": t.res.list_kind, "apiVersion": t.res.api_version, "metadata": list_meta})
         body = head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
         return json_response(body)
@@ -192,9 +198,11 @@ class Handlers:
                 out = printing.to_table(t.res.plural, t.res.group, [obj], now=meta.now(),
                                         include_object=request.query.get("includeObject", "Metadata"),
                                         list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                                        api_version=table_version, no_headers=not first)
+                                        api_version=table_version, no_headers=not first,
+                                        printer=getattr(t.res, "printer", None))
                 return orjson.dumps(out)
-        return await serve_watch(request, self.state.registry, t.res, t.namespace, table=table)
+        transform = getattr(t.res, "present", None) if getattr(t.res, "rewrites", False) else None
+        return await serve_watch(request, self.state.registry, t.res, t.namespace, table=table, transform=transform)
 
     async def _body(self, request: web.Request) -> Any:
         raw = await read_body(request)
@@ -212,8 +220,9 @@ class Handlers:
             raise errors.bad_request("the body of the request was not a JSON object")
         self._check_kind(t.res, obj)
         warnings = self._field_validation(request, t.res, obj)
-        result = await self.registry.create(t.res, t.namespace, obj, dry_run=_dry_run(request))
-        return json_response(result.raw, 201, warnings=warnings)
+        stored_as, obj = to_storage(t.res, obj)
+        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request))
+        return json_response(_present(t.res, result.raw), 201, warnings=warnings)
 
     @staticmethod
     def _check_kind(res: Resource, obj: dict[str, Any]) -> None:
@@ -238,9 +247,10 @@ class Handlers:
         if t.subresource == "finalize":
             result = await self.finalize_namespace(t.name, obj, _dry_run(request))
         else:
-            result = await self.registry.update(t.res, t.namespace, t.name, obj, subresource=sub,
+            stored_as, obj = to_storage(t.res, obj)
+            result = await self.registry.update(stored_as, t.namespace, t.name, obj, subresource=sub,
                                                 dry_run=_dry_run(request))
-        return json_response(result.raw, warnings=warnings)
+        return json_response(_present(t.res, result.raw), warnings=warnings)
 
     async def finalize_namespace(self, name: str, obj: dict[str, Any], dry_run: bool) -> Any:
         current = await self.registry.get_raw(t_res := by_kind("", "Namespace"), None, name)
@@ -267,25 +277,26 @@ class Handlers:
                     applied = decode_body(raw, "application/yaml")
                     self._check_kind(t.res, applied)
                     warnings = self._field_validation(request, t.res, applied)
-                    created = patching.apply_create(applied, manager)
-                    result = await self.registry.create(t.res, t.namespace, created, dry_run=dry_run)
-                    return json_response(result.raw, 201, warnings=warnings)
+                    stored_as, created = to_storage(t.res, patching.apply_create(applied, manager))
+                    result = await self.registry.create(stored_as, t.namespace, created, dry_run=dry_run)
+                    return json_response(_present(t.res, result.raw), 201, warnings=warnings)
                 raise
-            live = orjson.loads(current.value)
+            live = orjson.loads(_present(t.res, current.value))  # patched as the requested version shows it
             new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force)
             warnings = self._field_validation(request, t.res, new)
             if "resourceVersion" not in (new.get("metadata") or {}) or \
                     new["metadata"]["resourceVersion"] == str(current.revision):
                 new.setdefault("metadata", {})["resourceVersion"] = str(current.revision)
+            stored_as, new = to_storage(t.res, new)
             try:
-                result = await self.registry.update(t.res, t.namespace, t.name, new, subresource=sub,
+                result = await self.registry.update(stored_as, t.namespace, t.name, new, subresource=sub,
                                                     dry_run=dry_run, current=current)
             except ApiError as err:
                 if err.code == 409 and err.reason == "Conflict" and attempt < 7 and \
                         b'"resourceVersion"' not in raw:
                     continue
                 raise
-            return json_response(result.raw, warnings=warnings)
+            return json_response(_present(t.res, result.raw), warnings=warnings)
         raise errors.conflict(t.res.group, t.res.plural, t.name)
 
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
@@ -318,7 +329,7 @@ class Handlers:
         status = 202 if not deleted_now and options.get("orphanDependents") is False else 200
         if deleted_now and t.res.plural not in RETURNS_DELETED_OBJECT:
             return json_response(_deleted_status(t.res, obj), status)
-        return json_response(body, status)
+        return json_response(_present(t.res, body), status)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         """DeleteCollection: lists, deletes each item (ignoring ones already gone) and answers with the list."""
@@ -339,12 +350,14 @@ class Handlers:
 
     # -- subresources --------------------------------------------------------------------------------
     async def scale(self, request: web.Request, t: Target) -> web.Response:
+        from nanokube.apiserver import scaling
+
         assert t.name is not None
         current = await self.registry.get_raw(t.res, t.namespace, t.name)
         obj = orjson.loads(current.value)
         if request.method in ("PUT", "PATCH"):
             raw = await read_body(request)
-            scale = self._to_scale(obj)
+            scale = scaling.to_scale(t.res, obj)
             if request.method == "PUT":
                 wanted = decode_body(raw, request.headers.get("Content-Type", "application/json"))
             else:
@@ -356,26 +369,13 @@ class Handlers:
             if not isinstance(replicas, int) or replicas < 0:
                 raise errors.invalid_object("autoscaling", "Scale", t.name, [
                     errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
-            obj["spec"]["replicas"] = replicas
+            scaling.set_replicas(t.res, obj, replicas)
             rv = (wanted.get("metadata") or {}).get("resourceVersion")
             obj["metadata"]["resourceVersion"] = rv or str(current.revision)
             result = await self.registry.update(t.res, t.namespace, t.name, obj, dry_run=_dry_run(request),
                                                 current=current)
             obj = result.obj
-        return json_response(self._to_scale(obj))
-
-    @staticmethod
-    def _to_scale(obj: dict[str, Any]) -> dict[str, Any]:
-        from nanokube.api.selectors import selector_string
-
-        md = obj["metadata"]
-        sel = selector_string(obj.get("spec", {}).get("selector"))
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                             if k in md},
-                "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
-                "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                           "selector": "" if sel == "<none>" else sel}}
+        return json_response(scaling.to_scale(t.res, obj))
 
     async def binding(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
@@ -443,6 +443,12 @@ class Handlers:
                 await resp.write(chunk)
             await resp.write_eof()
             return resp
+
+
+def _present(res: Resource, raw: bytes) -> bytes:
+    """Stored bytes as the requested version serves them (custom resources of several versions or defaults)."""
+    present = getattr(res, "present", None)
+    return present(raw) if present is not None else raw
 
 
 def _deleted_status(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Obj = dict[str, Any]
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 POLICIES = ("Foreground", "Background", "Orphan")
+CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
 
 
 def check_options(options: Obj) -> str | None:
@@ -68,6 +69,11 @@ def before_delete(res: Resource, obj: Obj, options: Obj) -> tuple[bool, bool]:
         grace = 1
     if res.plural == "namespaces":
         return _namespace_deletion(obj), False
+    if res.plural == "customresourcedefinitions" and not md.get("deletionTimestamp"):
+        # The CRD store's Delete: its custom objects go first (apiserver/crds.py removes the finalizer).
+        if CRD_CLEANUP not in (md.get("finalizers") or []):
+            md["finalizers"] = [*(md.get("finalizers") or []), CRD_CLEANUP]
+        return False, False
     if res.plural != "pods":  # only pods are deleted gracefully
         return False, False
     current = md.get("deletionGracePeriodSeconds")

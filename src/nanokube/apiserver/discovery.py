@@ -1,14 +1,16 @@
-"""Legacy (non-aggregated) discovery documents built from the scheme, as kube-apiserver serves them."""
+"""Legacy (non-aggregated) discovery documents built from the scheme, as kube-apiserver serves them, plus the
+groups of established CustomResourceDefinitions (apiextensions' discovery controller), rebuilt when they change."""
 
 from __future__ import annotations
 
 import hashlib
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
 
 from nanokube.api.served_resources import RESOURCES, Resource, groups
+from nanokube.apiserver import alt_versions, crds
 
 VERSION_INFO = {
     "major": "1",
@@ -84,9 +86,30 @@ def _resource_entries(res: Resource) -> list[dict[str, Any]]:
     return out
 
 
-@cache
 def resource_list(group: str, version: str) -> bytes | None:
-    members = [r for r in RESOURCES if r.group == group and r.version == version]
+    static = _static_resource_list(group, version)
+    if static is not None:
+        return static
+    return _custom_resource_list(group, version, crds.CATALOG.generation)
+
+
+def _extra_resources() -> list[Resource]:
+    """Built-in resources in a second version (alt_versions), then custom resources."""
+    return [*alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
+
+
+@cache
+def _static_resource_list(group: str, version: str) -> bytes | None:
+    return _resource_list_doc(group, version, [r for r in RESOURCES if r.group == group and r.version == version])
+
+
+@lru_cache(maxsize=64)
+def _custom_resource_list(group: str, version: str, _generation: int) -> bytes | None:
+    return _resource_list_doc(group, version, [r for r in _extra_resources()
+                                               if r.group == group and r.version == version])
+
+
+def _resource_list_doc(group: str, version: str, members: list[Resource]) -> bytes | None:
     if not members:
         return None
     gv = f"{group}/{version}" if group else version
@@ -112,16 +135,34 @@ def _group_doc(name: str, versions: list[str]) -> dict[str, Any]:
 EXTRA_GROUPS = {"metrics.k8s.io": ["v1beta1"]}
 
 
-@cache
+def _all_groups() -> dict[str, list[str]]:
+    out = {name: list(versions) for name, versions in groups().items()}
+    for name, versions in alt_versions.groups().items():  # after the preferred (storage) version
+        out[name] = [*out.get(name, []), *versions]
+    for name, versions in crds.CATALOG.groups().items():
+        out.setdefault(name, versions)
+    for name, versions in EXTRA_GROUPS.items():
+        out.setdefault(name, versions)
+    return out
+
+
 def group_list() -> bytes:
-    docs = [_group_doc(name, versions) for name, versions in groups().items() if name]
-    docs += [_group_doc(name, versions) for name, versions in EXTRA_GROUPS.items()]
+    return _group_list(crds.CATALOG.generation)
+
+
+@lru_cache(maxsize=4)
+def _group_list(_generation: int) -> bytes:
+    docs = [_group_doc(name, versions) for name, versions in _all_groups().items() if name]
     return orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": docs})
 
 
-@cache
 def group(name: str) -> bytes | None:
-    versions = groups().get(name)
+    return _group(name, crds.CATALOG.generation)
+
+
+@lru_cache(maxsize=64)
+def _group(name: str, _generation: int) -> bytes | None:
+    versions = _all_groups().get(name)
     if not versions or not name:
         return None
     return orjson.dumps({"kind": "APIGroup", "apiVersion": "v1", **_group_doc(name, versions)})

@@ -28,7 +28,7 @@ import orjson
 
 from nanokube.api import openapi_schemas
 from nanokube.api.served_resources import RESOURCES, Resource
-from nanokube.apiserver import openapi_v2_proto
+from nanokube.apiserver import alt_versions, crds, openapi_custom, openapi_v2_proto
 
 V3_PREFIX = "/openapi/v3"
 V2_PATH = "/openapi/v2"
@@ -51,9 +51,9 @@ _SCALE_DEF = "io.k8s.api.autoscaling.v1.Scale"
 
 
 def group_version_paths() -> list[str]:
-    """OpenAPI v3 group-version paths we serve: 'api/v1', 'apis/apps/v1', ..."""
+    """OpenAPI v3 group-version paths we serve: 'api/v1', 'apis/apps/v1', ..., then custom resources'."""
     out: list[str] = []
-    for r in RESOURCES:
+    for r in [*RESOURCES, *alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]:
         path = _gv_path(r.group, r.version)
         if path not in out:
             out.append(path)
@@ -198,8 +198,15 @@ def _gv_path(group: str, version: str) -> str:
 # ---------------------------------------------------------------- cached documents
 
 
-@functools.cache
+# Custom resources change the documents: the caches below key on the CRD catalog's generation.
+
+
 def _index() -> tuple[bytes, str]:
+    return _index_at(crds.CATALOG.generation)
+
+
+@functools.lru_cache(maxsize=2)
+def _index_at(_generation: int) -> tuple[bytes, str]:
     paths: dict[str, Any] = {}
     for gv in group_version_paths():
         doc = _v3_document(gv)
@@ -209,8 +216,25 @@ def _index() -> tuple[bytes, str]:
     return body, _etag(body)
 
 
-@functools.cache
 def _v3_document(gv_path: str) -> tuple[bytes, str] | None:
+    static = _static_v3_document(gv_path)
+    if static is not None:
+        return static
+    return _custom_v3_document(gv_path, crds.CATALOG.generation)
+
+
+@functools.lru_cache(maxsize=64)
+def _custom_v3_document(gv_path: str, _generation: int) -> tuple[bytes, str] | None:
+    resources: list[Resource] = [r for r in [*alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
+                                 if _gv_path(r.group, r.version) == gv_path]
+    if not resources:
+        return None
+    body = orjson.dumps(_build_v3(gv_path, resources), option=orjson.OPT_SORT_KEYS)
+    return body, _etag(body)
+
+
+@functools.cache
+def _static_v3_document(gv_path: str) -> tuple[bytes, str] | None:
     resources = [r for r in RESOURCES if _gv_path(r.group, r.version) == gv_path]
     if not resources:
         return None
@@ -219,14 +243,22 @@ def _v3_document(gv_path: str) -> tuple[bytes, str] | None:
     return body, _etag(body)
 
 
-@functools.cache
 def _v2() -> tuple[bytes, str]:
+    return _v2_at(crds.CATALOG.generation)
+
+
+@functools.lru_cache(maxsize=2)
+def _v2_at(_generation: int) -> tuple[bytes, str]:
     body = orjson.dumps(_build_v2(), option=orjson.OPT_SORT_KEYS)
     return body, _etag(body)
 
 
-@functools.cache
 def _v2_proto() -> bytes:
+    return _v2_proto_at(crds.CATALOG.generation)
+
+
+@functools.lru_cache(maxsize=2)
+def _v2_proto_at(_generation: int) -> bytes:
     # From the served JSON bytes, so maps keep the JSON body's (sorted) order, as gnostic's parser would see them.
     return openapi_v2_proto.document(orjson.loads(_v2()[0]))
 
@@ -243,13 +275,24 @@ def _served_definition_roots(resources: list[Resource]) -> list[str]:
                 roots.append(name)
         if "scale" in r.subresources:
             roots.append(_SCALE_DEF)
+        if getattr(r, "custom", False):
+            roots.extend(openapi_custom.meta_roots())
     return roots
+
+
+def _custom_definitions(resources: list[Resource], v3: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in resources:
+        if getattr(r, "custom", False):
+            out.update(openapi_custom.definitions(r, _V3_REF if v3 else _V2_REF, v3))
+    return out
 
 
 def _build_v3(gv_path: str, resources: list[Resource]) -> dict[str, Any]:
     defs = openapi_schemas.definitions()
     names = openapi_schemas.referenced_names(_served_definition_roots(resources))
     components = {name: openapi_schemas.export_schema(defs[name], _V3_REF, wrap_refs=True) for name in names}
+    components.update(_custom_definitions(resources, v3=True))
     paths: dict[str, Any] = {f"/{gv_path}/": _v3_resource_list_path(resources[0])}
     for r in resources:
         for path, item in _resource_paths(r, v3=True).items():
@@ -270,15 +313,18 @@ def _build_v3(gv_path: str, resources: list[Resource]) -> dict[str, Any]:
 
 def _build_v2() -> dict[str, Any]:
     defs = openapi_schemas.definitions()
-    names = openapi_schemas.referenced_names(_served_definition_roots(list(RESOURCES)))
+    served: list[Resource] = [*RESOURCES, *alt_versions.ALT_RESOURCES, *crds.CATALOG.resources()]
+    names = openapi_schemas.referenced_names(_served_definition_roots(served))
     paths: dict[str, Any] = {}
-    for r in RESOURCES:
+    for r in served:
         paths.update(_resource_paths(r, v3=False))
+    custom = _custom_definitions(served, v3=False)
     return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": openapi_schemas.KUBERNETES_VERSION},
         "paths": paths,
-        "definitions": {name: openapi_schemas.export_schema(defs[name], _V2_REF, wrap_refs=False) for name in names},
+        "definitions": {**{name: openapi_schemas.export_schema(defs[name], _V2_REF, wrap_refs=False) for name in names},
+                        **custom},
         "securityDefinitions": {
             "BearerToken": {"type": "apiKey", "name": "authorization", "in": "header",
                             "description": "Bearer Token authentication"},
@@ -379,8 +425,10 @@ class _Ops:
         self.r = r
         self.v3 = v3
         self.ref = _V3_REF if v3 else _V2_REF
-        self.kind_def = openapi_schemas.definition_name(r.group, r.version, r.kind) or ""
-        self.list_def = openapi_schemas.definition_name(r.group, r.version, r.list_kind) or ""
+        custom = getattr(r, "definition", "")  # a custom resource names its own definitions
+        self.kind_def = custom or openapi_schemas.definition_name(r.group, r.version, r.kind) or ""
+        self.list_def = custom + "List" if custom else openapi_schemas.definition_name(r.group, r.version,
+                                                                                       r.list_kind) or ""
         self.gvk = {"group": r.group, "version": r.version, "kind": r.kind}
 
     def _schema(self, definition: str) -> dict[str, str]:

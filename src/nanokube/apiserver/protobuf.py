@@ -85,6 +85,15 @@ class _Zero(int):
     """An int that stays in the JSON even when 0 (a Go pointer field that was set)."""
 
 
+class _Set:
+    """A bool that stays in the JSON even when false (a Go *bool that was set)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+
 class _Malformed(Exception):
     pass
 
@@ -154,15 +163,20 @@ def decode_message(buf: bytes, desc: Desc) -> dict[str, Any]:
             obj[name] = _Zero(_signed(value))
         elif kind == "intstr":
             v = decode_message(value, INT_OR_STRING)
-            obj[name] = v.get("strVal", "") if v.get("type") == 1 else v.get("intVal", 0)
+            obj[name] = v.get("strVal", "") if v.get("type") == 1 else _Zero(v.get("intVal", 0))  # set, even if 0
         elif kind == "bool":
             obj[name] = bool(value)
+        elif kind == "bool0":  # an optional bool that was set: kept even when false
+            obj[name] = _Set(bool(value))
         elif kind == "time":
             t = decode_message(value, TIME)
             obj[name] = datetime.fromtimestamp(t.get("seconds", 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         elif kind == "map:string":
             k, v = _map_entry(value)
             obj.setdefault(name, {})[k] = v.decode()
+        elif kind == "map:quantity":  # resource.Quantity is {string = 1}
+            k, v = _map_entry(value)
+            obj.setdefault(name, {})[k] = decode_message(v, {1: ("string", "string")}).get("string", "0")
         elif kind == "map:bytes":
             k, v = _map_entry(value)
             obj.setdefault(name, {})[k] = base64.b64encode(v).decode()
@@ -172,9 +186,11 @@ def decode_message(buf: bytes, desc: Desc) -> dict[str, Any]:
             obj[name] = decode_message(value, kind[1])
         elif kind[0] == "list:msg":
             obj.setdefault(name, []).append(decode_message(value, kind[1]))
+        elif kind[0] == "inline":  # an embedded struct whose fields JSON shows on the parent
+            obj.update(decode_message(value, kind[1]))
     # Go omits empty optional fields from JSON; proto3 encodes them as zero values.
-    return {k: (int(v) if isinstance(v, _Zero) else v) for k, v in obj.items()
-            if isinstance(v, (list, _Zero)) or v not in ("", 0, False, {})}
+    return {k: (int(v) if isinstance(v, _Zero) else v.value if isinstance(v, _Set) else v) for k, v in obj.items()
+            if isinstance(v, (list, _Zero, _Set)) or v not in ("", 0, False, {})}
 
 
 def decode_body(raw: bytes) -> dict[str, Any]:
@@ -193,3 +209,12 @@ def decode_body(raw: bytes) -> dict[str, Any]:
     obj["kind"] = kind
     obj["apiVersion"] = type_meta.get("apiVersion", "v1")
     return obj
+
+
+def _more_kinds() -> None:
+    from nanokube.apiserver import protobuf_kinds  # descriptors built from the ones above
+
+    KINDS.update(protobuf_kinds.KINDS)
+
+
+_more_kinds()

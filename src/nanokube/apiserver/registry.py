@@ -82,7 +82,8 @@ class Registry:
         self.allocation_taken: Callable[[str], None] | None = None
 
     def strategy(self, res: Resource) -> strategies.Strategy:
-        return self.strategies.get(res.plural, strategies.GENERIC)
+        custom: strategies.Strategy | None = getattr(res, "strategy", None)  # a custom resource brings its own
+        return custom or self.strategies.get(res.plural, strategies.GENERIC)
 
     # -- reads -----------------------------------------------------------------------------------------
     async def get_raw(self, res: Resource, ns: str | None, name: str) -> KeyValue:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from nanokube.apiserver import strategies
+from nanokube.apiserver import crds, strategies
 from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
@@ -66,6 +66,7 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
     allocator = ServiceAllocator(settings.service_cidr, settings.node_port_range)
     repaired_at = await repair_allocations(store, allocator)
     registry = Registry(store, strategies.table(allocator))
+    await crds.load(store)
     await bootstrap(registry, settings.bootstrap)
     shared: list[asyncio.Task[None]] = []
     if settings.shared_lease is not None:
@@ -96,10 +97,12 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
     # The schema every create/update is checked against takes ~0.1 s to load: load it now, off the loop,
     # instead of in the first write request (and not before listening, which would delay readiness).
     warm = asyncio.get_running_loop().run_in_executor(None, _load_schema)
+    finalizer = asyncio.create_task(crds.run_finalizer(registry, store), name="crd-finalizer")
     try:
         await run_compactor(store, keep_revisions=settings.compact_keep_revisions,
                             keep_seconds=settings.compact_keep_seconds, interval=settings.compact_interval)
     finally:
+        finalizer.cancel()
         warm.cancel()
         for task in shared:
             task.cancel()

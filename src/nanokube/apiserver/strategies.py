@@ -309,4 +309,13 @@ def table(service_allocator: ServiceAllocator) -> dict[str, Strategy]:
         "secrets": Strategy(default=secret.prepare_secret, validate=secret.validate_secret,
                             validate_update=secret.validate_secret_update, validates_meta=True),
         "events": Strategy(allowed_in_terminating_namespace=True),
+        **_generic_kinds(),
     }
+
+
+def _generic_kinds() -> dict[str, Strategy]:
+    """The kinds served from their official schemas (builtin_strategies) and CustomResourceDefinitions (crds),
+    imported here: they use Strategy."""
+    from nanokube.apiserver import builtin_strategies, crds
+
+    return {**builtin_strategies.table(), crds.CRDS.plural: crds.crd_strategy()}

@@ -84,7 +84,9 @@ class WatchFilter:
 
 
 async def serve_watch(request: web.Request, registry: Registry, res: Resource, ns: str | None, *,
-                      table: Callable[[bytes, bool], bytes] | None = None) -> web.StreamResponse:
+                      table: Callable[[bytes, bool], bytes] | None = None,
+                      transform: Callable[[bytes], bytes] | None = None) -> web.StreamResponse:
+    """transform: stored bytes -> the bytes this request's version serves (custom resources), or None."""
     q = request.query
     flt = WatchFilter(res, q.get("labelSelector"), q.get("fieldSelector"))
     bookmarks = q.get("allowWatchBookmarks", "").lower() in ("1", "true")
@@ -102,6 +104,9 @@ async def serve_watch(request: web.Request, registry: Registry, res: Resource, n
     first = [True]
 
     def encode(etype: str, raw: bytes, revision: int = 0) -> bytes:
+        if transform is not None and etype != "BOOKMARK" and etype != "ERROR":
+            raw = transform(raw)
+            revision = 0  # not the stored bytes: nothing to share with other watchers
         if table is not None and etype != "BOOKMARK" and etype != "ERROR":
             out = table(raw, first[0])
             first[0] = False

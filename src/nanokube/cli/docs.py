@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nanokube.api.served_resources import RESOURCES
 from nanokube.cli.main import build_parser
 
 HEADER = """# nanokube command line
@@ -57,6 +58,41 @@ def cli_reference() -> str:
         out.append("| argument | meaning | default |\n|---|---|---|")
         out.extend(_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction))
         out.append("")
+    out.append(served_kinds())
+    return "\n".join(out)
+
+
+# What acts on each served kind; a kind not listed is stored, validated, defaulted and listed only.
+ACTED_ON: dict[tuple[str, str], str] = {
+    ("", "pods"): "scheduled by the scheduler, run by the node agent",
+    ("", "services"): "ClusterIP/NodePort allocation, proxy, DNS, LoadBalancer addresses",
+    ("", "endpoints"): "written by the endpoints controller (mirrored when hand-written)",
+    ("", "secrets"): "mounted and injected into pods by the node agent",
+    ("", "configmaps"): "mounted and injected into pods by the node agent",
+    ("", "persistentvolumeclaims"): "provisioned by the local-path provisioner",
+    ("", "persistentvolumes"): "provisioned and reclaimed by the local-path provisioner",
+    ("", "nodes"): "registered by agents, node lifecycle controller",
+    ("", "namespaces"): "namespace controller empties deleted namespaces",
+    ("apps", "deployments"): "deployment controller",
+    ("apps", "replicasets"): "replicaset controller",
+    ("discovery.k8s.io", "endpointslices"): "written by the EndpointSlice controller; read by proxy and DNS",
+    ("coordination.k8s.io", "leases"): "node heartbeats",
+    ("", "events"): "written by the controllers and agents",
+    ("events.k8s.io", "events"): "written by the controllers and agents",
+    ("storage.k8s.io", "storageclasses"): "the `local-path` class",
+    ("apiextensions.k8s.io", "customresourcedefinitions"): "the API server serves the custom resources they define",
+}
+
+
+def served_kinds() -> str:
+    out = ["## API kinds served\n",
+           "Every kind below is served with discovery, OpenAPI, validation, defaulting and `kubectl get` columns. "
+           "Kinds without an entry under \"acted on by\" are stored, validated and listed only: nothing in nanokube "
+           "acts on them yet (a StatefulSet gets no pods, an Ingress routes nothing).\n",
+           "| kind | API version | acted on by |\n|---|---|---|"]
+    for r in RESOURCES:
+        out.append(f"| {r.kind} | {r.group_version} | {ACTED_ON.get((r.group, r.plural), 'stored only')} |")
+    out.append("")
     return "\n".join(out)
 
 

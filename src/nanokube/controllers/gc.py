@@ -11,14 +11,17 @@ The apiserver records how a delete should propagate by finalizers on the owner (
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.served_resources import RESOURCES, Resource
+from nanokube.api.served_resources import RESOURCES, Resource, by_kind
 from nanokube.client import Informer, object_key
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import resource_for
+
+CRDS = by_kind("apiextensions.k8s.io", "CustomResourceDefinition")
 
 Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
@@ -28,6 +31,21 @@ _NOT_TRACKED = {"events", "namespaces", "storageclasses"}
 
 def tracked_resources() -> list[Resource]:
     return [r for r in RESOURCES if r.plural not in _NOT_TRACKED and "list" in r.verbs and "watch" in r.verbs]
+
+
+def custom_resource_of(crd: Obj) -> Resource | None:
+    """The resource an established CRD serves, at its storage version (None while not established)."""
+    status = crd.get("status") or {}
+    if not any(c.get("type") == "Established" and c.get("status") == "True" for c in status.get("conditions") or []):
+        return None
+    spec = crd.get("spec") or {}
+    names = status.get("acceptedNames") or spec.get("names") or {}
+    versions = [v for v in spec.get("versions") or [] if v.get("served")]
+    version = next((v for v in versions if v.get("storage")), versions[0] if versions else None)
+    if version is None or not names.get("plural") or not names.get("kind"):
+        return None
+    return Resource(spec.get("group") or "", version["name"], names["kind"], names["plural"],
+                    spec.get("scope") == "Namespaced")
 
 
 def _finalizers(obj: Obj) -> list[str]:
@@ -48,12 +66,41 @@ class GarbageCollector(Controller):
         self._uids: dict[str, tuple[str, str]] = {}  # uid -> (plural, key)
         self._dependents: dict[str, set[tuple[str, str]]] = {}  # owner uid -> {(plural, key)}
         for resource in tracked_resources():
-            informer = ctx.informer(resource)
-            plural = f"{resource.group}/{resource.plural}"
-            self.by_plural[plural] = (resource, informer)
-            informer.add_handler(on_add=lambda o, p=plural: self._changed(p, None, o),
-                                 on_update=lambda old, new, p=plural: self._changed(p, old, new),
-                                 on_delete=lambda o, p=plural: self._deleted(p, o))
+            self._track(resource, ctx.informer(resource))
+        # Custom resources come and go with their CRDs: an informer each, started and stopped here.
+        self._custom: dict[str, tuple[tuple[str, ...], asyncio.Task[None]]] = {}  # CRD name -> (plural, task)
+        self.by_plural[f"{CRDS.group}/{CRDS.plural}"][1].add_handler(
+            on_add=self._crd_changed, on_update=lambda _old, new: self._crd_changed(new),
+            on_delete=self._crd_deleted)
+
+    def _track(self, resource: Resource, informer: Informer) -> str:
+        plural = f"{resource.group}/{resource.plural}"
+        self.by_plural[plural] = (resource, informer)
+        informer.add_handler(on_add=lambda o, p=plural: self._changed(p, None, o),
+                             on_update=lambda old, new, p=plural: self._changed(p, old, new),
+                             on_delete=lambda o, p=plural: self._deleted(p, o))
+        return plural
+
+    def _crd_changed(self, crd: Obj) -> None:
+        resource = custom_resource_of(crd)
+        name = crd["metadata"]["name"]
+        if resource is None or crd["metadata"].get("deletionTimestamp"):
+            return
+        plural = f"{resource.group}/{resource.plural}"
+        current = self._custom.get(name)
+        if current is not None and current[0] == (plural, resource.version):
+            return
+        self._crd_deleted(crd)
+        informer = Informer(self.client, resource)
+        self._track(resource, informer)
+        self._custom[name] = ((plural, resource.version), asyncio.create_task(informer.run(),
+                                                                               name=f"informer {plural}"))
+
+    def _crd_deleted(self, crd: Obj) -> None:
+        entry = self._custom.pop(crd["metadata"]["name"], None)
+        if entry is not None:
+            entry[1].cancel()
+            self.by_plural.pop(entry[0][0], None)
 
     # -- graph -----------------------------------------------------------------------------------------
     def _changed(self, plural: str, old: Obj | None, new: Obj) -> None:
@@ -118,7 +165,7 @@ class GarbageCollector(Controller):
         entry = self._uids.get(ref.get("uid", ""))
         owner = self._get(*entry) if entry else None
         if owner is None:
-            resource = resource_for(ref.get("apiVersion", ""), ref.get("kind", ""))
+            resource = resource_for(ref.get("apiVersion", ""), ref.get("kind", "")) or self._custom_kind(ref)
             if resource is None:
                 return "solid"  # a kind we do not serve: never delete on a guess
             ns = obj["metadata"].get("namespace") if resource.namespaced else None
@@ -134,6 +181,13 @@ class GarbageCollector(Controller):
             return "waiting"
         return "solid"
 
+    def _custom_kind(self, ref: Obj) -> Resource | None:
+        group = (ref.get("apiVersion") or "").rsplit("/", 1)[0] if "/" in (ref.get("apiVersion") or "") else ""
+        for resource, _ in self.by_plural.values():
+            if getattr(resource, "group", None) == group and resource.kind == ref.get("kind"):
+                return resource
+        return None
+
     async def _sync_dependent(self, plural: str, key: str) -> float | None:
         obj = self._get(plural, key)
         if obj is None or not _refs(obj):
@@ -144,6 +198,8 @@ class GarbageCollector(Controller):
         states = {ref.get("uid"): await self._owner_state(obj, ref) for ref in _refs(obj)}
         solid = [u for u, s in states.items() if s == "solid"]
         gone = {u for u, s in states.items() if s != "solid"}
+        if plural not in self.by_plural:
+            return None
         resource = self.by_plural[plural][0]
         if solid:
             if gone:

@@ -9,6 +9,7 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import RESOURCES, Resource
+from nanokube.controllers import discovered
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NAMESPACES
 
@@ -46,7 +47,8 @@ class NamespaceController(Controller):
         if FINALIZER not in (ns.get("spec", {}).get("finalizers") or []):
             return None
         remaining = 0
-        for resource in namespaced_resources():
+        custom = [r for r in await discovered.custom_resources(self.client) if r.namespaced]
+        for resource in [*namespaced_resources(), *custom]:
             try:
                 items = (await self.client.list(resource, name)).get("items") or []
             except ApiError as err:

@@ -120,3 +120,12 @@ def list_with_more(items: list[str], total: int, limit: int = 3, empty: str = "<
     if total > limit:
         return f"{text} + {total - limit} more..."
     return text or empty
+
+
+def api_doc(definition: str, field: str) -> str:
+    """`<Type>{}.SwaggerDoc()[field]`, read from the shipped v1.32 definitions (e.g. 'apps.v1.DaemonSetStatus')."""
+    from nanokube.api import openapi_schemas
+
+    node = openapi_schemas.definitions().get("io.k8s.api." + definition) or {}
+    prop = (node.get("properties") or {}).get(field) or {}
+    return str(prop.get("description") or "")

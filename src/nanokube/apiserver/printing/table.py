@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nanokube.api.errors import bad_request
-from nanokube.apiserver.printing import basic, events, nodes, pods, services, storage, workloads
+from nanokube.apiserver.printing import basic, batch, events, nodes, pods, policy, services, storage, workloads
 from nanokube.apiserver.printing.base import Column, Obj, Printer, doc, name_of
 from nanokube.apiserver.printing.duration import parse_timestamp
 
@@ -34,6 +34,21 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("coordination.k8s.io", "leases"): basic.LEASES,
     ("storage.k8s.io", "storageclasses"): storage.STORAGE_CLASSES,
     ("events.k8s.io", "events"): events.EVENTS_K8S_IO,
+    ("", "replicationcontrollers"): workloads.REPLICATION_CONTROLLERS,
+    ("", "resourcequotas"): policy.RESOURCE_QUOTAS,
+    ("apps", "statefulsets"): workloads.STATEFUL_SETS,
+    ("apps", "daemonsets"): workloads.DAEMON_SETS,
+    ("batch", "jobs"): batch.JOBS,
+    ("batch", "cronjobs"): batch.CRON_JOBS,
+    ("autoscaling", "horizontalpodautoscalers"): policy.HORIZONTAL_POD_AUTOSCALERS,
+    ("networking.k8s.io", "ingresses"): policy.INGRESSES,
+    ("networking.k8s.io", "ingressclasses"): policy.INGRESS_CLASSES,
+    ("networking.k8s.io", "networkpolicies"): policy.NETWORK_POLICIES,
+    ("policy", "poddisruptionbudgets"): policy.POD_DISRUPTION_BUDGETS,
+    ("rbac.authorization.k8s.io", "rolebindings"): policy.ROLE_BINDINGS,
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): policy.CLUSTER_ROLE_BINDINGS,
+    ("scheduling.k8s.io", "priorityclasses"): policy.PRIORITY_CLASSES,
+    ("node.k8s.io", "runtimeclasses"): policy.RUNTIME_CLASSES,
 }
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -78,6 +93,7 @@ def to_table(
     list_meta: dict[str, Any] | None = None,
     api_version: str = "meta.k8s.io/v1",
     no_headers: bool = False,
+    printer: Printer | None = None,
 ) -> dict[str, Any]:
     """The whole Table for these objects of one resource.
 
@@ -88,11 +104,12 @@ def to_table(
     - `api_version`: "meta.k8s.io/v1" or "meta.k8s.io/v1beta1", the version the client negotiated; the
       PartialObjectMetadata in the rows carries the same one.
     - `no_headers`: columnDefinitions null, as the apiserver sends for every watch event after the first.
+    - `printer`: the printer to use instead of the resource's (custom resources: from their CRD).
     """
     include = include_object or "Metadata"
     if include not in INCLUDE_OBJECT_VALUES:
         raise bad_request(f'unrecognized includeObject value: "{include}"')
-    printer = printer_for(resource_plural, group)
+    printer = printer or printer_for(resource_plural, group)  # a custom resource brings its own
     rows: list[Obj] = []
     for obj in objects:
         row: Obj = {"cells": printer.row(obj, now)}

@@ -11,6 +11,7 @@ from nanokube.apiserver.printing.base import (
     Printer,
     age_column,
     age_of,
+    api_doc,
     as_int,
     containers_cells,
     doc,
@@ -21,7 +22,12 @@ from nanokube.apiserver.printing.base import (
     status,
     wide,
 )
-from nanokube.apiserver.printing.labels import InvalidSelector, format_label_selector, selector_string
+from nanokube.apiserver.printing.labels import (
+    InvalidSelector,
+    format_label_selector,
+    format_labels,
+    selector_string,
+)
 
 CONTAINERS_DOC = "Names of each container in the template."
 IMAGES_DOC = "Images referenced by each container in the template."
@@ -127,4 +133,84 @@ CONTROLLER_REVISIONS = Printer(
         age_column(),
     ),
     _controller_revision_row,
+)
+
+
+def _stateful_set_row(sts: Obj, now: datetime) -> list[Cell]:
+    names, images = containers_cells(_template_spec(sts))
+    return [name_of(sts), f"{as_int(status(sts).get('readyReplicas'))}/{_replicas(sts)}", age_of(sts, now),
+            names, images]
+
+
+STATEFUL_SETS = Printer(
+    (
+        name_column(),
+        Column("Ready", description="Number of the pod with ready state"),
+        age_column(),
+        wide("Containers", CONTAINERS_DOC),
+        wide("Images", IMAGES_DOC),
+    ),
+    _stateful_set_row,
+)
+
+
+def _daemon_set_row(ds: Obj, now: datetime) -> list[Cell]:
+    st = status(ds)
+    names, images = containers_cells(_template_spec(ds))
+    return [
+        name_of(ds),
+        as_int(st.get("desiredNumberScheduled")),
+        as_int(st.get("currentNumberScheduled")),
+        as_int(st.get("numberReady")),
+        as_int(st.get("updatedNumberScheduled")),
+        as_int(st.get("numberAvailable")),
+        format_labels(_template_spec(ds).get("nodeSelector")),
+        age_of(ds, now),
+        names,
+        images,
+        format_label_selector(spec(ds).get("selector")),
+    ]
+
+
+def _ds_doc(field: str) -> str:
+    return api_doc("apps.v1.DaemonSetStatus", field)
+
+
+DAEMON_SETS = Printer(
+    (
+        name_column(),
+        Column("Desired", "integer", _ds_doc("desiredNumberScheduled")),
+        Column("Current", "integer", _ds_doc("currentNumberScheduled")),
+        Column("Ready", "integer", _ds_doc("numberReady")),
+        Column("Up-to-date", "integer", _ds_doc("updatedNumberScheduled")),
+        Column("Available", "integer", _ds_doc("numberAvailable")),
+        Column("Node Selector", description=api_doc("core.v1.PodSpec", "nodeSelector")),
+        age_column(),
+        wide("Containers", CONTAINERS_DOC),
+        wide("Images", IMAGES_DOC),
+        wide("Selector", api_doc("apps.v1.DaemonSetSpec", "selector")),
+    ),
+    _daemon_set_row,
+)
+
+
+def _replication_controller_row(rc: Obj, now: datetime) -> list[Cell]:
+    st = status(rc)
+    names, images = containers_cells(_template_spec(rc))
+    return [name_of(rc), _replicas(rc), as_int(st.get("replicas")), as_int(st.get("readyReplicas")), age_of(rc, now),
+            names, images, format_labels(spec(rc).get("selector"))]
+
+
+REPLICATION_CONTROLLERS = Printer(
+    (
+        name_column(),
+        Column("Desired", "integer", api_doc("core.v1.ReplicationControllerSpec", "replicas")),
+        Column("Current", "integer", api_doc("core.v1.ReplicationControllerStatus", "replicas")),
+        Column("Ready", "integer", api_doc("core.v1.ReplicationControllerStatus", "readyReplicas")),
+        age_column(),
+        wide("Containers", CONTAINERS_DOC),
+        wide("Images", IMAGES_DOC),
+        wide("Selector", api_doc("core.v1.ReplicationControllerSpec", "selector")),
+    ),
+    _replication_controller_row,
 )

@@ -1,0 +1,252 @@
+"""Strategies of the built-in kinds served generically: defaulting (builtin_defaults), what a create
+prepares (pkg/registry/<group>/<kind>/strategy.go PrepareForCreate: empty status, generated Job selectors),
+and validation = the schema's required fields plus the few cross-field rules users meet first.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from nanokube.api import schema_required
+from nanokube.api.errors import FieldError, GoLiteral, go_quote, invalid, not_supported, required
+from nanokube.api.selectors import matches_labels, selector_from_label_selector
+from nanokube.api.served_resources import Resource, by_kind
+from nanokube.apiserver import builtin_defaults as d
+from nanokube.apiserver.strategies import Strategy
+
+Obj = dict[str, Any]
+Validator = Callable[[Obj], list[FieldError]]
+
+# Kinds whose metadata.generation Kubernetes maintains (set to 1 on create, bumped on spec changes).
+GENERATION = {"statefulsets", "daemonsets", "jobs", "cronjobs", "replicationcontrollers", "ingresses",
+              "networkpolicies", "poddisruptionbudgets"}
+
+# What PrepareForCreate leaves in status: the zero status struct, as its non-omitempty fields encode it.
+_INITIAL_STATUS: dict[str, Obj] = {
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "daemonsets": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                   "numberReady": 0},
+    "replicationcontrollers": {"replicas": 0},
+    "jobs": {},
+    "cronjobs": {},
+    "horizontalpodautoscalers": {"desiredReplicas": 0},
+    "poddisruptionbudgets": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
+    "ingresses": {"loadBalancer": {}},
+    "resourcequotas": {},
+}
+
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_UID_LABEL = "controller-uid"
+LEGACY_NAME_LABEL = "job-name"
+
+
+def _schema_validator(res: Resource, extra: Validator | None = None) -> Validator:
+    def validate(obj: Obj) -> list[FieldError]:
+        errs = schema_required.missing_required(res.group, res.version, res.kind, obj)
+        if extra is not None:
+            errs.extend(extra(obj))
+        return errs
+    return validate
+
+
+def _go_string_map(labels: dict[str, Any]) -> GoLiteral:
+    """`%#v` of a map[string]string: keys sorted, `"k":"v"` pairs joined by ", "."""
+    pairs = ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}" for k, v in sorted(labels.items()))
+    return GoLiteral("map[string]string{" + pairs + "}")
+
+
+def _replicas(spec: Obj) -> list[FieldError]:
+    value = spec.get("replicas")
+    if isinstance(value, int) and value < 0:
+        return [invalid("spec.replicas", value, "must be greater than or equal to 0")]
+    return []
+
+
+def _template_containers(template: Obj, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, container in enumerate((template.get("spec") or {}).get("containers") or []):
+        if isinstance(container, dict) and not container.get("image"):
+            errs.append(required(f"{path}.spec.containers[{i}].image"))
+    return errs
+
+
+def _restart_policy(template: Obj, path: str, allowed: tuple[str, ...]) -> list[FieldError]:
+    policy = (template.get("spec") or {}).get("restartPolicy")
+    if policy not in allowed:
+        return [not_supported(f"{path}.spec.restartPolicy", policy, list(allowed))]
+    return []
+
+
+def _selected_template(kind: str) -> Validator:
+    """Selector set, not empty, matching the template's labels (StatefulSet, DaemonSet)."""
+    def validate(obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        errs = _replicas(spec)
+        template = spec.get("template") or {}
+        selector = spec.get("selector")
+        if selector:
+            reqs = selector_from_label_selector(selector) or []
+            labels = (template.get("metadata") or {}).get("labels") or {}
+            if not reqs:
+                errs.append(invalid("spec.selector", selector, f"empty selector is invalid for {kind}"))
+            elif template and not matches_labels(reqs, labels):
+                errs.append(invalid("spec.template.metadata.labels", _go_string_map(labels),
+                                    "`selector` does not match template `labels`"))
+        if template:
+            errs.extend(_template_containers(template, "spec.template"))
+            errs.extend(_restart_policy(template, "spec.template", ("Always",)))
+        return errs
+    return validate
+
+
+def _validate_replication_controller(obj: Obj) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errs = _replicas(spec)
+    selector = spec.get("selector") or {}
+    template = spec.get("template")
+    if not selector:
+        errs.append(required("spec.selector"))
+    if isinstance(template, dict):
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if selector and any(labels.get(k) != v for k, v in selector.items()):
+            errs.append(invalid("spec.template.metadata.labels", _go_string_map(labels),
+                                "`selector` does not match template `labels`"))
+        errs.extend(_template_containers(template, "spec.template"))
+        errs.extend(_restart_policy(template, "spec.template", ("Always",)))
+    else:
+        errs.append(required("spec.template"))
+    return errs
+
+
+def _validate_job_spec(spec: Obj, path: str) -> list[FieldError]:
+    template = spec.get("template") or {}
+    errs: list[FieldError] = []
+    for field in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
+                  "ttlSecondsAfterFinished"):
+        value = spec.get(field)
+        if isinstance(value, int) and value < 0:
+            errs.append(invalid(f"{path}.{field}", value, "must be greater than or equal to 0"))
+    if template:
+        errs.extend(_template_containers(template, f"{path}.template"))
+        errs.extend(_restart_policy(template, f"{path}.template", ("OnFailure", "Never")))
+    return errs
+
+
+def _validate_job(obj: Obj) -> list[FieldError]:
+    return _validate_job_spec(obj.get("spec") or {}, "spec")
+
+
+def _validate_cron_job(obj: Obj) -> list[FieldError]:
+    template = (obj.get("spec") or {}).get("jobTemplate") or {}
+    return _validate_job_spec(template.get("spec") or {}, "spec.jobTemplate.spec")
+
+
+def _initial_status(plural: str) -> Callable[[Obj], None]:
+    status = _INITIAL_STATUS[plural]
+
+    def prepare(obj: Obj) -> None:
+        obj["status"] = copy.deepcopy(status)
+    return prepare
+
+
+def _prepare_job(obj: Obj) -> None:
+    """PrepareForCreate of jobs: empty status and, unless manualSelector, the generated selector and labels."""
+    obj["status"] = {}
+    spec = obj.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    md = obj["metadata"]
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    for key, value in ((LEGACY_NAME_LABEL, md["name"]), (JOB_NAME_LABEL, md["name"]),
+                       (LEGACY_UID_LABEL, md["uid"]), (JOB_UID_LABEL, md["uid"])):
+        labels.setdefault(key, value)
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        selector = spec["selector"] = {}
+    match = selector.get("matchLabels")
+    if not isinstance(match, dict):
+        match = selector["matchLabels"] = {}
+    match.setdefault(JOB_UID_LABEL, md["uid"])
+    # SetDefaults_Job copies template labels to a job without labels; Kubernetes runs it again on every read
+    # from storage, so a job created without labels shows the generated ones: settle that at create.
+    if not md.get("labels"):
+        md["labels"] = dict(labels)
+
+
+def _validate_job_selector(obj: Obj) -> list[FieldError]:
+    """ValidateGeneratedSelector: a generated selector must select the job's uid and match its template."""
+    spec = obj.get("spec") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    reqs = selector_from_label_selector(spec.get("selector")) or []
+    errs: list[FieldError] = []
+    if not spec.get("manualSelector"):
+        uid = obj["metadata"].get("uid")
+        if (spec.get("selector") or {}).get("matchLabels", {}).get(JOB_UID_LABEL) != uid:
+            errs.append(invalid("spec.selector", spec.get("selector"), "`selector` not auto-generated"))
+    elif not spec.get("selector"):
+        errs.append(required("spec.selector"))
+    if reqs and not matches_labels(reqs, labels):
+        errs.append(invalid("spec.template.metadata.labels", _go_string_map(labels), "`selector` does not match template `labels`"))
+    return errs
+
+
+def _strategies() -> dict[str, Strategy]:
+    def res(group: str, kind: str) -> Resource:
+        return by_kind(group, kind)
+
+    sts, ds = res("apps", "StatefulSet"), res("apps", "DaemonSet")
+    job, cron = res("batch", "Job"), res("batch", "CronJob")
+    rc = res("", "ReplicationController")
+
+    def job_validate(obj: Obj) -> list[FieldError]:
+        return [*_schema_validator(job, _validate_job)(obj), *_validate_job_selector(obj)]
+
+    plain = {
+        ("", "ResourceQuota"): None,
+        ("", "LimitRange"): d.default_limit_range,
+        ("networking.k8s.io", "Ingress"): None,
+        ("networking.k8s.io", "IngressClass"): d.default_ingress_class,
+        ("networking.k8s.io", "NetworkPolicy"): d.default_network_policy,
+        ("policy", "PodDisruptionBudget"): None,
+        ("autoscaling", "HorizontalPodAutoscaler"): d.default_hpa,
+        ("rbac.authorization.k8s.io", "Role"): None,
+        ("rbac.authorization.k8s.io", "ClusterRole"): None,
+        ("rbac.authorization.k8s.io", "RoleBinding"): d.default_role_binding,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"): d.default_role_binding,
+        ("scheduling.k8s.io", "PriorityClass"): d.default_priority_class,
+        ("node.k8s.io", "RuntimeClass"): None,
+    }
+    out: dict[str, Strategy] = {}
+    for (group, kind), default in plain.items():
+        r = res(group, kind)
+        has_status = "status" in r.subresources
+        out[r.plural] = Strategy(default=default, validate=_schema_validator(r),
+                                 has_status_subresource=has_status, tracks_generation=r.plural in GENERATION,
+                                 prepare_create=_initial_status(r.plural) if has_status else None)
+    out["statefulsets"] = Strategy(default=d.default_stateful_set,
+                                   validate=_schema_validator(sts, _selected_template("statefulset")),
+                                   has_status_subresource=True, prepare_create=_initial_status("statefulsets"),
+                                   tracks_generation=True)
+    out["daemonsets"] = Strategy(default=d.default_daemon_set,
+                                 validate=_schema_validator(ds, _selected_template("daemonset")),
+                                 has_status_subresource=True, prepare_create=_initial_status("daemonsets"),
+                                 tracks_generation=True)
+    out["jobs"] = Strategy(default=d.default_job, validate=job_validate, has_status_subresource=True,
+                           prepare_create=_prepare_job, tracks_generation=True)
+    out["cronjobs"] = Strategy(default=d.default_cron_job, validate=_schema_validator(cron, _validate_cron_job),
+                               has_status_subresource=True, prepare_create=_initial_status("cronjobs"),
+                               tracks_generation=True)
+    out["replicationcontrollers"] = Strategy(
+        default=d.default_replication_controller, validate=_schema_validator(rc, _validate_replication_controller),
+        has_status_subresource=True, prepare_create=_initial_status("replicationcontrollers"),
+        tracks_generation=True)
+    return out
+
+
+def table() -> dict[str, Strategy]:
+    """The strategies of the kinds this module serves, keyed by resource (strategies.table merges them)."""
+    return _strategies()
