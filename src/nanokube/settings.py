@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanokube.api.validation import parse_port_range
 from nanokube.control_plane import ControlPlane
 
 ADDRESS_PLAN = {
@@ -98,9 +99,11 @@ class ServerSettings:
             self.node_ip = "127.0.0.1" if self.network == "loopback" else self.node_pod_gateway
         if self.dns_listen is None:
             self.dns_listen = (self.kube_dns_ip, 53)
-        lo, _, hi = self.node_port_range.partition("-")
-        if not (lo.isdigit() and hi.isdigit() and 0 < int(lo) <= int(hi) <= 65535):
-            raise SettingsError(f"--service-node-port-range {self.node_port_range!r}: want LOW-HIGH")
+        try:
+            if parse_port_range(self.node_port_range)[0] == 0:
+                raise ValueError
+        except ValueError:
+            raise SettingsError(f"--service-node-port-range {self.node_port_range!r}: want LOW-HIGH") from None
         if not self.image_dirs:
             self.image_dirs = [self.data_dir / "images"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
 from tests.proxy.tracer import Packet, Ruleset, Trace
 
@@ -204,6 +205,25 @@ async def test_nothing_programmed_until_both_informers_synced() -> None:
     await p.sync()
     assert len(commands.scripts) == 1 and commands.scripts[0].startswith("add table ip nanokube\ndelete table")
     assert p.status.service("default", "web") is not None
+
+
+async def test_an_intact_check_that_cannot_run_is_a_failed_sync() -> None:
+    p, c = make()
+    p.on_service_add(service("web", "10.96.0.10", WEB_PORTS))
+    await p.sync()
+    written = len(c.scripts)
+
+    async def cannot_run(script: str, *, in_process: bool = False) -> None:
+        raise PermissionError("nft: Operation not permitted")
+
+    c.nft = cannot_run  # type: ignore[method-assign]
+    with pytest.raises(PermissionError):
+        await p.sync()  # a periodic sync with no changes checks the rules are still there
+    assert p.need_full and p.status.last_error.startswith("PermissionError")
+    del c.nft
+    await p.sync()
+    assert len(c.scripts) == written + 1  # the full rebuild (no check before it)
+    assert c.scripts[-1].startswith("add table ip nanokube\ndelete table")
 
 
 async def test_failed_sync_forces_a_full_sync() -> None:

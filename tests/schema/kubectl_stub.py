@@ -17,10 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from nanokube.api import openapi_schemas
-from nanokube.api import patch as patches
 from nanokube.api.errors import ApiError, not_found
 from nanokube.api.served_resources import RESOURCES, Resource, groups, lookup
-from nanokube.apiserver import openapi
+from nanokube.apiserver import openapi, patching
 
 KUBECTL = shutil.which("kubectl") or "kubectl"
 
@@ -131,14 +130,8 @@ def build_app(stub: Stub) -> web.Application:
         if request.method == "GET":
             return web.json_response(stub.objects[key])
         if request.method == "PATCH":
-            data = patches.parse_patch_body(request.content_type, body)
             current = stub.objects[key]
-            if request.content_type == patches.STRATEGIC_MERGE_PATCH:
-                new = patches.strategic_merge_patch(current, data, r.group, r.version, r.kind)
-            elif request.content_type == patches.MERGE_PATCH:
-                new = patches.json_merge_patch(current, data)
-            else:
-                new = patches.json_patch(current, data)
+            new = patching.apply_patch(r, current, body, request.content_type, manager="", force=False)
             new["metadata"]["resourceVersion"] = str(int(current["metadata"]["resourceVersion"]) + 1)
             stub.objects[key] = new
             return web.json_response(new)

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from nanokube.api.errors import ApiError
-from nanokube.api.patch import json_merge_patch, json_patch, parse_patch_body, strategic_merge_patch
+from nanokube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
+from nanokube.api.served_resources import by_kind
+from nanokube.apiserver.patching import apply_patch
 
 
 def deployment() -> dict[str, Any]:
@@ -160,15 +162,19 @@ def test_json_patch_failures_are_422(ops: list[dict[str, Any]], cause: str) -> N
     assert info.value.details == {"causes": [{"message": cause}]}
 
 
+CONFIGMAPS = by_kind("", "ConfigMap")
+
+
 def test_undecodable_patch_bodies_are_400() -> None:
     for patch_type, body in [("application/json-patch+json", b'{"op": "add"}'),
                              ("application/strategic-merge-patch+json", b"[]"),
                              ("application/merge-patch+json", b"null"),
                              ("application/merge-patch+json", b"{nope")]:
         with pytest.raises(ApiError) as info:
-            parse_patch_body(patch_type, body)
+            apply_patch(CONFIGMAPS, {"metadata": {"name": "x"}}, body, patch_type, manager="", force=False)
         assert info.value.code == 400, (patch_type, body)
-    assert parse_patch_body("application/json-patch+json", b"[]") == []
+    assert apply_patch(CONFIGMAPS, {"metadata": {"name": "x"}}, b"[]", "application/json-patch+json", manager="",
+                       force=False) == {"metadata": {"name": "x"}}
 
 
 def test_strategic_merge_is_deterministic_for_copies() -> None:

@@ -17,13 +17,13 @@ from nanokube.agent.sandbox import clean_leftovers
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient, Informer
 from nanokube.images.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 PODS = by_kind("", "Pod")
 SERVICES = by_kind("", "Service")
 SECRETS = by_kind("", "Secret")

@@ -4,20 +4,14 @@ is given to stop."""
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from nanokube.agent import process
 from nanokube.agent.backoff import Backoff
 from nanokube.agent.logs import ContainerLog
+from nanokube.api.meta import Obj, rfc3339
 
-Obj = dict[str, Any]
 MIN_GRACE = 2.0
-
-
-def rfc3339(epoch: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch is None else epoch))
 
 
 @dataclass

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from nanokube.agent.expand import expand, lookup_in
 from nanokube.agent.quantity import ceil_div, parse_quantity
+from nanokube.api.meta import Obj
 
-Obj = dict[str, Any]
 Getter = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None when not found
 
 MASTER_SERVICES = ("kubernetes",)
@@ -173,26 +172,36 @@ async def build_env(pod: Obj, container: Obj, *, services_env: Mapping[str, str]
             configmaps[name] = None if obj is None else dict(obj.get("data") or {})
         return configmaps[name]
 
+    async def referenced(ref: Obj, fetch: Callable[[str], Awaitable[dict[str, str] | None]],
+                         what: str) -> dict[str, str] | None:
+        """The data a configMap / secret reference names; None when an optional one does not exist."""
+        data = await fetch(ref.get("name", ""))
+        if data is None and not ref.get("optional"):
+            raise ContainerConfigError(f'{what} "{ref.get("name", "")}" not found')
+        return data
+
+    async def key_value(ref: Obj, fetch: Callable[[str], Awaitable[dict[str, str] | None]], what: str,
+                        kind: str) -> str | None:
+        """A configMapKeyRef / secretKeyRef value; None when an optional one does not resolve."""
+        data = await referenced(ref, fetch, what)
+        if data is None:
+            return None
+        if ref.get("key") not in data:
+            if ref.get("optional"):
+                return None
+            raise ContainerConfigError(f"couldn't find key {ref.get('key')} in {kind} {namespace}/{ref.get('name')}")
+        return data[ref["key"]]
+
     declared: dict[str, str] = {}
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
         if "configMapRef" in source:
-            ref = source["configMapRef"]
-            data = await configmap(ref.get("name", ""))
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(f'configmap "{ref.get("name", "")}" not found')
+            data = await referenced(source["configMapRef"], configmap, "configmap")
         elif "secretRef" in source:
-            ref = source["secretRef"]
-            data = await secret(ref.get("name", ""))
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(f'secret "{ref.get("name", "")}" not found')
+            data = await referenced(source["secretRef"], secret, "secret")
         else:
             continue
-        for key, value in data.items():
+        for key, value in (data or {}).items():
             declared[prefix + key] = value
 
     lookup = lookup_in(declared, services_env)
@@ -212,31 +221,13 @@ async def build_env(pod: Obj, container: Obj, *, services_env: Mapping[str, str]
         elif "resourceFieldRef" in source:
             declared[name] = resource_value(pod, container, source["resourceFieldRef"], node_allocatable or {})
         elif "configMapKeyRef" in source:
-            ref = source["configMapKeyRef"]
-            data = await configmap(ref.get("name", ""))
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(f'configmap "{ref.get("name", "")}" not found')
-            if ref.get("key") not in data:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(
-                    f"couldn't find key {ref.get('key')} in ConfigMap {namespace}/{ref.get('name')}")
-            declared[name] = data[ref["key"]]
+            found = await key_value(source["configMapKeyRef"], configmap, "configmap", "ConfigMap")
+            if found is not None:
+                declared[name] = found
         elif "secretKeyRef" in source:
-            ref = source["secretKeyRef"]
-            data = await secret(ref.get("name", ""))
-            if data is None:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(f'secret "{ref.get("name", "")}" not found')
-            if ref.get("key") not in data:
-                if ref.get("optional"):
-                    continue
-                raise ContainerConfigError(
-                    f"couldn't find key {ref.get('key')} in Secret {namespace}/{ref.get('name')}")
-            declared[name] = data[ref["key"]]
+            found = await key_value(source["secretKeyRef"], secret, "secret", "Secret")
+            if found is not None:
+                declared[name] = found
 
     merged = dict(services_env)
     merged.update(declared)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 MAX_HOSTNAME = 63
 

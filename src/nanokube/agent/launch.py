@@ -8,7 +8,6 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from nanokube.agent import process
 from nanokube.agent.container import ContainerRun
@@ -17,8 +16,8 @@ from nanokube.agent.etcfiles import pod_hostname
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.sandbox import Sandbox
 from nanokube.agent.volumes import subpath
+from nanokube.api.meta import Obj
 
-Obj = dict[str, Any]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PRIVATE_TMPFS = ("/tmp", "/run")
 

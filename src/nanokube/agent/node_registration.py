@@ -8,25 +8,20 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
 
 from nanokube.agent.settings import KUBELET_VERSION, AgentSettings
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj, rfc3339
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NODES = by_kind("", "Node")
 LEASES = by_kind("coordination.k8s.io", "Lease")
 NAMESPACES = by_kind("", "Namespace")
 LEASE_NAMESPACE = "kube-node-lease"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
-
-
-def rfc3339(epoch: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch is None else epoch))
 
 
 def micro_time() -> str:

@@ -13,9 +13,9 @@ from nanokube.agent.ipam import Ipam
 from nanokube.agent.logs import ContainerLog
 from nanokube.agent.sandbox import Sandbox
 from nanokube.agent.settings import AgentSettings
+from nanokube.api.meta import Obj
 from nanokube.images.catalogue import Catalogue
 
-Obj = dict[str, Any]
 Getter = Callable[[str, str], Awaitable[Obj | None]]
 
 

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
+
 # (argv, timeout) -> (exit code, output); runs a command inside the container's namespaces
 ExecRunner = Callable[[list[str], float], Awaitable[tuple[int, str]]]
 
@@ -83,7 +84,7 @@ async def http_get(action: Obj, target: Target, timeout: float) -> tuple[bool, s
     finally:
         if writer is not None:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # the peer reset the connection
                 await writer.wait_closed()
     parts = status_line.decode("latin-1").split(" ", 2)
     try:
@@ -106,7 +107,7 @@ async def tcp_socket(action: Obj, target: Target, timeout: float) -> tuple[bool,
     except OSError as err:
         return False, f"dial tcp {host}:{port}: connect: {_os_error(err)}"
     writer.close()
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(OSError):  # the peer reset the connection
         await writer.wait_closed()
     return True, ""
 

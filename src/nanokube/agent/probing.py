@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from nanokube.agent.container import ContainerRun
 from nanokube.agent.probes import Prober, Target
+from nanokube.api.meta import Obj
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 def probe_target(pod_ip: str, c: ContainerRun) -> Target:

@@ -11,15 +11,14 @@ import shutil
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nanokube.agent import netns
 from nanokube.agent.etcfiles import hosts_file, pod_hostname, resolv_conf
 from nanokube.agent.sweep import kill_pod_processes
+from nanokube.api.meta import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 RECORD = "sandbox.json"
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from nanokube.agent.container import ContainerRun, rfc3339
-
-Obj = dict[str, Any]
+from nanokube.agent.container import ContainerRun
+from nanokube.api.meta import Obj, rfc3339
 
 
 def pod_phase(restart_policy: str, init_states: list[Obj], states: list[Obj], init_done: bool,

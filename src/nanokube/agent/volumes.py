@@ -15,11 +15,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from nanokube.agent.envvars import ContainerConfigError, field_value, resource_value
+from nanokube.api.meta import Obj
 
-Obj = dict[str, Any]
 Getter = Callable[[str, str], Awaitable[Obj | None]]
 
 

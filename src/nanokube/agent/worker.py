@@ -14,12 +14,13 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+
+import aiohttp
 
 from nanokube.agent import process
 from nanokube.agent.backoff import Backoff, go_duration
 from nanokube.agent.cgroups_pod import container_cgroup, qos_class, remove_pod_cgroup
-from nanokube.agent.container import MIN_GRACE, ContainerRun, grace_period, rfc3339
+from nanokube.agent.container import MIN_GRACE, ContainerRun, grace_period
 from nanokube.agent.envvars import ContainerConfigError
 from nanokube.agent.ipam import PoolExhausted
 from nanokube.agent.launch import prepare_launch
@@ -33,11 +34,12 @@ from nanokube.agent.status import StatusBuilder, container_status, current_phase
 from nanokube.agent.stdio import container_stdio
 from nanokube.agent.stopping import stop_containers
 from nanokube.agent.volumes import VolumeNotReady, VolumeSources, prepare_volume
+from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj, rfc3339
 from nanokube.images.catalogue import ImageNotFound
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NETWORK_LINGER = 1.0  # seconds a deleted pod's network namespace outlives its API object (netns mode)
 
 
@@ -381,8 +383,12 @@ class PodWorker:
     async def stop_containers(self, grace: float, *, hooks: bool = True) -> None:
         await stop_containers(self.containers.values(), grace, self._target, hooks=hooks)
         for task in list(self._watchers):
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(task, 2.0)
+            except TimeoutError:
+                pass  # wait_for cancelled it
+            except Exception:
+                log.exception("pod %s/%s: a container watcher failed", self.namespace, self.name)
 
     async def teardown_sandbox(self) -> None:
         sandbox = self.sandbox
@@ -407,10 +413,11 @@ class PodWorker:
                 c.state = {"terminated": c.terminated_state()} if c.last_exit else c.state
         ip = self.sandbox.ip if self.sandbox else ""
         if not self.gone:
-            with contextlib.suppress(Exception):
-                await self.report(final=True, ip=ip)
-            with contextlib.suppress(Exception):
+            await self.report(final=True, ip=ip)  # a refused status update is logged and retried by report()
+            try:
                 await self.rt.remove_pod(self.pod)
+            except (ApiError, aiohttp.ClientError, OSError) as err:  # TimeoutError is an OSError
+                log.info("pod %s/%s: delete after termination failed: %s", self.namespace, self.name, err)
         if self.sandbox is not None and self.sandbox.record.netns:
             # The proxy drops the endpoint a little after the API does. Until the network goes, a connection it
             # still sends here is refused at once by the empty namespace; after, it would hang on a dead address.

@@ -38,6 +38,21 @@ class GoLiteral:
     text: str
 
 
+def go_json_kind(value: Any) -> str:
+    """The kind Go's encoding/json names in "json: cannot unmarshal <kind> into Go value of type ..."."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def go_quote(text: str) -> str:
     """Go's strconv.Quote (what `%q` and `%#v` print for strings): escapes quotes, backslashes, controls."""
     out = ['"']
@@ -138,6 +153,10 @@ def too_long(path: str, value: Any, max_len: int) -> FieldError:
     return FieldError("FieldValueTooLong", path, value, f"must have at most {max_len} bytes")
 
 
+# StatusCause reasons a client acts on.
+NAMESPACE_TERMINATING = "NamespaceTerminating"  # a create in a namespace being deleted (403)
+
+
 @dataclass
 class ApiError(Exception):
     """An error with a Kubernetes Status body."""
@@ -150,6 +169,11 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code} {self.reason}: {self.message}"
+
+    def has_cause(self, reason: str) -> bool:
+        """HasStatusCause: whether details.causes names `reason` (e.g. NAMESPACE_TERMINATING)."""
+        causes = (self.details or {}).get("causes") or []
+        return any(isinstance(c, dict) and c.get("reason") == reason for c in causes)
 
     def status(self) -> dict[str, Any]:
         # metav1.Status fields are omitempty: an unknown reason ("") or empty message is left out.

@@ -21,12 +21,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def rfc3339(t: datetime | None = None) -> str:
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utc(t: datetime | float | None) -> datetime:
+    if t is None:
+        return now()
+    if isinstance(t, datetime):
+        return t
+    return datetime.fromtimestamp(t, UTC)
 
 
-def rfc3339_micro(t: datetime | None = None) -> str:
-    return (t or now()).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def rfc3339(t: datetime | float | None = None) -> str:
+    """metav1.Time's text (whole seconds, UTC) of a datetime or of seconds since the epoch; default now."""
+    return _utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_micro(t: datetime | float | None = None) -> str:
+    """metav1.MicroTime's text (microseconds, UTC) of a datetime or of seconds since the epoch; default now."""
+    return _utc(t).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str | None) -> datetime | None:

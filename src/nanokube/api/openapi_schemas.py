@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nanokube.api.errors import ApiError, FieldError, bad_request, invalid, invalid_object, not_supported
+from nanokube.api.errors import ApiError, FieldError, bad_request, go_json_kind, invalid, invalid_object, not_supported
 
 KUBERNETES_VERSION = "v1.32.0"
 _REF_PREFIX = "#/$defs/"
@@ -381,18 +381,11 @@ def go_type_name(node: Schema | None) -> str:
     return "interface {}"
 
 
-def _json_kind(value: Any, for_number_target: bool = False) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        if for_number_target:
-            return "number " + _number_text(value)
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+def _number_kind(value: Any) -> str:
+    """What Go names a JSON number it cannot put into a non-number type: the kind and the number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number " + _number_text(value)
+    return go_json_kind(value)
 
 
 def _number_text(value: int | float) -> str:
@@ -429,7 +422,7 @@ def _check_type(node: Schema | None, value: Any, struct: str, fields: list[str])
         if not isinstance(value, dict):
             if props is None and not isinstance(extra, dict):
                 return None  # opaque (RawExtension, FieldsV1) take any JSON
-            return mismatch(_json_kind(value))
+            return mismatch(go_json_kind(value))
         if props is not None:
             inner_struct = _struct_name(ref) if ref else struct
             for key, sub in value.items():
@@ -447,7 +440,7 @@ def _check_type(node: Schema | None, value: Any, struct: str, fields: list[str])
         if not isinstance(value, list):
             if isinstance(value, str) and target.get("format") == "byte":
                 return None
-            return mismatch(_json_kind(value))
+            return mismatch(go_json_kind(value))
         items = target.get("items")
         for sub in value:
             err = _check_type(items, sub, struct, fields)
@@ -457,24 +450,24 @@ def _check_type(node: Schema | None, value: Any, struct: str, fields: list[str])
     if t == "string":
         if isinstance(value, str):
             return None
-        return mismatch(_json_kind(value), "string" if ref else None)
+        return mismatch(go_json_kind(value), "string" if ref else None)
     if t == "boolean":
-        return None if isinstance(value, bool) else mismatch(_json_kind(value))
+        return None if isinstance(value, bool) else mismatch(go_json_kind(value))
     if t == "integer":
         return _check_int(value, target.get("format") or "int64", mismatch)
     if t == "number":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return None
-        return mismatch(_json_kind(value))
+        return mismatch(go_json_kind(value))
     return None
 
 
 def _check_int(value: Any, go_type: str, mismatch: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return mismatch(_json_kind(value), go_type)
+        return mismatch(go_json_kind(value), go_type)
     low, high = _INT_RANGES.get(go_type, _INT_RANGES["int64"])
     if isinstance(value, float) or not low <= value <= high:
-        return mismatch(_json_kind(value, for_number_target=True), go_type)
+        return mismatch(_number_kind(value), go_type)
     return None
 
 

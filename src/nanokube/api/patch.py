@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nanokube.api import openapi_schemas
-from nanokube.api.errors import ApiError, bad_request
+from nanokube.api.errors import ApiError, bad_request, go_json_kind
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -103,59 +103,6 @@ def _internal(message: str) -> ApiError:
     return ApiError(500, "", message)
 
 
-# ---------------------------------------------------------------- decoding patch bodies
-
-
-def parse_patch_body(patch_type: str, body: bytes) -> Any:
-    """Decode a PATCH body for the given content type the way the apiserver does; 400 when it cannot."""
-    if patch_type == APPLY_PATCH:
-        import yaml
-
-        try:
-            data = yaml.safe_load(body) if body.strip() else None
-        except yaml.YAMLError as exc:
-            raise bad_request(f"error decoding YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise bad_request("error decoding YAML: the apply patch must be an object")
-        return data
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        if patch_type == MERGE_PATCH:
-            raise bad_request("Invalid JSON Patch") from None
-        raise bad_request("invalid character in patch body: not JSON") from None
-    if patch_type == JSON_PATCH:
-        if not isinstance(data, list):
-            raise bad_request(f"json: cannot unmarshal {_json_kind(data)} into Go value of type jsonpatch.Patch")
-        if len(data) > MAX_JSON_PATCH_OPERATIONS:
-            raise ApiError(413, "RequestEntityTooLarge",
-                           f"Request entity too large: The allowed maximum operations in a JSON patch is "
-                           f"{MAX_JSON_PATCH_OPERATIONS}, got {len(data)}")
-        for op in data:
-            if not isinstance(op, dict):
-                raise bad_request(f"json: cannot unmarshal {_json_kind(op)} into Go value of type jsonpatch.Operation")
-        return data
-    if patch_type == STRATEGIC_MERGE_PATCH and not isinstance(data, dict):
-        raise bad_request(f"json: cannot unmarshal {_json_kind(data)} into Go value of type map[string]interface {{}}")
-    if patch_type == MERGE_PATCH and data is None:
-        raise bad_request("Invalid JSON Patch")
-    return data
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 # ---------------------------------------------------------------- RFC 7386 JSON merge patch
 
 
@@ -210,7 +157,7 @@ def json_patch(target: Any, ops: list[Any]) -> Any:
     doc: Any = copy.deepcopy(target)
     for op in ops:
         if not isinstance(op, dict):
-            raise bad_request(f"json: cannot unmarshal {_json_kind(op)} into Go value of type jsonpatch.Operation")
+            raise bad_request(f"json: cannot unmarshal {go_json_kind(op)} into Go value of type jsonpatch.Operation")
         try:
             doc = _apply_op(doc, op)
         except _PatchError as exc:
@@ -225,7 +172,7 @@ def _op_field(op: dict[str, Any], name: str) -> str:
     if value is None:
         raise KeyError(name)
     if not isinstance(value, str):
-        raise _PatchError(f"json: cannot unmarshal {_json_kind(value)} into Go value of type string")
+        raise _PatchError(f"json: cannot unmarshal {go_json_kind(value)} into Go value of type string")
     return value
 
 
@@ -475,7 +422,7 @@ def strategic_merge_patch(target: dict[str, Any], patch: dict[str, Any], group: 
     `$setElementOrder/<f>` and merge-strategy primitive lists. Raises ApiError with Kubernetes' status.
     """
     if not isinstance(patch, dict):
-        raise bad_request(f"json: cannot unmarshal {_json_kind(patch)} into Go value of type map[string]interface {{}}")
+        raise bad_request(f"json: cannot unmarshal {go_json_kind(patch)} into Go value of type map[string]interface {{}}")
     name = openapi_schemas.definition_name(group, version, kind)
     root = {"$ref": "#/$defs/" + name} if name else None
     try:

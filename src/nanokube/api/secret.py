@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from nanokube.api.errors import ApiError, FieldError, bad_request, forbidden, invalid, required, too_long
+from nanokube.api.errors import ApiError, FieldError, bad_request, forbidden, go_json_kind, invalid, required, too_long
 from nanokube.api.validation import (
     FIELD_IMMUTABLE_MSG,
     is_config_map_key,
@@ -106,14 +106,14 @@ def prepare_secret(secret: dict[str, Any]) -> dict[str, Any]:
     decoded: dict[str, bytes] = {}
     if data is not None:
         if not isinstance(data, dict):
-            raise _decode_error(f"json: cannot unmarshal {_json_kind(data)} into Go struct field Secret.data "
+            raise _decode_error(f"json: cannot unmarshal {go_json_kind(data)} into Go struct field Secret.data "
                                 "of type map[string][]uint8")
         for key, value in data.items():
             if value is None:
                 decoded[key] = b""
                 continue
             if not isinstance(value, str):
-                raise _decode_error(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                raise _decode_error(f"json: cannot unmarshal {go_json_kind(value)} into Go struct field "
                                     "Secret.data of type []uint8")
             try:
                 decoded[key] = go_b64decode(value)
@@ -122,11 +122,11 @@ def prepare_secret(secret: dict[str, Any]) -> dict[str, Any]:
     string_data = secret.pop("stringData", None)
     if string_data is not None:
         if not isinstance(string_data, dict):
-            raise _decode_error(f"json: cannot unmarshal {_json_kind(string_data)} into Go struct field "
+            raise _decode_error(f"json: cannot unmarshal {go_json_kind(string_data)} into Go struct field "
                                 "Secret.stringData of type map[string]string")
         for key, value in string_data.items():
             if value is not None and not isinstance(value, str):
-                raise _decode_error(f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                raise _decode_error(f"json: cannot unmarshal {go_json_kind(value)} into Go struct field "
                                     "Secret.stringData of type string")
             decoded[key] = (value or "").encode()
     if data is not None or string_data is not None:
@@ -134,18 +134,6 @@ def prepare_secret(secret: dict[str, Any]) -> dict[str, Any]:
     if not secret.get("type"):
         secret["type"] = OPAQUE
     return secret
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def secret_data(secret: Mapping[str, Any]) -> dict[str, bytes]:
@@ -167,7 +155,7 @@ def _json_error(raw: bytes, into: str = "map[string]interface {}") -> str | None
         return f"invalid character {_go_char(text[err.pos])} looking for beginning of {where}"
     if value is None or isinstance(value, dict):
         return None
-    return f"json: cannot unmarshal {_json_kind(value)} into Go value of type {into}"
+    return f"json: cannot unmarshal {go_json_kind(value)} into Go value of type {into}"
 
 
 def _go_char(ch: str) -> str:

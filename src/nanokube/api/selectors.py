@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanokube.api.errors import ApiError, bad_request
-
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 @dataclass(frozen=True)

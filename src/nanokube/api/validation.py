@@ -446,3 +446,26 @@ def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any]) 
     errs.extend(_validate_owner_references(new_meta.get("ownerReferences"), "metadata.ownerReferences"))
     errs.extend(_validate_finalizers(new_meta.get("finalizers"), "metadata.finalizers"))
     return errs
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """A port range as Kubernetes' utilnet.ParsePortRange reads it (--service-node-port-range): `30000-32767`
+    (inclusive), `30000+2767` or a single port -> (base, size). Raises ValueError."""
+    text = text.strip()
+    try:
+        if "-" in text:
+            low, high = (int(p) for p in text.split("-", 1))
+            if high < low:
+                raise ValueError
+            base, size = low, high - low + 1
+        elif "+" in text:
+            low, extra = (int(p) for p in text.split("+", 1))
+            base, size = low, extra + 1
+        else:
+            base, size = int(text), 1
+    except ValueError:
+        raise ValueError(f"invalid port range {text!r}") from None
+    if base < 0 or base + size - 1 > 65535:
+        raise ValueError(f"invalid port range {text!r}")
+    return base, size
+

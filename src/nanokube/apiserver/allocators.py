@@ -42,7 +42,7 @@ from nanokube.api.service import (
     spec_of,
     validate_cluster_ips_related_fields,
 )
-from nanokube.api.validation import parse_ip_sloppy
+from nanokube.api.validation import parse_ip_sloppy, parse_port_range
 from nanokube.store.base import Op
 
 
@@ -200,27 +200,6 @@ class IPAllocator:
 
     def free(self) -> int:
         return self._bits.size - len(self._bits.used)
-
-
-def parse_port_range(text: str) -> tuple[int, int]:
-    """`30000-32767` (inclusive), `30000+2767` or a single port -> (base, size)."""
-    text = text.strip()
-    try:
-        if "-" in text:
-            low, high = (int(p) for p in text.split("-", 1))
-            if high < low:
-                raise ValueError
-            base, size = low, high - low + 1
-        elif "+" in text:
-            low, extra = (int(p) for p in text.split("+", 1))
-            base, size = low, extra + 1
-        else:
-            base, size = int(text), 1
-    except ValueError:
-        raise ValueError(f"invalid port range {text!r}") from None
-    if base < 0 or base + size - 1 > 65535:
-        raise ValueError(f"invalid port range {text!r}")
-    return base, size
 
 
 class PortAllocator:

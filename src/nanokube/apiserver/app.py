@@ -152,8 +152,6 @@ class Handlers:
             return await self.patch(request, t)
         if method == "DELETE":
             return await self.delete(request, t)
-        if method == "POST" and t.subresource is None:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
     async def get(self, request: web.Request, t: Target) -> web.Response:

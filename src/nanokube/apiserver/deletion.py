@@ -5,13 +5,11 @@ and the pod strategy's CheckGracefulDelete). Pure functions on plain dicts; the 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import FieldError, GoLiteral, go_quote
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource
-
-Obj = dict[str, Any]
 
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"

@@ -12,19 +12,18 @@ import base64
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError, FieldError, go_repr
+from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import deletion, naming, strategies
 from nanokube.apiserver.allocators import Allocation, ServiceAllocator
 from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
-Obj = dict[str, Any]
 NAMESPACES = by_kind("", "Namespace")
 ALLOCATION_ATTEMPTS = 8
 
@@ -149,7 +148,7 @@ class Registry:
             raise ApiError(403, "Forbidden",
                            f'{res.plural} "{meta.name_of(nsobj) and ""}" is forbidden: unable to create new content '
                            f'in namespace {ns} because it is being terminated',
-                           {"kind": res.plural, "causes": [{"reason": "NamespaceTerminating",
+                           {"kind": res.plural, "causes": [{"reason": errors.NAMESPACE_TERMINATING,
                                                             "message": f"namespace {ns} is being terminated",
                                                             "field": "metadata.namespace"}]})
 

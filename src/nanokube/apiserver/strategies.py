@@ -9,15 +9,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from nanokube.api import secret, service
 from nanokube.api.errors import FieldError, invalid, invalid_object, required
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import naming
 from nanokube.apiserver.allocators import Allocation, ServiceAllocator
-
-Obj = dict[str, Any]
 
 
 def _default_container(c: Obj) -> None:

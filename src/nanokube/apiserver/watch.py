@@ -162,8 +162,7 @@ async def serve_watch(request: web.Request, registry: Registry, res: Resource, n
     finally:
         aclose: Any = getattr(stream, "aclose", None)
         if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+            await aclose()  # unsubscribes from the store's broadcast
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await resp.write_eof()
     return resp

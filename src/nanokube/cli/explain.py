@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from nanokube.api.endpointslices import LABEL_SERVICE_NAME as SERVICE_NAME_LABEL
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.cli import explain_checks as checks
 from nanokube.cli.explain_pods import container_ports, is_ready, pod_ip, pod_problems, resolve_target_port
 from nanokube.cli.explain_verdict import verdict
 from nanokube.client import ApiClient
 
-Obj = dict[str, Any]
 SERVICES = by_kind("", "Service")
 PODS = by_kind("", "Pod")
 NODES = by_kind("", "Node")
 EVENTS = by_kind("", "Event")
 SLICES = by_kind("discovery.k8s.io", "EndpointSlice")
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MAX_PORT_CHECKS = 32
 
 

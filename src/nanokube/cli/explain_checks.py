@@ -14,7 +14,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
+
 DEFAULT_PROXY_STATUS = "http://127.0.0.1:10256"
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from nanokube.api.meta import Obj
 from nanokube.api.pods import find_port
-
-Obj = dict[str, Any]
 
 
 def _status(pod: Obj) -> Obj:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 def render(r: Obj) -> str:

@@ -6,9 +6,7 @@ the port lands on something, an external address exists, the proxy has programme
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 def _v(ok: bool, code: str, message: str, fix: str = "") -> Obj:

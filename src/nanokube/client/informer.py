@@ -10,17 +10,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource
 from nanokube.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def object_key(obj: Obj) -> str:

@@ -8,10 +8,9 @@ decision made on a stale copy fails with 409 and is recomputed.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import now
+from nanokube.api.meta import Obj, now
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.client import object_key
 from nanokube.controllers import rollout as ro
@@ -20,8 +19,6 @@ from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import DEPLOYMENTS, PODS, REPLICASETS
-
-Obj = dict[str, Any]
 
 
 def _selects(selector: Obj | None, labels: dict[str, str]) -> bool:

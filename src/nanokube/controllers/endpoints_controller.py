@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nanokube.api.errors import ApiError
+from nanokube.api.errors import NAMESPACE_TERMINATING, ApiError
+from nanokube.api.meta import Obj
 from nanokube.client import object_key
 from nanokube.controllers.endpoints_desired import (
     MANAGED_BY,
@@ -18,7 +19,6 @@ from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTS, SERVICES
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
 
-Obj = dict[str, Any]
 QUIET_PERIOD = 0.05
 MAX_DELAY_PER_ADDRESS = 0.001
 
@@ -88,7 +88,7 @@ class EndpointsController(Controller):
             except ApiError as err:
                 if err.code == 409:  # exists but not in our cache yet: look again shortly
                     return 0.1
-                if err.code == 403 or "being terminated" in err.message:
+                if err.has_cause(NAMESPACE_TERMINATING):
                     return None
                 raise
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nanokube.api.meta import is_pod_ready
+from nanokube.api.meta import Obj, is_pod_ready
 from nanokube.controllers.endpointslice_reconciler import LABEL_HEADLESS
 from nanokube.controllers.podports import (
     endpoint_hostname,
@@ -13,8 +13,6 @@ from nanokube.controllers.podports import (
     should_be_in_endpoints,
     target_ref,
 )
-
-Obj = dict[str, Any]
 
 MANAGED_BY_LABEL = "endpoints.kubernetes.io/managed-by"
 MANAGED_BY = "endpoint-controller"

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from nanokube.api.errors import ApiError
+from nanokube.api.endpointslices import slice_service_key
+from nanokube.api.errors import NAMESPACE_TERMINATING, ApiError
+from nanokube.api.meta import Obj
 from nanokube.client import object_key
 from nanokube.controllers import endpointslice_reconciler as es
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.overlay import Overlay
 from nanokube.controllers.resources import ENDPOINTSLICES, NODES, SERVICES
 from nanokube.controllers.serviceindex import ServicePodIndex, service_selector
-
-Obj = dict[str, Any]
-
-
-def slice_service_key(slice_: Obj) -> str | None:
-    md = slice_.get("metadata", {})
-    name = (md.get("labels") or {}).get(es.LABEL_SERVICE_NAME)
-    return f"{md.get('namespace')}/{name}" if name else None
 
 
 class SliceIndex:
@@ -132,7 +126,7 @@ class EndpointSliceController(Controller):
                 try:
                     self.slices.wrote(await self.client.create(ENDPOINTSLICES, body, namespace))
                 except ApiError as err:
-                    if err.code == 403 or "being terminated" in err.message:
+                    if err.has_cause(NAMESPACE_TERMINATING):
                         return None  # namespace terminating: creates keep failing, drop the key
                     raise
         for body in plan.update:

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from nanokube.api.meta import is_pod_ready
+from nanokube.api.endpointslices import LABEL_SERVICE_NAME
+from nanokube.api.meta import Obj, is_pod_ready
 from nanokube.controllers.podports import (
     endpoint_hostname,
     find_port,
@@ -25,9 +26,6 @@ from nanokube.controllers.podports import (
     target_ref,
 )
 
-Obj = dict[str, Any]
-
-LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 LABEL_HEADLESS = "service.kubernetes.io/headless"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"

@@ -10,16 +10,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import rfc3339
+from nanokube.api.meta import Obj, rfc3339
 from nanokube.client import ApiClient
 from nanokube.controllers.resources import EVENTS
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NORMAL = "Normal"
 WARNING = "Warning"
 _MAX_REMEMBERED = 4096

@@ -13,6 +13,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource
 from nanokube.client import ApiClient, Informer
 from nanokube.controllers.events import EventRecorder
@@ -20,8 +21,6 @@ from nanokube.controllers.settings import ControllerSettings
 from nanokube.controllers.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class Context:

@@ -16,14 +16,13 @@ import copy
 from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import RESOURCES, Resource, by_kind
 from nanokube.client import Informer, object_key
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import resource_for
 
 CRDS = by_kind("apiextensions.k8s.io", "CustomResourceDefinition")
-
-Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 _NOT_TRACKED = {"events", "namespaces", "storageclasses"}

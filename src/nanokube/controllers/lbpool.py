@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 PortSet = frozenset[tuple[str, int]]
 

@@ -11,16 +11,15 @@ import copy
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.client import object_key
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import PODS, PVCS, PVS, STORAGECLASSES
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CLASS_NAME = "local-path"
 PROVISIONER = "nanokube.io/local-path"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"

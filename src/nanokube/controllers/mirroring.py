@@ -8,9 +8,9 @@ at most 1000 addresses; slices owned by the Endpoints object.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.client import object_key
 from nanokube.controllers.endpoints_desired import MANAGED_BY_LABEL
 from nanokube.controllers.endpointslice_controller import SliceIndex
@@ -23,8 +23,6 @@ from nanokube.controllers.endpointslice_reconciler import (
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import ENDPOINTS, ENDPOINTSLICES, SERVICES
 from nanokube.controllers.serviceindex import service_selector
-
-Obj = dict[str, Any]
 
 CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"

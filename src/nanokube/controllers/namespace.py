@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import RESOURCES, Resource
 from nanokube.controllers import discovered
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NAMESPACES
 
-Obj = dict[str, Any]
 FINALIZER = "kubernetes"
 
 

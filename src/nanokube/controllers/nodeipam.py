@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.controllers.events import NORMAL, WARNING
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NODES
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NODE_PREFIX = 24
 
 

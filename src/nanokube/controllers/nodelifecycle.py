@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
-from typing import Any
 
-from nanokube.api.meta import is_pod_ready, now, parse_time, rfc3339
+from nanokube.api.meta import Obj, is_pod_ready, now, parse_time, rfc3339
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import LEASES, NODES, PODS
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 _NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")

@@ -11,11 +11,8 @@ event of some other version is worth another sync.
 
 from __future__ import annotations
 
-from typing import Any
-
+from nanokube.api.meta import Obj
 from nanokube.client import Informer, object_key
-
-Obj = dict[str, Any]
 
 
 def revision(obj: Obj | None) -> int:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from nanokube.api.meta import is_pod_ready
+from nanokube.api.meta import Obj, is_pod_ready
 from nanokube.api.pods import find_port
-
-Obj = dict[str, Any]
 
 __all__ = ["endpoint_hostname", "endpoint_relevant", "find_port", "ips_of_family", "is_terminal", "pod_ips", "should_be_in_endpoints", "target_ref"]
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import is_pod_ready, now, parse_time, rfc3339
+from nanokube.api.meta import Obj, is_pod_ready, now, parse_time, rfc3339
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.client import object_key
 from nanokube.controllers.events import NORMAL, WARNING
@@ -22,7 +22,6 @@ from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import PODS, REPLICASETS
 
-Obj = dict[str, Any]
 BURST = 500
 EXPECTATION_TIMEOUT = 60.0
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"

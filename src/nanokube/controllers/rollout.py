@@ -25,9 +25,7 @@ from typing import Any
 
 import orjson
 
-from nanokube.api.meta import RANDOM_ALPHABET, parse_time, rfc3339
-
-Obj = dict[str, Any]
+from nanokube.api.meta import RANDOM_ALPHABET, Obj, parse_time, rfc3339
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

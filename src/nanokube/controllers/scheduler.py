@@ -5,17 +5,14 @@ tried again whenever a node changes.
 
 from __future__ import annotations
 
-from typing import Any
-
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import condition, rfc3339
+from nanokube.api.meta import Obj, condition, rfc3339
 from nanokube.client import object_key
 from nanokube.controllers.events import WARNING
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import NODES, PODS
 
-Obj = dict[str, Any]
 SCHEDULER_NAME = "default-scheduler"
 
 

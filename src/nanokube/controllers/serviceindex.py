@@ -8,12 +8,10 @@ whose endpoints may have changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.client import Informer, object_key
 from nanokube.controllers.podports import endpoint_relevant
-
-Obj = dict[str, Any]
 
 
 def service_selector(service: Obj) -> dict[str, str] | None:

@@ -8,8 +8,8 @@ served as soon as an address frees.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.client import object_key
 from nanokube.controllers.events import NORMAL, WARNING
 from nanokube.controllers.framework import Context, Controller
@@ -18,7 +18,6 @@ from nanokube.controllers.resources import SERVICES
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 LB_IP_ANNOTATION = "nanokube.io/lb-ip"
 
 

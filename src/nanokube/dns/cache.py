@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.dns.records import (
     NamespaceRecord,
     PodRecord,
@@ -23,7 +23,6 @@ from nanokube.dns.records import (
     trim_service,
 )
 
-Obj = dict[str, Any]
 # A listener gets the set of service keys whose answers changed, or None when anything may have changed.
 ChangeListener = Callable[[set[ServiceKey] | None], None]
 

@@ -11,10 +11,11 @@ import ipaddress
 import sys
 from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.endpointslices import LABEL_SERVICE_NAME as SERVICE_NAME_LABEL
+from nanokube.api.meta import Obj
+
 ServiceKey = tuple[str, str]  # (namespace, name)
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def pack_ip(text: str) -> bytes | None:

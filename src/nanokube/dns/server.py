@@ -121,8 +121,7 @@ class DnsServer:
         for task in list(self._connections):
             task.cancel()
         for server in self._tcp:
-            with contextlib.suppress(Exception):
-                await server.wait_closed()
+            await server.wait_closed()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -149,5 +148,5 @@ class DnsServer:
         finally:
             self._connections.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):  # the client reset the connection
                 await writer.wait_closed()

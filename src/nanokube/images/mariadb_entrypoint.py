@@ -16,13 +16,14 @@ profile off (MariaDB's own defaults).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+
+from nanokube.images.mounts import host_path
 
 DATADIR = "/var/lib/mysql"
 CONFIG_DIRS = ("/etc/mysql/mariadb.conf.d", "/etc/mysql/conf.d")  # where the official image reads *.cnf
@@ -39,16 +40,6 @@ SMALL_PROFILE = {
     "max_connections": "64",
     "host_cache_size": "0",  # --skip-name-resolve (always given) makes it useless
 }
-
-
-def host_path(path: str) -> str:
-    """In loopback mode volumes are not mounted: the agent says where each mountPath really is."""
-    mounts = json.loads(os.environ.get("NANOKUBE_MOUNTS") or "{}")
-    best = ""
-    for mount_path in mounts:
-        if (path == mount_path or path.startswith(mount_path.rstrip("/") + "/")) and len(mount_path) > len(best):
-            best = mount_path
-    return mounts[best] + path[len(best):] if best else path
 
 
 def env(*names: str) -> str | None:

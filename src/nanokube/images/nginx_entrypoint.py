@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import shutil
 import socketserver
 import sys
+
+from nanokube.images.mounts import host_path
 
 WELCOME = b"""<!DOCTYPE html>
 <html><head><title>Welcome to nginx!</title></head>
@@ -16,15 +17,6 @@ WELCOME = b"""<!DOCTYPE html>
 <p>If you see this page, the nginx web server is successfully installed and working
 (served by nanokube's nginx stand-in).</p></body></html>
 """
-
-
-def host_path(path: str) -> str:
-    mounts = json.loads(os.environ.get("NANOKUBE_MOUNTS") or "{}")
-    best = ""
-    for mount_path in mounts:
-        if (path == mount_path or path.startswith(mount_path.rstrip("/") + "/")) and len(mount_path) > len(best):
-            best = mount_path
-    return mounts[best] + path[len(best):] if best else path
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds; Kubernetes' default for sessionAffinity ClientIP
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -157,14 +155,6 @@ def service_ports(svc: Obj | None) -> dict[ServicePortName, ServicePortInfo]:
 
 PortKey = tuple[str, str]  # (port name, protocol)
 SliceEndpoints = dict[PortKey, tuple[Endpoint, ...]]
-
-
-def slice_service_key(slice_obj: Obj) -> str | None:
-    meta = slice_obj.get("metadata", {})
-    svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    if not svc:
-        return None
-    return f"{meta.get('namespace', 'default')}/{svc}"
 
 
 def slice_endpoints(slice_obj: Obj | None) -> SliceEndpoints:

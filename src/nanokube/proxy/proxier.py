@@ -89,18 +89,6 @@ class Proxier:
         self.need_full = True
         self.runner.request()
 
-    async def _intact(self) -> bool:
-        try:
-            return await self.backend.intact()
-        except Exception as err:  # a check that cannot run says nothing about the rules
-            log.debug("proxy: intact check failed: %s", err)
-            return True
-
-    def set_nodeport_ips(self, ips: tuple[str, ...]) -> None:
-        if ips != self.state.nodeport_ips:
-            self.state.set_nodeport_ips(ips)
-            self.request_full_sync()
-
     # -- the sync -------------------------------------------------------------------------------------
     async def sync(self) -> None:
         if not (self.services_synced and self.endpoints_synced):
@@ -109,11 +97,12 @@ class Proxier:
         now = time.time()
         full = self.need_full
         unserved = self.backend.unserved
-        if not full and not changes and not unserved and not await self._intact():
-            # a periodic sync found what we programmed gone (`nft flush ruleset`, a firewall reload): rebuild it
-            log.warning("proxy: the programmed rules were removed or changed from outside; full resync")
-            full = True
         try:
+            # A periodic sync checks that what we programmed is still there (`nft flush ruleset`, a firewall
+            # reload remove it); a check that fails is a failed sync, so the next one is a full one.
+            if not full and not changes and not unserved and not await self.backend.intact():
+                log.warning("proxy: the programmed rules were removed or changed from outside; full resync")
+                full = True
             if full:
                 self.need_full = True  # stays set if the full sync fails
                 await self.backend.full_sync(self.state.plans)

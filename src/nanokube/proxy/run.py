@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -123,9 +122,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
             tg.create_task(proxier.run(), name="proxy: sync runner")
             tg.create_task(mark_ready(), name="proxy: ready")
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(health.close())
-        with contextlib.suppress(Exception):
-            await asyncio.shield(status_server.close())
-        with contextlib.suppress(Exception):
-            await asyncio.shield(backend.stop())
+        for close in (health.close, status_server.close, backend.stop):  # each one even if another fails
+            try:
+                await asyncio.shield(close())
+            except Exception:
+                log.exception("proxy: %s failed while stopping", close.__qualname__)

@@ -62,16 +62,3 @@ class ProxyState:
             if old != new:
                 changes[key] = (old, new)
         return changes
-
-    def set_nodeport_ips(self, ips: tuple[str, ...]) -> dict[str, PlanChange]:
-        """Re-plan every Service with a node port when the node-port addresses change."""
-        if ips == self.nodeport_ips:
-            return {}
-        self.nodeport_ips = ips
-        changes: dict[str, PlanChange] = {}
-        for key, ports in self.services.items():
-            if any(info.node_port for info in ports.values()):
-                old, new = self.plans.get(key, ()), self._plan(key)
-                self.plans[key] = new
-                changes[key] = (old, new)
-        return changes

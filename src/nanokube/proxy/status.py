@@ -38,21 +38,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from nanokube.api.meta import rfc3339_micro
 from nanokube.proxy.plan import ServicePortPlan
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STATUS_PORT = 10256
 TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
-
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -76,7 +72,7 @@ class ServiceProgramState:
         return cls(programmed_at=now, ports=ports, endpoints=endpoints)
 
     def to_json(self) -> dict[str, Any]:
-        return {"programmed_at": rfc3339(self.programmed_at), "ports": self.ports, "endpoints": self.endpoints}
+        return {"programmed_at": rfc3339_micro(self.programmed_at), "ports": self.ports, "endpoints": self.endpoints}
 
 
 @dataclass
@@ -121,11 +117,11 @@ class ProxyStatus:
     def healthz(self, *, with_node: bool = True) -> tuple[int, dict[str, Any]]:
         now = time.time()
         ok = self.healthy() and (self.node_eligible or not with_node)
-        body: dict[str, Any] = {"lastUpdated": rfc3339(now if ok else self.last_sync), "currentTime": rfc3339(now)}
+        body: dict[str, Any] = {"lastUpdated": rfc3339_micro(now if ok else self.last_sync), "currentTime": rfc3339_micro(now)}
         if with_node:
             body["nodeEligible"] = self.node_eligible
         body.update(mode=self.mode, nodeIPs=self.node_ips, syncs=self.syncs,
-                    lastFullSync=rfc3339(self.last_full_sync) if self.last_full_sync else None,
+                    lastFullSync=rfc3339_micro(self.last_full_sync) if self.last_full_sync else None,
                     lastError=self.last_error)
         return (200 if ok else 503), body
 
@@ -144,8 +140,8 @@ class ProxyStatus:
 
     def status_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "nodeIPs": self.node_ips, "syncs": self.syncs,
-                "lastSync": rfc3339(self.last_sync) if self.last_sync else None,
-                "lastFullSync": rfc3339(self.last_full_sync) if self.last_full_sync else None,
+                "lastSync": rfc3339_micro(self.last_sync) if self.last_sync else None,
+                "lastFullSync": rfc3339_micro(self.last_full_sync) if self.last_full_sync else None,
                 "lastError": self.last_error, "services": self.services_json()}
 
 

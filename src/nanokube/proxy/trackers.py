@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+from nanokube.api.endpointslices import slice_service_key
 from nanokube.proxy.model import (
     Obj,
     ServicePortInfo,
@@ -18,7 +19,6 @@ from nanokube.proxy.model import (
     service_key,
     service_ports,
     slice_endpoints,
-    slice_service_key,
 )
 
 T = TypeVar("T")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.apiserver.printing.docs import FIELD_DOCS
 from nanokube.apiserver.printing.duration import since
 
-Obj = dict[str, Any]
 Cell = str | int | bool
 RowFunc = Callable[[Obj, datetime], list[Cell]]
 ConditionsFunc = Callable[[Obj], list[Obj]]
