@@ -1,6 +1,6 @@
 """Service data path side by side in one run: direct, minimal nft DNAT, nanokube nftables, HAProxy, userspace.
 
-Rebuilds the lab topology of shared/spec/baselines.md in network namespaces this script creates (all named
+Rebuilds a small lab topology (drawn below) in network namespaces this script creates (all named
 `nkb-*`) and always removes, at the end and at start (leftovers of a crashed run). Nothing touches the host's
 own network namespace: every address, route, veth, bridge and nft table is made inside an nkb-* namespace.
 

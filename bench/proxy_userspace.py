@@ -1,6 +1,6 @@
 """Userspace proxy vs direct, side by side in one run, with wrk (loopback mode, any user).
 
-Backends ("pods"): nginx (one worker each, `return 200 "ok\\n"`, as in shared/spec/baselines.md) on
+Backends ("pods"): nginx (one worker each, `return 200 "ok\\n"`, as bench/proxy_datapath.py uses) on
 127.250.0.11-13:8080 when nginx is installed, else a minimal uvloop HTTP responder (`--target python`).
 Proxies: the nanokube userspace backend in its own process(es), one per TCP data path under test, each
 with a ClusterIP on 127.251.0.<n>:80 over the three backends. Optionally HAProxy (tcp mode, 1 thread) as the

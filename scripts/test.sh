@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command of the README: lint, layering, then every test, all from the venv scripts/setup.sh made
+# The test command of the README: lint, layering, types, then every test, all from the venv scripts/setup.sh made
 # (NANOKUBE_VENV, default ./.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m ruff check src tests bench
 "$VENV/bin/lint-imports" --no-cache
+"$VENV/bin/python" -m mypy  # strict on the packages [tool.mypy] in pyproject.toml names
 exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -20,7 +20,7 @@ from tests.testing.conftest import SERVER_ARGS, listeners_of
 import nanokube
 from nanokube import Cluster, ClusterError
 
-# The public surface: changing it breaks users (DESIGN.md §2). Update this on purpose only.
+# The public surface: changing it breaks users. Update this on purpose only.
 SURFACE = {
     "__init__": "(self, *, network: 'Network' = 'loopback', args: 'list[str] | tuple[str, ...]' = (), "
                 "data_dir: 'str | Path | None' = None, ready_timeout: 'float' = 60.0, "

@@ -1,4 +1,5 @@
-"""A coalescing, bounded-frequency runner: the only thing that calls a level-triggered sync function.
+"""A coalescing, bounded-frequency runner (kube-proxy's BoundedFrequencyRunner) for a sync that rebuilds one
+whole view: the proxy's. Keyed work (a controller's objects) goes through controllers/workqueue.py instead.
 
 Contract:
 - `request()` asks for a run; any number of requests before the run starts collapse into one.

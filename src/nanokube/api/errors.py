@@ -80,7 +80,7 @@ def go_quote(text: str) -> str:
 GO_NIL = GoLiteral('"null"')
 
 
-def go_typed_strings(type_name: str, values: list[str]) -> GoLiteral:
+def go_typed_strings(type_name: str, values: list[str] | None) -> GoLiteral:
     """`%#v` of a named string slice, e.g. []core.IPFamily{"IPv4", "IPv6"}."""
     if values is None:
         return GoLiteral(f"[]{type_name}(nil)")

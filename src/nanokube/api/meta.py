@@ -54,15 +54,18 @@ def new_uid() -> str:
 
 
 def meta(obj: Obj) -> Obj:
-    return obj.setdefault("metadata", {})
+    md: Obj = obj.setdefault("metadata", {})
+    return md
 
 
 def name_of(obj: Obj) -> str:
-    return obj.get("metadata", {}).get("name", "")
+    name: str = obj.get("metadata", {}).get("name", "")
+    return name
 
 
 def namespace_of(obj: Obj) -> str | None:
-    return obj.get("metadata", {}).get("namespace")
+    namespace: str | None = obj.get("metadata", {}).get("namespace")
+    return namespace
 
 
 def labels_of(obj: Obj) -> dict[str, str]:
@@ -85,10 +88,8 @@ def is_deleting(obj: Obj) -> bool:
 
 
 def condition(obj: Obj, ctype: str) -> Obj | None:
-    for cond in obj.get("status", {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond
-    return None
+    conditions: list[Obj] = obj.get("status", {}).get("conditions") or []
+    return next((cond for cond in conditions if cond.get("type") == ctype), None)
 
 
 def is_pod_ready(pod: Obj) -> bool:

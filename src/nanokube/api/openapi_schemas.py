@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ def _definitions_path() -> Path:
 def definitions() -> dict[str, Schema]:
     """All definitions by name (e.g. 'io.k8s.api.core.v1.Service'), as shipped (refs are '#/$defs/<name>')."""
     with open(_definitions_path(), "rb") as f:
-        return json.load(f)["$defs"]
+        defs: dict[str, Schema] = json.load(f)["$defs"]
+    return defs
 
 
 @functools.cache
@@ -97,11 +98,8 @@ def schema_type(node: Schema | None) -> str | None:
         return None
     t = node.get("type")
     if isinstance(t, list):
-        for item in t:
-            if item != "null":
-                return item
-        return None
-    return t
+        return next((str(item) for item in t if item != "null"), None)
+    return None if t is None else str(t)
 
 
 def property_schema(node: Schema | None, key: str) -> Schema | None:
@@ -109,7 +107,7 @@ def property_schema(node: Schema | None, key: str) -> Schema | None:
     node = resolve(node)
     if node is None:
         return None
-    props = node.get("properties")
+    props: dict[str, Schema] | None = node.get("properties")
     if props is None:
         return None
     return props.get(key)
@@ -219,7 +217,7 @@ def _export_one_of(alternatives: list[Any], v3: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------- JSON decoding with duplicate tracking
 
 
-class _Obj(dict):
+class _Obj(dict[str, Any]):
     """A decoded JSON object that remembers which of its keys appeared more than once (in order)."""
 
     __slots__ = ("duplicate_keys",)
@@ -462,7 +460,7 @@ def _check_type(node: Schema | None, value: Any, struct: str, fields: list[str])
     return None
 
 
-def _check_int(value: Any, go_type: str, mismatch: Any) -> str | None:
+def _check_int(value: Any, go_type: str, mismatch: Callable[[str, str], str]) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return mismatch(go_json_kind(value), go_type)
     low, high = _INT_RANGES.get(go_type, _INT_RANGES["int64"])

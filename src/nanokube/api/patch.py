@@ -860,7 +860,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], mana
         _remove_path(base, path)
     for path in sorted((p for p in dropped if p[-1] != (".",)), key=len, reverse=True):
         _remove_path(base, path)
-    merged = _apply_merge(base, config, root)
+    merged: dict[str, Any] = _apply_merge(base, config, root)
 
     stamp = (now or (lambda: datetime.now(UTC)))().strftime("%Y-%m-%dT%H:%M:%SZ")
     entry = {
@@ -934,21 +934,21 @@ def _apply_merge(live: Any, config: Any, node: openapi_schemas.Schema | None) ->
         item_node = openapi_schemas.items_schema(node)
         if list_type == "map" and keys:
             by_key = {_item_key(item, keys): i for i, item in enumerate(live)}
-            out = list(live)
+            items = list(live)
             for item in config:
                 k = _item_key(item, keys)
                 if k in by_key:
-                    out[by_key[k]] = _apply_merge(out[by_key[k]], item, item_node)
+                    items[by_key[k]] = _apply_merge(items[by_key[k]], item, item_node)
                 else:
-                    by_key[k] = len(out)
-                    out.append(copy.deepcopy(item))
-            return out
+                    by_key[k] = len(items)
+                    items.append(copy.deepcopy(item))
+            return items
         if list_type == "set":
-            out = list(live)
+            items = list(live)
             for item in config:
-                if not any(_deep_equal(item, existing) for existing in out):
-                    out.append(item)
-            return out
+                if not any(_deep_equal(item, existing) for existing in items):
+                    items.append(item)
+            return items
     return copy.deepcopy(config)
 
 

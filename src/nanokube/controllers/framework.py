@@ -66,7 +66,7 @@ class Controller:
         try:
             async with asyncio.TaskGroup() as tg:
                 for i in range(self.workers):
-                    tg.create_task(self._worker(), name=f"{self.name} worker {i}")
+                    tg.create_task(self._worker(), name=f"controllers: {self.name} worker {i}")
         finally:
             self.queue.shutdown()
 

@@ -50,11 +50,11 @@ async def run_controllers(*, client: ApiClient, settings: ControllerSettings, re
     ctx = Context(client, settings)
     controllers = build(ctx)
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(ctx.recorder.run(), name="event poster")
+        tg.create_task(ctx.recorder.run(), name="controllers: event poster")
         for (plural, namespace), informer in ctx.informers.items():
-            tg.create_task(informer.run(), name=f"informer {plural} {namespace or ''}".strip())
+            tg.create_task(informer.run(), name=f"controllers: {plural} informer {namespace or ''}".strip())
         await asyncio.gather(*(informer.synced.wait() for informer in ctx.informers.values()))
         for controller in controllers:
-            tg.create_task(controller.run(), name=controller.name)
+            tg.create_task(controller.run(), name=f"controllers: {controller.name}")
         ready.set()
         log.debug("controllers running: %s", ", ".join(c.name for c in controllers))

@@ -101,9 +101,9 @@ class DnsEngine:
                 return self._with_upstream(data, q, answer, tcp)
             return self._respond(data, q, answer, tcp)
         if len(labels) >= 2 and tuple(labels[-2:]) in ((b"in-addr", b"arpa"), (b"ip6", b"arpa")):
-            answer = self._reverse(lname, labels, q.qtype)
-            if answer is not None:
-                return self._respond(data, q, answer, tcp)
+            reverse = self._reverse(lname, labels, q.qtype)
+            if reverse is not None:
+                return self._respond(data, q, reverse, tcp)
         if self.forwarder is not None and self.forwarder.saw_query(lname):
             return wire.error_response(data, wire.SERVFAIL, q)
         if self.forwarder is None or not self.forwarder.upstreams:

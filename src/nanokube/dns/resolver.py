@@ -7,7 +7,7 @@ are compression pointers into the question, so the query's case comes back uncha
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nanokube.dns import wire
@@ -68,7 +68,7 @@ class _Sections:
         prefix = b"".join(bytes((len(b),)) + b for b in (s.encode() for s in labels))
         return prefix + (self.zone_ptr if self.zone_ptr is not None else self.zone_wire)
 
-    def add(self, section: int, owner: bytes, rtype: int, ttl: int, rdata: list[bytes | None]) -> None:
+    def add(self, section: int, owner: bytes, rtype: int, ttl: int, rdata: Sequence[bytes | None]) -> None:
         rdlen = sum(len(p) if p is not None else len(self.zone_wire) for p in rdata)
         target = (self.answer, self.authority, self.additional)[section]
         target.append(owner + struct.pack("!HHIH", rtype, wire.CLASS_IN, ttl, rdlen))

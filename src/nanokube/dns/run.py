@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
             continue
         informer = Informer(client, by_kind(group, kind_name), transform=trim)  # type: ignore[arg-type]
         informer.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete,
-                             on_synced=lambda k=kind: cache.mark_synced(k))
+                             on_synced=functools.partial(cache.mark_synced, kind))
         informers.append(informer)
 
     async def announce() -> None:
@@ -111,8 +112,8 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
         ready.set()
         log.info("dns: serving %s on %s", settings.cluster_domain, parts.server.addresses)
 
-    async with asyncio.TaskGroup() as group:
+    async with asyncio.TaskGroup() as tg:
         for informer in informers:
-            group.create_task(informer.run(), name=f"dns-informer-{informer.resource.plural}")
-        group.create_task(serve(parts, check_loops=settings.check_loops), name="dns-server")
-        group.create_task(announce(), name="dns-ready")
+            tg.create_task(informer.run(), name=f"dns: {informer.resource.plural} informer")
+        tg.create_task(serve(parts, check_loops=settings.check_loops), name="dns: server")
+        tg.create_task(announce(), name="dns: ready")

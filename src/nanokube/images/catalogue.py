@@ -1,4 +1,4 @@
-"""The image catalogue: which local program an image name stands for (DESIGN.md section 6).
+"""The image catalogue: which local program an image name stands for (pods run programs, not containers).
 
 One YAML file per image. Shipped entries live next to this module in ``catalogue/``; the user's own
 directories are read after them, so a user entry with the same name replaces a shipped one.

@@ -71,7 +71,8 @@ class Poller:
             return
         # Sockets closed by a handler stay open until the batch is done: otherwise an accept later in the batch
         # could get the same fd number, and that socket's handler would receive the closed one's queued event.
-        self.doomed = doomed = []
+        doomed: list[_socket.socket] = []
+        self.doomed = doomed
         try:
             for fd, ev in events:
                 handler = handlers.get(fd)
@@ -295,7 +296,8 @@ class TcpEpollListener:
         poller.ep.register(self.fd, EPOLLIN)
 
     def _on_accept(self, ev: int) -> None:
-        accept, route, poller = self.sock._accept, self.route, self.poller
+        # socket._accept returns the bare (fd, address): no socket object for a connection relayed by fd
+        accept, route, poller = self.sock._accept, self.route, self.poller  # type: ignore[attr-defined]
         for _ in range(ACCEPT_BATCH):
             try:
                 fd, addr = accept()

@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,15 @@ class _Side(asyncio.Protocol):
                 peer.transport.close()
 
 
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+def _factory(protocol: _P) -> Callable[[], _P]:
+    """create_connection's protocol factory for a protocol made beforehand."""
+    return lambda: protocol
+
+
 class _BackendSide(_Side):
     __slots__ = ()
 
@@ -171,7 +181,7 @@ class TcpClientSide(_Side):
                 return
             backend = _BackendSide()
             try:
-                await loop.create_connection(lambda b=backend: b, ep[0], ep[1])
+                await loop.create_connection(_factory(backend), ep[0], ep[1])
             except OSError as err:
                 log.debug("dial %s:%d failed: %s", ep[0], ep[1], err)
                 continue
@@ -190,7 +200,8 @@ class TcpClientSide(_Side):
             else:
                 self.transport.resume_reading()
             return
-        _reset(self.transport)  # every endpoint refused: the client sees a reset, not a hang
+        if self.transport is not None:
+            _reset(self.transport)  # every endpoint refused: the client sees a reset, not a hang
 
 
 class UdpSession:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -146,7 +147,7 @@ class ServiceHealthServer:
             for ip in self._addresses:
                 sock = listening_socket(ip, port, self.netns)
                 try:
-                    servers.append(await asyncio.start_server(lambda r, w, k=key: self._serve(k, r, w), sock=sock))
+                    servers.append(await asyncio.start_server(functools.partial(self._serve, key), sock=sock))
                 except BaseException:
                     sock.close()
                     raise

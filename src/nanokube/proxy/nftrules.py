@@ -1,6 +1,6 @@
 """The nftables ruleset of table `ip nanokube`, rendered as `nft -f` text (pure, no I/O).
 
-Shape (see docs in the module's README section below): a fixed set of chains, and every Service
+Shape: a fixed set of chains, and every Service
 reduced to set/map elements, so a change to a Service is a handful of element adds/deletes and never
 touches a chain. Kube-proxy instead writes a chain per service port and per endpoint; on this kernel that
 makes one-element commits on a 10,000-Service table cost 150-200 ms and full loads 41 s.

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from nanokube.aio.runner import BoundedFrequencyRunner
-from nanokube.proxy.model import Obj
+from nanokube.api.meta import Obj
 from nanokube.proxy.plan import ServicePortPlan
 from nanokube.proxy.state import PlanChange, ProxyState
 from nanokube.proxy.status import ProxyStatus, ServiceProgramState

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import BY_KIND
 from nanokube.client import ApiClient, Informer
 from nanokube.proxy.commands import Commands
@@ -96,7 +97,7 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
     slices.add_handler(on_add=proxier.on_endpointslice_add, on_update=proxier.on_endpointslice_update,
                        on_delete=proxier.on_endpointslice_delete, on_synced=proxier.on_endpointslices_synced)
 
-    def node_changed(old: dict, new: dict) -> None:
+    def node_changed(old: Obj, new: Obj) -> None:
         proxier.status.sync_node(new)
         if (old.get("metadata", {}).get("labels") or {}) != (new.get("metadata", {}).get("labels") or {}):
             proxier.request_full_sync()  # kube-proxy does the same: labels feed topology

@@ -38,7 +38,8 @@ class ProxyState:
         else:
             self.health_checks.pop(key, None)
 
-    def apply(self, service_changes: dict[str, tuple[dict, dict]],
+    def apply(self, service_changes: dict[str, tuple[dict[ServicePortName, ServicePortInfo],
+                                                     dict[ServicePortName, ServicePortInfo]]],
               endpoint_changes: dict[str, tuple[SliceEndpoints, SliceEndpoints]]) -> dict[str, PlanChange]:
         for key, (_, current) in service_changes.items():
             if current:

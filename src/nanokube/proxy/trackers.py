@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from nanokube.api.endpointslices import slice_service_key
+from nanokube.api.meta import Obj
 from nanokube.proxy.model import (
-    Obj,
     ServicePortInfo,
     ServicePortName,
     SliceEndpoints,

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+from typing import Any
 
 import orjson
 
@@ -41,7 +42,7 @@ def die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def parse(msg: dict) -> tuple[dict[FrontendKey, RouteSpec], list[FrontendKey]]:
+def parse(msg: dict[str, Any]) -> tuple[dict[FrontendKey, RouteSpec], list[FrontendKey]]:
     routes = {(ip, proto, port): ([(e[0], e[1]) for e in eps], aff, tuple(src))
               for ip, proto, port, aff, eps, src in msg["set"]}
     return routes, [(ip, proto, port) for ip, proto, port in msg.get("del", ())]
@@ -52,7 +53,7 @@ async def serve(backend: UserspaceBackend) -> None:
     reader = asyncio.StreamReader(limit=1 << 28)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     retry: asyncio.TimerHandle | None = None
-    retry_tasks: set[asyncio.Task] = set()
+    retry_tasks: set[asyncio.Task[Any]] = set()
     lock = asyncio.Lock()  # a retry and a table update must not open the same listener twice
 
     def retry_failed() -> None:

@@ -12,6 +12,7 @@ txn share one revision there, each key at most once per txn).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -123,7 +124,7 @@ class Store(Protocol):
         """Returns the deleted value (resourceVersion = the deletion's revision)."""
         ...
 
-    async def txn(self, ops: list[Op]) -> list[KeyValue]:
+    async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
         """All ops commit together or none does (first failing op's error is raised)."""
         ...
 

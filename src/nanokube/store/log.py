@@ -10,6 +10,7 @@ of a write without an await in between is what makes this process the single, se
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +173,7 @@ class LogStore:
     async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return (await self.txn([Op("delete", key, None, expected_revision)]))[0]
 
-    async def txn(self, ops: list[Op]) -> list[KeyValue]:
+    async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
         if self._closed:
             raise StoreError("store is closed")
         if not ops:
@@ -184,7 +185,7 @@ class LogStore:
         else:
             # Group commit: while a commit (or a checkpoint, or a compaction step) holds the lock, writes
             # queue up, and the next holder commits all of them in one transaction.
-            future: asyncio.Future[list[KeyValue] | Exception] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[builtins.list[KeyValue] | Exception] = asyncio.get_running_loop().create_future()
             self._queued.append((ops, future))
             if len(self._queued) == 1:
                 self._flushes.add(task := asyncio.ensure_future(self._flush()))
@@ -206,13 +207,13 @@ class LogStore:
                     future.set_result(result)
             await self._after_write()
 
-    def _commit(self, batch: list[list[Op]]) -> list[list[KeyValue] | Exception]:
+    def _commit(self, batch: builtins.list[builtins.list[Op]]) -> builtins.list[builtins.list[KeyValue] | Exception]:
         """Append, in one commit, the writes of every txn in batch that applies; the others get their error."""
         revision = self._revision
         planned: dict[str, Row] = {}  # the newest rows of the txns accepted so far
-        rows: list[Row] = []
-        events: list[Event] = []
-        results: list[list[KeyValue] | Exception] = []
+        rows: builtins.list[Row] = []
+        events: builtins.list[Event] = []
+        results: builtins.list[builtins.list[KeyValue] | Exception] = []
         for ops in batch:
             try:
                 txn_rows, txn_events = self._plan(ops, revision, planned)
@@ -272,12 +273,12 @@ class LogStore:
             raise FutureRevision(revision, self._revision)
         return revision
 
-    def _plan(self, ops: list[Op], revision: int, planned: dict[str, Row]) -> tuple[list[Row], list[Event]]:
+    def _plan(self, ops: builtins.list[Op], revision: int, planned: dict[str, Row]) -> tuple[builtins.list[Row], builtins.list[Event]]:
         """The rows and events of ops (one revision each, after `revision`), or the first failing op's error.
         `planned` holds rows not yet in the log that win over it."""
         newest: dict[str, Row | None] = {}  # rows planned by earlier ops of this txn win over both
-        rows: list[Row] = []
-        events: list[Event] = []
+        rows: builtins.list[Row] = []
+        events: builtins.list[Event] = []
         for op in ops:
             revision += 1
             key = op.key
@@ -313,7 +314,7 @@ class LogStore:
             del recent[:excess]
             self._recent_base += excess
 
-    def _replay_page(self, prefix: str, after: int) -> tuple[list[Event], int]:
+    def _replay_page(self, prefix: str, after: int) -> tuple[builtins.list[Event], int]:
         """Events under prefix after revision `after`: (events, the revision the page reaches).
         Raises Compacted if the history after `after` is (being) compacted away."""
         if after >= self._revision:
