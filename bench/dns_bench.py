@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_tools import require, which
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -120,7 +122,7 @@ def start_ours(port: int, services: int, endpoints: int) -> subprocess.Popen[str
 
 
 def start_dnsmasq(port: int, hosts: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    exe = which("dnsmasq") or "dnsmasq"
     cmd = [exe, "--no-daemon", "-C", "/dev/null", f"--port={port}", f"--addn-hosts={hosts}", "--no-hosts",
            "--no-resolv", "--listen-address=127.0.0.1", "--bind-interfaces", f"--pid-file={workdir}/dnsmasq.pid",
            "--cache-size=10000"]
@@ -282,6 +284,7 @@ def main() -> None:
     if args.fuzz:
         fuzz(args.fuzz)
     else:
+        require("dnsperf", "dnsmasq")
         bench(args)
 
 

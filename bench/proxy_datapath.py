@@ -51,6 +51,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench_tools import require
 from proxy_userspace import HAPROXY_CONF, NGINX_CONF, cpu_seconds
 
 PREFIX = "nkb-"
@@ -495,8 +496,9 @@ def main() -> None:
     args = parser.parse_args()
     global DUMP_DIR
     DUMP_DIR = args.dump
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (it makes network namespaces)")
+    paths = [p.strip() for p in args.paths.split(",")]
+    require("ip", "nft", "wrk", "nginx", *(["haproxy"] if "haproxy" in paths else []),
+            root="it makes network namespaces")
     before = host_state()
     print(f"uptime before: {run('uptime').strip()}", flush=True)
     remove_namespaces()

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import time
 
+from bench_tools import require
 from nanokube.proxy.commands import Commands
 from nanokube.proxy.model import Endpoint, ServicePortInfo, ServicePortName
 from nanokube.proxy.nftables import NftablesBackend
@@ -82,6 +83,7 @@ async def measure(ns: str, runs: int) -> None:
 
 
 def main(runs: int) -> None:
+    require("ip", "nft", root="it makes a network namespace")
     ns = f"nk-proxybench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:

@@ -47,6 +47,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench_tools import require
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -602,9 +604,7 @@ def main() -> int:
             uvloop.install()
         print(json.dumps(asyncio.run(inner(args))))
         return 0
-    if os.geteuid() != 0:
-        print("needs root (the server runs in a network namespace made for the run)", file=sys.stderr)
-        return 2
+    require("ip", "nft", root="the server runs in a network namespace made for the run")
     modes = ["netns", "loopback"] if args.mode == "both" else [args.mode]
     print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     results = []

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_tools import require
+
 BACKENDS = ["127.250.0.11", "127.250.0.12", "127.250.0.13"]
 PORT = 8080
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n"
@@ -172,6 +174,7 @@ def main() -> None:
     parser.add_argument("--haproxy", action="store_true")
     parser.add_argument("--no-close", action="store_true", help="keep-alive only")
     args = parser.parse_args()
+    require("wrk", *(["nginx"] if args.target == "nginx" else []), *(["haproxy"] if args.haproxy else []))
     tmp = Path(tempfile.mkdtemp(prefix="nk-bench-proxy-"))
     procs: list[subprocess.Popen[str]] = []
     proxies: dict[str, tuple[str, list[int]]] = {}  # label -> (url, pids)

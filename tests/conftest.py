@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl") or "kubectl"
@@ -52,18 +54,44 @@ def datastore_args(data_dir: Path) -> list[str]:
     return ["--datastore-endpoint", _SESSION_ETCD[0].endpoints, "--datastore-prefix", f"/{data_dir.name}"]
 
 
+@pytest.fixture(autouse=True)
+def _no_tasks_left_running(request: pytest.FixtureRequest) -> None:
+    """Async tests must stop what they start: a task still running after the test fails it."""
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_asyncio_tasks_checked")
+
+
+@pytest.fixture
+async def _asyncio_tasks_checked() -> Any:
+    yield
+    me = asyncio.current_task()
+    # A task whose cancellation is under way was stopped by its owner: let it unwind (cancelling what it awaits).
+    stopping = [t for t in asyncio.all_tasks() if t is not me and not t.done() and t.cancelling()]
+    if stopping:
+        await asyncio.wait(stopping, timeout=5)
+    await asyncio.sleep(0)
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done() and not t.cancelling()]
+    if left:
+        names = sorted(f"{t.get_name()} ({getattr(t.get_coro(), '__qualname__', t.get_coro())})" for t in left)
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=5)
+        pytest.fail(f"the test left {len(left)} asyncio task(s) running: {', '.join(names)}", pytrace=False)
+
+
+def _new_file(prefix: str) -> Path:
+    """A new empty file in the session's scratch directory (created, so no other process can take the name)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=_scratch())
+    os.close(fd)
+    return Path(path)
+
+
 def _die_with_parent() -> None:
     """A test server gets SIGTERM when the test process dies (a killed or timed-out pytest leaks nothing)."""
     import ctypes
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -75,7 +103,7 @@ class Server:
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
     ready_line: str = ""
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mktemp(prefix="log-", dir=_scratch())))
+    log_path: Path = field(default_factory=lambda: _new_file("log-"))
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.polling import eventually_async
 
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
@@ -77,11 +78,8 @@ class Node:
                 await self.changed.wait()
 
     async def poll(self, predicate: Any, timeout: float = 10.0) -> Any:
-        """For conditions outside the agent (a file a process writes): check every 20 ms."""
-        async with asyncio.timeout(timeout):
-            while not (result := predicate()):
-                await asyncio.sleep(0.02)
-            return result
+        """For conditions outside the agent (a file a process writes), which no event announces."""
+        return await eventually_async(predicate, timeout)
 
     async def delete(self, worker: PodWorker, grace: int | None = None) -> None:
         meta = dict(worker.pod["metadata"], deletionTimestamp="2025-01-01T00:00:00Z")

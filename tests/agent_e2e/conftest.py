@@ -10,8 +10,6 @@ import json
 import os
 import random
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,18 +19,6 @@ T = TypeVar("T")
 def loopback_args(*extra: str) -> list[str]:
     pod_cidr = f"127.244.{random.randint(100, 250)}.0/24"
     return ["--network", "loopback", "--components", "controllers,agent", "--pod-cidr", pod_cidr, *extra]
-
-
-def wait_until(probe: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> T:
-    """Poll ``probe`` (a kubectl call, a socket) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}")
-        time.sleep(interval)
 
 
 def kubectl_json(srv: Any, *args: str) -> Any:

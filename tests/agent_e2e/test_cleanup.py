@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes
+from tests.polling import eventually
 
 
 def pod_uids(srv) -> dict[str, str]:
@@ -31,10 +32,10 @@ def test_no_process_survives_pod_deletion_or_server_stop(make_server):
     srv.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stubborn"}, "spec": {
         "terminationGracePeriodSeconds": 1,
         "containers": [{"name": "sh", "image": "busybox", "command": ["sh", "-c", stubborn]}]}})
-    wait_until(lambda: running(srv, 3), 20, what="3 pods Running")
+    eventually(lambda: running(srv, 3), 20, what="3 pods Running")
     uids = pod_uids(srv)
     # the stubborn pod's shell, its plain child and its setsid child
-    wait_until(lambda: sleepers(srv, uids["stubborn"]) == 2, 10, what="stubborn's children")
+    eventually(lambda: sleepers(srv, uids["stubborn"]) == 2, 10, what="stubborn's children")
     echo = next(name for name in uids if name.startswith("echo-"))
     assert pod_processes(srv.data_dir, uids[echo])
     srv.kubectl("delete", "pod", echo)  # waits until the object is gone
@@ -45,7 +46,7 @@ def test_no_process_survives_pod_deletion_or_server_stop(make_server):
     assert pod_processes(srv.data_dir, uids["stubborn"]) == []
     srv.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stubborn-2"}, "spec": {
         "terminationGracePeriodSeconds": 2, "containers": [{"name": "sh", "image": "busybox", "command": ["sh", "-c", stubborn]}]}})
-    wait_until(lambda: running(srv, 3), 20, what="3 pods Running again")
+    eventually(lambda: running(srv, 3), 20, what="3 pods Running again")
     assert len(pod_processes(srv.data_dir)) >= 5
     began = time.monotonic()
     assert srv.stop() == 0

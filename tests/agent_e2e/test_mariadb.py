@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table
 from tests.conftest import REPO, Server, start_server
+from tests.polling import eventually
 
 pytestmark = pytest.mark.skipif(not (shutil.which("mariadbd") and shutil.which("mariadb")),
                                 reason="needs Debian's mariadb-server and mariadb-client")
@@ -39,7 +40,7 @@ def sql_when_up(ip: str, query: str, timeout: float = 45.0) -> str:
         return last[0].returncode == 0
 
     try:
-        wait_until(attempt, timeout, 0.2, what=f"mariadb at {ip}")
+        eventually(attempt, timeout, 0.2, what=f"mariadb at {ip}")
     except AssertionError as err:
         raise AssertionError(f"{err}: {last[0].stderr if last else ''}") from None
     return last[0].stdout
@@ -54,7 +55,7 @@ def live_pod(srv: Server, not_named: str = "") -> dict:
                     status.get("phase") == "Running" and status.get("podIP"):
                 return pod
         return None
-    return wait_until(find, 30, 0.1, what="a running mariadb pod")
+    return eventually(find, 30, 0.1, what="a running mariadb pod")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_claim_is_bound_by_local_path(article):
         rows = table(article.kubectl("get", "pvc").stdout)
         return rows[0] if rows and rows[0]["STATUS"] == "Bound" else None
 
-    row = wait_until(bound, 15, what="mariadb-pvc Bound")
+    row = eventually(bound, 15, what="mariadb-pvc Bound")
     assert row["NAME"] == "mariadb-pvc"
     assert row["VOLUME"].startswith("pvc-")
     assert (row["CAPACITY"], row["ACCESS MODES"], row["STORAGECLASS"]) == ("1Gi", "RWO", "local-path")
@@ -104,7 +105,7 @@ def test_the_row_survives_the_pod_being_replaced(article):
     new = live_pod(article, not_named=old["metadata"]["name"])
     assert new["status"]["podIP"] != old["status"]["podIP"]
     assert sql_when_up(new["status"]["podIP"], "SELECT item FROM shop.orders WHERE id = 1") == "article row\n"
-    wait_until(lambda: len(kubectl_json(article, "get", "pods")["items"]) == 1, 20, what="the old pod removed")
+    eventually(lambda: len(kubectl_json(article, "get", "pods")["items"]) == 1, 20, what="the old pod removed")
 
 
 def test_the_row_survives_a_server_restart(article):
@@ -141,5 +142,5 @@ def test_the_password_never_shows(article):
 def test_deleting_the_deployment_leaves_no_process(article):
     assert pod_processes(article.data_dir)
     article.kubectl("delete", "deployment", "mariadb-deployment")
-    wait_until(lambda: not kubectl_json(article, "get", "pods")["items"], 20, what="pods gone")
+    eventually(lambda: not kubectl_json(article, "get", "pods")["items"], 20, what="pods gone")
     assert pod_processes(article.data_dir) == []

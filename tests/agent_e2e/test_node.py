@@ -6,7 +6,8 @@ import os
 import platform
 import socket
 
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, table, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, table
+from tests.polling import eventually
 
 
 def os_image() -> str:
@@ -35,7 +36,7 @@ def test_node_wide_columns_lease_and_capacity(make_server):
     assert {a["type"]: a["address"] for a in obj["status"]["addresses"]} == {"InternalIP": "127.0.0.1",
                                                                           "Hostname": node["NAME"]}
     assert obj["metadata"]["labels"]["kubernetes.io/hostname"] == node["NAME"]
-    lease = wait_until(lambda: kubectl_json(srv, "get", "leases", "-n", "kube-node-lease")["items"], 10,
+    lease = eventually(lambda: kubectl_json(srv, "get", "leases", "-n", "kube-node-lease")["items"], 10,
                        what="the node lease")
     assert lease[0]["metadata"]["name"] == node["NAME"]
     assert lease[0]["spec"]["holderIdentity"] == node["NAME"]

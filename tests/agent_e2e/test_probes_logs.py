@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table
 from tests.conftest import KUBECTL, Server, start_server
+from tests.polling import eventually
 
 PERIOD = 1
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
@@ -102,7 +103,7 @@ class PodWatch:
 
 
 def test_readiness_flips_ready_within_one_period(srv, files):
-    wait_until(lambda: row(srv, "probed")["STATUS"] == "Running", 20, what="probed Running")
+    eventually(lambda: row(srv, "probed")["STATUS"] == "Running", 20, what="probed Running")
     watch = PodWatch(srv, "probed")
     try:
         watch.until_ready("0/1")  # readiness starts failed and the file is not there
@@ -128,14 +129,14 @@ def test_liveness_failure_restarts_the_container(srv, files):
     first = kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0]
     (files / "kill").touch()
     try:
-        wait_until(lambda: restarts(row(srv, "probed")["RESTARTS"]) > first["restartCount"], 15,
+        eventually(lambda: restarts(row(srv, "probed")["RESTARTS"]) > first["restartCount"], 15,
                    what="a liveness restart")
     finally:
         (files / "kill").unlink()
     status = kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0]
     terminated = status["lastState"]["terminated"]
     assert terminated["exitCode"] == 143 and terminated["reason"] == "Error"  # SIGTERM ended `sleep`
-    wait_until(lambda: "running" in kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0][
+    eventually(lambda: "running" in kubectl_json(srv, "get", "pod", "probed")["status"]["containerStatuses"][0][
         "state"], 15, what="running again")
 
 
@@ -144,7 +145,7 @@ def test_crashing_container_shows_restarts_and_crash_loop_back_off(srv):
         r = row(srv, "crasher")
         return r if r["STATUS"] == "CrashLoopBackOff" and restarts(r["RESTARTS"]) >= 2 else None
 
-    r = wait_until(looping, 20, 0.05, what="CrashLoopBackOff with 2 restarts")
+    r = eventually(looping, 20, 0.05, what="CrashLoopBackOff with 2 restarts")
     assert re.fullmatch(r"\d+ \(\d+s ago\)", r["RESTARTS"]), r["RESTARTS"]
     assert r["READY"] == "0/1"
     status = kubectl_json(srv, "get", "pod", "crasher")["status"]
@@ -159,7 +160,7 @@ def test_crashing_container_shows_restarts_and_crash_loop_back_off(srv):
 
 
 def test_logs_follow_then_previous(srv, files):
-    wait_until(lambda: logs(srv, "talker", "-c", "app") == "".join(f"line {i}\n" for i in range(1, 6)), 20,
+    eventually(lambda: logs(srv, "talker", "-c", "app") == "".join(f"line {i}\n" for i in range(1, 6)), 20,
                what="talker's first lines")
     follower = subprocess.Popen([KUBECTL, "--kubeconfig", str(srv.kubeconfig), "logs", "-f", "talker", "-c", "app"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -175,18 +176,18 @@ def test_logs_follow_then_previous(srv, files):
             follower.kill()
             follower.wait()
     previous = "".join(f"line {i}\n" for i in range(1, 6)) + "after\n"
-    wait_until(lambda: logs(srv, "talker", "-c", "app", "--previous") == previous, 15, what="--previous")
-    wait_until(lambda: logs(srv, "talker", "-c", "app") == previous[:-len("after\n")], 15, what="the new run")
+    eventually(lambda: logs(srv, "talker", "-c", "app", "--previous") == previous, 15, what="--previous")
+    eventually(lambda: logs(srv, "talker", "-c", "app") == previous[:-len("after\n")], 15, what="the new run")
     assert restarts(row(srv, "talker")["RESTARTS"]) == 1
 
 
 def test_logs_container_tail_timestamps_since(srv, files):
-    first = wait_until(lambda: logs(srv, "talker", "-c", "side", "--timestamps"), 20, what="side's first line")
+    first = eventually(lambda: logs(srv, "talker", "-c", "side", "--timestamps"), 20, what="side's first line")
     age = time.time() - datetime.fromisoformat(first.split(".", 1)[0]).replace(tzinfo=UTC).timestamp()
     if age < 3:
         time.sleep(3 - age)  # --since has whole seconds: "early" must be older than the window
     (files / "late").touch()
-    wait_until(lambda: logs(srv, "talker", "-c", "side") == "early\nlate\n", 20, what="side's late line")
+    eventually(lambda: logs(srv, "talker", "-c", "side") == "early\nlate\n", 20, what="side's late line")
     assert logs(srv, "talker", "-c", "side", "--since=2s") == "late\n"
     assert logs(srv, "talker", "-c", "side", "--since=1h") == "early\nlate\n"
     assert logs(srv, "talker", "-c", "app", "--tail", "2").endswith("line 4\nline 5\n")
@@ -206,9 +207,9 @@ def test_post_start_and_pre_stop_hooks_run(srv: Server, files: Path) -> None:
         "containers": [sh_container("app", "exec sleep 3600", lifecycle={
             "postStart": {"exec": {"command": ["sh", "-c", hook.format(what="started", path=started)]}},
             "preStop": {"exec": {"command": ["sh", "-c", hook.format(what="stopping", path=stopping)]}}})]}})
-    wait_until(lambda: started.exists() and started.read_text().strip(), what="the postStart hook")
+    eventually(lambda: started.exists() and started.read_text().strip(), what="the postStart hook")
     assert started.read_text().split()[0] == "started"
-    wait_until(lambda: kubectl_json(srv, "get", "pod", "hooked")["status"].get("phase") == "Running",
+    eventually(lambda: kubectl_json(srv, "get", "pod", "hooked")["status"].get("phase") == "Running",
                what="hooked Running")
     assert not stopping.exists()
     srv.kubectl("delete", "pod", "hooked", "--wait=true", timeout=30)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, table, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args, table
+from tests.polling import eventually
 
 
 def claim(name: str, storage_class: str | None = None) -> dict:
@@ -20,7 +21,7 @@ def bound_volume(srv, name: str) -> tuple[str, Path]:
         pvc = kubectl_json(srv, "get", "pvc", name)
         return pvc["spec"].get("volumeName") if (pvc.get("status") or {}).get("phase") == "Bound" else None
 
-    pv_name = wait_until(volume, 15, what=f"{name} Bound")
+    pv_name = eventually(volume, 15, what=f"{name} Bound")
     return pv_name, Path(kubectl_json(srv, "get", "pv", pv_name)["spec"]["hostPath"]["path"])
 
 
@@ -43,7 +44,7 @@ def test_reclaim_delete_removes_the_directory_and_retain_keeps_it(make_server):
         "containers": [{"name": "w", "image": "busybox", "volumeMounts": [{"name": "d", "mountPath": "/data"}],
                         "command": ["python3", "-c", "import json, os; root = json.loads(os.environ["
                                     "'NANOKUBE_MOUNTS'])['/data']; open(root + '/note', 'w').write('kept')"]}]}})
-    wait_until(lambda: kubectl_json(srv, "get", "pod", "writer")["status"].get("phase") == "Succeeded", 15,
+    eventually(lambda: kubectl_json(srv, "get", "pod", "writer")["status"].get("phase") == "Succeeded", 15,
                what="writer Succeeded")
     srv.kubectl("delete", "pod", "writer")
     assert (volumes["scratch"][1] / "note").read_text() == "kept"
@@ -54,11 +55,11 @@ def test_reclaim_delete_removes_the_directory_and_retain_keeps_it(make_server):
     srv.kubectl("patch", "pv", volumes["keep-patched"][0], "-p", '{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}')
     srv.kubectl("delete", "pvc", "scratch", "keep-patched", "keep-class")
 
-    wait_until(lambda: volumes["scratch"][0] not in pv_names(srv), 15, what="the Delete PV removed")
+    eventually(lambda: volumes["scratch"][0] not in pv_names(srv), 15, what="the Delete PV removed")
     assert not volumes["scratch"][1].exists()
     for name in ("keep-patched", "keep-class"):
         pv_name, path = volumes[name]
-        wait_until(lambda pv_name=pv_name: kubectl_json(srv, "get", "pv", pv_name)["status"].get("phase")
+        eventually(lambda pv_name=pv_name: kubectl_json(srv, "get", "pv", pv_name)["status"].get("phase")
                    == "Released", 15, what=f"{pv_name} Released")
         assert path.is_dir()
     assert not kubectl_json(srv, "get", "pvc")["items"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.apiserver.helpers_http import (
     live_keys,
 )
 from tests.conftest import Server
+from tests.polling import eventually
 
 from nanokube.api.served_resources import RESOURCES
 
@@ -103,23 +103,13 @@ def restarted(srv: Server, *args: str) -> Iterator[Server]:
         again.stop()
 
 
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_restart_keeps_every_object_uid_address_and_resource_version(make_server: Any) -> None:
     srv = make_server("--network", "loopback", "--components=controllers", "--no-agent")
     http = Http(srv)
     srv.apply(MANIFESTS)
     srv.kubectl("create", "secret", "generic", "creds", "--from-literal=password=s3cret")
-    wait_for(lambda: len(http.ok("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]) == 2)
-    wait_for(lambda: http.ok("GET", f"{SERVICES}/lb-local")["status"]["loadBalancer"].get("ingress"))
+    eventually(lambda: len(http.ok("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]) == 2)
+    eventually(lambda: http.ok("GET", f"{SERVICES}/lb-local")["status"]["loadBalancer"].get("ingress"))
     srv.stop()
 
     before = store_dump(srv)
@@ -190,7 +180,7 @@ def test_kill9_during_concurrent_creates_loses_no_acknowledged_create(make_serve
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: len(acked) >= 150 and refused, timeout=30)
+        eventually(lambda: len(acked) >= 150 and refused, timeout=30)
         srv.kill9()
     finally:
         stop.set()

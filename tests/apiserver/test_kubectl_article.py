@@ -81,16 +81,24 @@ def test_apply_with_a_change_is_configured(applied, tmp_path):
 def test_watch_sees_a_change(applied):
     env = {**os.environ, "KUBECONFIG": str(applied.kubeconfig)}
     proc = subprocess.Popen(["kubectl", "get", "svc", "-w", "--output-watch-events"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+
+    def output_until(text: str, deadline: float, seen: str = "") -> str:
+        while time.monotonic() < deadline and text not in seen:
+            try:
+                seen += os.read(fd, 65536).decode()
+            except BlockingIOError:
+                time.sleep(0.05)
+        return seen
+
     try:
-        time.sleep(1.0)
-        applied.kubectl("create", "service", "clusterip", "watched", "--tcp=80:8080")
         deadline = time.monotonic() + 10
-        seen = ""
-        os.set_blocking(proc.stdout.fileno(), False)
-        while time.monotonic() < deadline and "watched" not in seen:
-            seen += proc.stdout.read() or ""
-            time.sleep(0.05)
+        seen = output_until("kubernetes", deadline)  # the initial list is out: the watch is open
+        applied.kubectl("create", "service", "clusterip", "watched", "--tcp=80:8080")
+        seen = output_until("watched", deadline, seen)
         assert re.search(r"ADDED\s+watched\s+ClusterIP", seen), seen
     finally:
         proc.kill()

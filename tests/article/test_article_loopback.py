@@ -19,7 +19,8 @@ import dns.message
 import dns.query
 import pytest
 from tests.conftest import Server, start_server
-from tests.explain.cluster import eventually, pick_plan
+from tests.explain.cluster import pick_plan
+from tests.polling import eventually
 
 ARTICLE = Path(__file__).resolve().parents[2] / "examples" / "article"
 # In the article's order; headless-pods.yaml (not in the article) gives headless-svc its pods.

@@ -4,13 +4,12 @@ playing kubelet through the API (kubelet.py)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 from tests.conftest import Server, module_server
+from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -18,19 +17,6 @@ pytestmark = pytest.mark.timeout(120)
 server = module_server("--network", "loopback", "--components=controllers", "--no-agent",
                        "--lb-pool", "127.240.0.1-127.240.0.2", "--node-monitor-grace-period", "1.5")
 
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except AssertionError as err:
-            last = err
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def get(server: Server, *args: str) -> Any:
@@ -180,8 +166,13 @@ def test_load_balancer_pool_exhaustion_and_release(server, kubelet):
     other = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb-other"},
              "spec": {"type": "LoadBalancer", "loadBalancerClass": "example.com/other", "ports": [{"port": 1}]}}
     server.apply(other)
-    time.sleep(0.5)  # nothing should happen; give the controller a chance to misbehave
+    # The controller works its queue in order with one worker: once it has handled a Service applied after
+    # lb-other (the pool is full, so it posts AllocationFailed), it has handled lb-other too.
+    server.apply(lb("lb-marker"))
+    eventually(lambda: "AllocationFailed" in server.kubectl("get", "events", "--field-selector",
+                                                             "involvedObject.name=lb-marker").stdout)
     assert ip("lb-other") is None
+    server.kubectl("delete", "svc", "lb-marker")
 
 
 def test_garbage_collection_background_orphan_and_namespace(server, kubelet):

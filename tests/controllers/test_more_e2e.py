@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Server, module_server
-from tests.controllers.test_controllers_e2e import deployment, eventually, get, pods_of
+from tests.controllers.test_controllers_e2e import deployment, get, pods_of
+from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 LB_IP = "127.240.1.1"

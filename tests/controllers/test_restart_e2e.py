@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.conftest import start_server
 from tests.controllers.kubelet import FakeKubelet
-from tests.controllers.test_controllers_e2e import deployment, eventually, get, pods_of, with_ip
+from tests.controllers.test_controllers_e2e import deployment, get, pods_of, with_ip
+from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 ARGS = ("--network", "loopback", "--components=controllers", "--no-agent", "--lb-pool", "127.240.0.1-127.240.0.2")

@@ -8,6 +8,7 @@ import time
 import pytest
 from tests.conftest import Server, module_server
 from tests.controllers.test_controllers_e2e import deployment, get, pods_of
+from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +47,12 @@ def test_rollout_restart_recreate_and_pause(server, kubelet):
     # Paused: a template change makes no new ReplicaSet until the rollout is resumed.
     server.kubectl("rollout", "pause", "deployment/rec")
     server.kubectl("set", "image", "deployment/rec", "main=nginx:3")
-    time.sleep(1.0)
+
+    def observed() -> bool:  # the controller has synced the changed template (and, paused, done nothing)
+        d = get(server, "deployment", "rec")
+        return d["status"].get("observedGeneration", 0) >= d["metadata"]["generation"]
+
+    eventually(observed)
     assert len(get(server, "rs", "-l", "app=rec")["items"]) == 2
     assert {p["spec"]["containers"][0]["image"] for p in live_pods(server, "rec")} == {"nginx:1"}
     server.kubectl("rollout", "resume", "deployment/rec")

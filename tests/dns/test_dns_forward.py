@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import Any
 
 import dns.flags
 import dns.message
 import dns.rcode
+from tests.ports import free_port
 
 from conftest import cluster_objects, running_dns
 from nanokube.dns import DnsSettings
@@ -42,22 +42,8 @@ async def test_reverse_miss_falls_through_to_upstream(cluster_dns, upstream, dns
     assert upstream.queries == ["1.2.0.192.in-addr.arpa. PTR"]
 
 
-def _free_port() -> int:
-    """A port number free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
 async def test_upstream_that_is_ourselves_is_never_used(dnsq) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     settings = DnsSettings(listen=[("127.0.0.1", port)], upstreams=[f"127.0.0.1:{port}"])
     async with running_dns(settings, cluster_objects()) as running:
         assert running.parts.forwarder.upstreams == []
@@ -90,7 +76,7 @@ class _Relay(asyncio.DatagramProtocol):
 
 
 async def test_stub_pointing_back_is_detected(dnsq) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     loop = asyncio.get_running_loop()
     relay_transport, relay = await loop.create_datagram_endpoint(lambda: _Relay(("127.0.0.1", port)),
                                                                  local_addr=("127.0.0.1", 0))

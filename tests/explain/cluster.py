@@ -7,7 +7,6 @@ import random
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,13 +72,3 @@ def explain(server: Server, name: str, namespace: str = "default", *extra: str) 
     return proc.returncode, json.loads(proc.stdout)
 
 
-def eventually(check, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    """Poll `check` until it returns something truthy (for state only observable by asking)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last value {value!r}")
-        time.sleep(interval)

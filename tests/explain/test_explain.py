@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from tests.conftest import Server, start_server
-from tests.explain.cluster import eventually, explain, pick_plan
+from tests.explain.cluster import explain, pick_plan
+from tests.polling import eventually
 
 ECHO = "nanokube/echo"
 

@@ -23,22 +23,17 @@ def test_echo_json_is_what_json_dumps_writes(value):
     assert echo.json_object(fields) == json.dumps(fields)
 
 
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def echo_server() -> Iterator[tuple[int, int]]:
-    http, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     env = {**os.environ, "NANOKUBE_POD_NAME": "echo-1", "NANOKUBE_POD_NAMESPACE": "ns", "NANOKUBE_POD_IP": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-I", "-S", str(IMAGES_DIR / "echo.py"), "--http-port", str(http),
-                             f"--udp-port={udp}", "--bind", "127.0.0.1"], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(IMAGES_DIR / "echo.py"), "--http-port", "0",
+                             "--udp-port=0", "--bind", "127.0.0.1"], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        assert "listening on 127.0.0.1" in proc.stdout.readline()
-        yield http, udp
+        line = proc.stdout.readline()  # "... listening on 127.0.0.1 http <port> udp <port>": the ports it got
+        assert "listening on 127.0.0.1" in line, line
+        words = line.split()
+        yield int(words[words.index("http") + 1]), int(words[words.index("udp") + 1])
     finally:
         proc.terminate()
         assert proc.wait(5) == 0  # SIGTERM is a clean exit

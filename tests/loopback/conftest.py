@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import random
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -43,20 +42,6 @@ def dns_address(srv: Server) -> tuple[str, int]:
     host, _, port = field[4:].rpartition(":")
     return host, int(port)
 
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy; the last exception (if any) explains a timeout."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (OSError, AssertionError, ValueError, KeyError) as err:
-            last, value = err, None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")
 
 
 def http_get(ip: str, port: int, path: str = "/", *, source: str | None = None, timeout: float = 2.0) -> dict:

@@ -14,7 +14,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 from tests.conftest import Server
-from tests.loopback.conftest import dns_address, echo_deployment, eventually, manifest, ready_pod_ips, service
+from tests.loopback.conftest import dns_address, echo_deployment, manifest, ready_pod_ips, service
+from tests.polling import eventually
 
 Z = "default.svc.cluster.local"
 

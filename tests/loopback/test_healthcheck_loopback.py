@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 from tests.conftest import Server
-from tests.loopback.conftest import echo_deployment, eventually, kubectl_json, manifest, service
+from tests.loopback.conftest import echo_deployment, kubectl_json, manifest, service
+from tests.polling import eventually
 
 HTTP = [{"name": "http", "port": 80, "targetPort": 8080}]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Server, start_server
-from tests.loopback.conftest import _free_octets, echo_deployment, eventually, http_get, kubectl_json, manifest, service
+from tests.loopback.conftest import _free_octets, echo_deployment, http_get, kubectl_json, manifest, service
+from tests.polling import eventually
 
 NODE2 = "node2"
 NODE2_IP = "127.0.0.2"

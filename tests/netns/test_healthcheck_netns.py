@@ -5,24 +5,12 @@ of an LB IP (nftables drops the others before DNAT)."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from tests.netns.cluster import NetnsCluster
 from tests.netns.manifests import echo_deployment, service
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from tests.proxy.objects import endpoint, endpoint_slice, service
@@ -18,6 +19,13 @@ from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
 # -- runner -------------------------------------------------------------------------------------------
 
 
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.looptime  # loop time runs as fast as the runner lets it: no real sleeps
 async def test_runner_coalesces_requests_and_respects_min_interval() -> None:
     runs: list[float] = []
     loop = asyncio.get_running_loop()
@@ -37,11 +45,12 @@ async def test_runner_coalesces_requests_and_respects_min_interval() -> None:
     for _ in range(50):
         runner.request()
     await asyncio.wait_for(done.wait(), 2)
-    task.cancel()
+    await stop(task)
     assert len(runs) == 2
     assert runs[1] - runs[0] >= 0.19
 
 
+@pytest.mark.looptime  # loop time runs as fast as the runner lets it: no real sleeps
 async def test_runner_runs_at_max_interval_without_requests() -> None:
     count = 0
     three = asyncio.Event()
@@ -53,11 +62,14 @@ async def test_runner_runs_at_max_interval_without_requests() -> None:
             three.set()
 
     runner = BoundedFrequencyRunner(fn, name="t", min_interval=0, max_interval=0.05)
+    started = asyncio.get_running_loop().time()
     task = asyncio.create_task(runner.run())
     await asyncio.wait_for(three.wait(), 2)
-    task.cancel()
+    await stop(task)
+    assert asyncio.get_running_loop().time() - started >= 0.095  # runs 2 and 3 came max_interval apart
 
 
+@pytest.mark.looptime  # loop time runs as fast as the runner lets it: no real sleeps
 async def test_runner_retries_after_failure_with_backoff() -> None:
     attempts: list[float] = []
     ok = asyncio.Event()
@@ -73,7 +85,7 @@ async def test_runner_retries_after_failure_with_backoff() -> None:
     task = asyncio.create_task(runner.run())
     runner.request()
     await asyncio.wait_for(ok.wait(), 2)
-    task.cancel()
+    await stop(task)
     assert runner.failures_total == 2 and not runner.failing
     assert attempts[1] - attempts[0] >= 0.045 and attempts[2] - attempts[1] >= 0.095
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from tests.ports import free_port
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.proxy.commands import enter_netns
@@ -22,12 +23,6 @@ from nanokube.proxy.state import ProxyState
 from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 async def get(port: int, request: bytes | None = None) -> tuple[int, dict[str, str], bytes]:

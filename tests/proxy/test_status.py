@@ -30,7 +30,8 @@ def parse_time(text: str) -> datetime:
 
 
 async def test_services_and_healthz_follow_syncs() -> None:
-    status = ProxyStatus(mode="userspace", node_ips=["127.0.0.1"], health_timeout=0.2)
+    clock = [1000.0]
+    status = ProxyStatus(mode="userspace", node_ips=["127.0.0.1"], health_timeout=0.2, monotonic=lambda: clock[0])
     p = Proxier(state=ProxyState(node_name="node-a", nodeport_ips=("127.0.0.1",)),
                 backend=UserspaceBackend(), status=status)
     server = StatusServer(status, "127.0.0.1", 0)
@@ -62,8 +63,9 @@ async def test_services_and_healthz_follow_syncs() -> None:
         # A change queued but not applied within the health timeout: unhealthy (503), as kube-proxy.
         p.on_endpointslice_update(None, endpoint_slice("web", [endpoint("127.244.0.21")],
                                                        [{"name": "http", "port": 9090}], rv="2"))
+        clock[0] += 0.19
         assert (await get(port, "/healthz"))[0] == 200  # queued, not late yet
-        await asyncio.sleep(0.25)
+        clock[0] += 0.02
         code, body = await get(port, "/healthz")
         assert code == 503 and parse_time(body["lastUpdated"]) < parse_time(body["currentTime"])
         await p.sync()

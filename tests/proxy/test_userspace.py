@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+from tests.ports import free_port
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.proxy.proxier import Proxier
@@ -130,12 +131,6 @@ async def test_spread_refusal_and_endpoint_change(tcp: str) -> None:
         await p.backend.stop()
         for s in servers:
             s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @TCP_MODES

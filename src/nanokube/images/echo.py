@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     _signal.signal(_signal.SIGTERM, _terminate)
     echo = Echo(opts["bind"], int(opts["http-port"]), int(opts["udp-port"]))
-    print(f"echo: pod {echo.pod} listening on {opts['bind']} http {opts['http-port']} udp {opts['udp-port']}",
-          flush=True)
+    # The ports bound, so a caller may ask for port 0 and read which ones it got.
+    print(f"echo: pod {echo.pod} listening on {opts['bind']} http {echo.tcp.getsockname()[1]} "
+          f"udp {echo.udp.getsockname()[1]}", flush=True)
     try:
         echo.serve()
     except KeyboardInterrupt:

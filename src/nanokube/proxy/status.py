@@ -90,13 +90,14 @@ class ProxyStatus:
     node_eligible: bool = True
     health_timeout: float = 60.0
     unserved: dict[tuple[str, str, int], str] = field(default_factory=dict)  # frontend -> why it is not served
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)  # the health timeout's clock
 
     def service(self, namespace: str, name: str) -> ServiceProgramState | None:
         return self.services.get(f"{namespace}/{name}")
 
     def queued(self) -> None:
         if not self.queued_since:
-            self.queued_since = time.monotonic()
+            self.queued_since = self.monotonic()
 
     def updated(self, now: float) -> None:
         self.queued_since = 0.0
@@ -112,7 +113,7 @@ class ProxyStatus:
     def healthy(self) -> bool:
         if not self.last_sync or not self.queued_since:
             return True  # starting up, or fully synced
-        return time.monotonic() - self.queued_since < self.health_timeout
+        return self.monotonic() - self.queued_since < self.health_timeout
 
     def healthz(self, *, with_node: bool = True) -> tuple[int, dict[str, Any]]:
         now = time.time()
