@@ -172,7 +172,7 @@ def _type_ok(schema: Schema, value: Any) -> bool:
         return True
     if wanted == "number":
         return actual in ("number", "integer")
-    return actual == wanted
+    return bool(actual == wanted)
 
 
 def validate(obj: Any, schema: Schema) -> list[FieldError]:

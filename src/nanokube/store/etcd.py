@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -169,7 +170,7 @@ class EtcdStore:
         return [self._key_value(kv) for kv in kvs], revision or at
 
     async def _read(self, key: bytes, range_end: bytes | None = None, *, limit: int = 0,
-                    revision: int = 0) -> tuple[list[Kv], int, bool]:
+                    revision: int = 0) -> tuple[builtins.list[Kv], int, bool]:
         try:
             return await self.gateway.range(key, range_end, limit=limit, revision=revision)
         except EtcdCompacted as exc:
@@ -191,16 +192,16 @@ class EtcdStore:
     async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
         return (await self.txn([Op("delete", key, None, expected_revision)]))[0]
 
-    async def txn(self, ops: list[Op]) -> list[KeyValue]:
+    async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
         """All ops at one etcd revision, or none. Each key may appear once (etcd refuses duplicates)."""
         if self._closed:
             raise StoreError("store is closed")
         if not ops:
             return []
-        compare: list[dict[str, Any]] = []
-        success: list[dict[str, Any]] = []
-        failure: list[dict[str, Any]] = []
-        values: list[bytes | None] = []
+        compare: builtins.list[dict[str, Any]] = []
+        success: builtins.list[dict[str, Any]] = []
+        failure: builtins.list[dict[str, Any]] = []
+        values: builtins.list[bytes | None] = []
         for op in ops:
             key = b64(self._key(op.key))
             if op.kind == "create":
@@ -233,19 +234,19 @@ class EtcdStore:
         if not succeeded:
             raise self._failure(ops, responses)
         await self._visible(revision)
-        out: list[KeyValue] = []
-        for op, value, response in zip(ops, values, responses, strict=True):
-            if value is None:
+        out: builtins.list[KeyValue] = []
+        for op, stored, response in zip(ops, values, responses, strict=True):
+            if stored is None:
                 old = kv_of((response.get("response_delete_range", {}).get("prev_kvs") or [{}])[0])
                 out.append(KeyValue(op.key, stamp_stored(old.value, revision), revision, old.create_revision))
             elif op.kind == "create":
-                out.append(KeyValue(op.key, stamp_stored(value, revision), revision, revision))
+                out.append(KeyValue(op.key, stamp_stored(stored, revision), revision, revision))
             else:
                 old = kv_of(response.get("response_put", {}).get("prev_kv") or {})
-                out.append(KeyValue(op.key, stamp_stored(value, revision), revision, old.create_revision))
+                out.append(KeyValue(op.key, stamp_stored(stored, revision), revision, old.create_revision))
         return out
 
-    def _failure(self, ops: list[Op], responses: list[dict[str, Any]]) -> StoreError:
+    def _failure(self, ops: builtins.list[Op], responses: builtins.list[dict[str, Any]]) -> StoreError:
         for op, response in zip(ops, responses, strict=True):
             kvs = response.get("response_range", {}).get("kvs") or []
             current = kv_of(kvs[0]) if kvs else None
@@ -269,8 +270,8 @@ class EtcdStore:
             return EtcdWatchStream(self, prefix, start_revision, self._broadcaster.subscribe(prefix))
         return _DirectWatch(self, prefix, start_revision)
 
-    def _events_of(self, result: dict[str, Any]) -> list[Event]:
-        events: list[Event] = []
+    def _events_of(self, result: dict[str, Any]) -> builtins.list[Event]:
+        events: builtins.list[Event] = []
         for raw in result.get("events", ()):
             kv = kv_of(raw["kv"])
             prev = kv_of(raw["prev_kv"]) if raw.get("prev_kv") else None
@@ -350,7 +351,7 @@ class EtcdStore:
             del self._recent[:cut]
             del self._recent_revisions[:cut]
 
-    def _replay(self, prefix: str, after: int) -> list[Event]:
+    def _replay(self, prefix: str, after: int) -> builtins.list[Event]:
         """Remembered events under prefix after revision `after`."""
         if after < self._recent_base:
             raise Compacted(after, self._recent_base)  # forgotten: the watcher re-lists (rare)

@@ -141,7 +141,7 @@ class EtcdGateway:
                     payload = await resp.read()
                     answer = orjson.loads(payload) if payload else {}
                     if resp.status == 200:
-                        return answer  # type: ignore[no-any-return]
+                        return answer
                     error = _error_of(answer, resp.status)
             except (aiohttp.ClientConnectionError, TimeoutError, orjson.JSONDecodeError) as exc:
                 error = EtcdUnreachable(f"etcd at {self.endpoints[index]}: {exc or type(exc).__name__}")
