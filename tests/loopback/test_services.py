@@ -14,13 +14,13 @@ import pytest
 from tests.conftest import Server
 from tests.loopback.conftest import (
     echo_deployment,
-    eventually,
     http_get,
     kubectl_json,
     manifest,
     ready_pod_ips,
     service,
 )
+from tests.polling import eventually
 
 HTTP = [{"name": "http", "port": 80, "targetPort": 8080}]
 

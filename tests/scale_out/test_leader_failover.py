@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from tests.conftest import KUBECTL, Server
 from tests.etcd_cluster import ETCD, EtcdCluster, running_etcd
-from tests.loopback.conftest import eventually
+from tests.polling import eventually
 from tests.scale_out.conftest import LEASE, RETRY, control_plane_args, new_server, ranges
 
 

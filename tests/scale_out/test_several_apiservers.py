@@ -15,7 +15,7 @@ import pytest
 from tests.apiserver.helpers_http import Http, assert_ranges_match, held_by_services
 from tests.conftest import KUBECTL, Server
 from tests.etcd_cluster import EtcdCluster
-from tests.loopback.conftest import eventually
+from tests.polling import eventually
 from tests.scale_out.conftest import control_plane_args, ranges
 
 SERVICES_TOTAL = int(os.environ.get("NANOKUBE_SCALE_SERVICES", "3000"))

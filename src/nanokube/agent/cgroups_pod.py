@@ -4,15 +4,14 @@ pod, removed when the pod goes; and the pod's QoS class, as the kubelet computes
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from nanokube.agent.cgroups import Cgroup, Limits
 from nanokube.agent.container import ContainerRun
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.quantity import parse_quantity
+from nanokube.api.meta import Obj
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 POD_PIDS_LIMIT = 4096  # the kubelet's podPidsLimit is unlimited by default; this keeps a fork bomb on the pod
 
 

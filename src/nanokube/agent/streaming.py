@@ -20,8 +20,6 @@ from nanokube.agent import attach, channels, poddial, portforward
 from nanokube.agent import exec as exec_
 from nanokube.agent.nodecontext import NodeRuntime
 
-Obj = dict[str, Any]
-
 
 def status_error(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,

@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from nanokube.api import validation
 from nanokube.api.errors import FieldError, forbidden, invalid, not_supported, required
+from nanokube.api.meta import Obj
 from nanokube.api.structural import EMBEDDED, INT_OR_STRING, PRESERVE, walk
 
-Obj = dict[str, Any]
 _FORBIDDEN_KEYWORDS = (("$ref", "$ref"), ("definitions", "definitions"), ("additionalItems", "additionalItems"),
                        ("dependencies", "dependencies"), ("patternProperties", "patternProperties"))
 _IN_COMBINATOR_FORBIDDEN = ("type", "default", "additionalProperties", "nullable", "description", PRESERVE,

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource, by_kind
 
-Obj = dict[str, Any]
 METRICS = "autoscaling.alpha.kubernetes.io/metrics"
 CURRENT_METRICS = "autoscaling.alpha.kubernetes.io/current-metrics"
 CONDITIONS = "autoscaling.alpha.kubernetes.io/conditions"

@@ -6,11 +6,10 @@ the kind's own defaults, then those of every embedded type (pod templates, claim
 from __future__ import annotations
 
 import copy
-from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.apiserver.strategies import default_pod_spec
 
-Obj = dict[str, Any]
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 

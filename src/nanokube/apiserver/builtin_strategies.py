@@ -11,12 +11,12 @@ from typing import Any
 
 from nanokube.api import schema_required
 from nanokube.api.errors import FieldError, GoLiteral, go_quote, invalid, not_supported, required
+from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import builtin_defaults as d
 from nanokube.apiserver.strategies import Strategy
 
-Obj = dict[str, Any]
 Validator = Callable[[Obj], list[FieldError]]
 
 # Kinds whose metadata.generation Kubernetes maintains (set to 1 on create, bumped on spec changes).

@@ -27,6 +27,7 @@ import orjson
 
 from nanokube.api import crd_validation, errors, meta, structural
 from nanokube.api.errors import ApiError, FieldError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource, by_kind, lookup
 from nanokube.apiserver import alt_versions, deletion, naming
 from nanokube.apiserver.allocators import Allocation
@@ -35,7 +36,6 @@ from nanokube.apiserver.strategies import Strategy
 from nanokube.store.base import Compacted, Store
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 CRDS = by_kind("apiextensions.k8s.io", "CustomResourceDefinition")
 CLEANUP_FINALIZER = deletion.CRD_CLEANUP

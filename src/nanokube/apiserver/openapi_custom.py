@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
+
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _API_VERSION_DOC = ("APIVersion defines the versioned schema of this representation of an object. Servers should "
                     "convert recognized schemas to the latest internal value, and may reject unrecognized values. More "

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.api.selectors import selector_string
 from nanokube.api.served_resources import Resource
-
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

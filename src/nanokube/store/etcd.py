@@ -90,13 +90,13 @@ class EtcdStore:
         self._compact_version = 0  # version of compact_rev_key last seen (the compactor's CAS)
         self._broadcaster = Broadcaster(subscriber_limit)
         # Events the store watch delivered, sorted by revision; all of a revision's events or none of them.
-        self._recent: builtins.list[Event] = []
-        self._recent_revisions: builtins.list[int] = []
+        self._recent: list[Event] = []
+        self._recent_revisions: list[int] = []
         self._recent_base = 0  # the watch delivered every revision after this one
         self._recent_max = recent_events
         self._watched = 0  # newest revision the store watch has delivered (or started after)
         self._watch_task: asyncio.Task[None] | None = None
-        self._visible_waiters: builtins.list[tuple[int, asyncio.Future[None]]] = []
+        self._visible_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._closed = False
 
     # --- keys -----------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ class EtcdStore:
         return self._key_value(kvs[0]) if kvs else None
 
     async def list(self, prefix: str, *, start_key: str | None = None, limit: int = 0,
-                   revision: int = 0) -> tuple[builtins.list[KeyValue], int]:
+                   revision: int = 0) -> tuple[list[KeyValue], int]:
         low, high = self._range_of(prefix)
         if start_key is not None and start_key >= prefix:
             low = self._key(start_key) + b"\x00"  # exclusive
@@ -235,15 +235,15 @@ class EtcdStore:
             raise self._failure(ops, responses)
         await self._visible(revision)
         out: builtins.list[KeyValue] = []
-        for op, written, response in zip(ops, values, responses, strict=True):
-            if written is None:
+        for op, stored, response in zip(ops, values, responses, strict=True):
+            if stored is None:
                 old = kv_of((response.get("response_delete_range", {}).get("prev_kvs") or [{}])[0])
                 out.append(KeyValue(op.key, stamp_stored(old.value, revision), revision, old.create_revision))
             elif op.kind == "create":
-                out.append(KeyValue(op.key, stamp_stored(written, revision), revision, revision))
+                out.append(KeyValue(op.key, stamp_stored(stored, revision), revision, revision))
             else:
                 old = kv_of(response.get("response_put", {}).get("prev_kv") or {})
-                out.append(KeyValue(op.key, stamp_stored(written, revision), revision, old.create_revision))
+                out.append(KeyValue(op.key, stamp_stored(stored, revision), revision, old.create_revision))
         return out
 
     def _failure(self, ops: builtins.list[Op], responses: builtins.list[dict[str, Any]]) -> StoreError:
