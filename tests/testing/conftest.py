@@ -21,8 +21,9 @@ def plugin_args() -> list[str]:
     return ["-p", PLUGIN]
 
 
-def server_processes(data_dir_part: str = "nanokube-cluster-") -> list[str]:
-    """Command lines of running `nanokube server` processes started by a Cluster (temp data dirs)."""
+def server_processes(data_dir_part: str) -> list[str]:
+    """Command lines of running `nanokube server` processes whose data dir is under `data_dir_part` (tests on
+    a shared machine look only at their own: other runs may have clusters of their own)."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

@@ -4,7 +4,10 @@ report of a failing test, scopes, pytest-xdist, the netns marker, and no cost fo
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,16 @@ from tests.testing.conftest import PLUGIN, SERVER_ARGS, plugin_args, server_proc
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def own_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A short $TMPDIR of this test's own for the inner pytest: its clusters' data dirs land there, so the
+    test can tell its servers from those of other runs on the machine."""
+    path = tempfile.mkdtemp(prefix="nk-plugin-")
+    monkeypatch.setenv("TMPDIR", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -26,7 +39,7 @@ def test_entry_point_is_declared() -> None:
     assert any(dep.startswith("pytest-xdist") for dep in project["optional-dependencies"]["test"])
 
 
-def test_fixtures_give_a_cluster_and_a_fresh_namespace_per_test(pytester: pytest.Pytester) -> None:
+def test_fixtures_give_a_cluster_and_a_fresh_namespace_per_test(pytester: pytest.Pytester, own_tmpdir: str) -> None:
     pytester.makepyfile(test_user="""
         import json
 
@@ -58,7 +71,7 @@ def test_fixtures_give_a_cluster_and_a_fresh_namespace_per_test(pytester: pytest
     """)
     result = run(pytester, "-v")
     result.assert_outcomes(passed=3)
-    assert not server_processes(), "the session's cluster was stopped"
+    assert not server_processes(own_tmpdir), "the session's cluster was stopped"
 
 
 def test_a_failing_test_reports_events_pod_logs_and_the_server_log(pytester: pytest.Pytester) -> None:
@@ -108,7 +121,8 @@ def test_function_scope_gives_each_test_its_own_cluster(pytester: pytest.Pyteste
     run(pytester).assert_outcomes(passed=2)
 
 
-def test_xdist_runs_one_cluster_per_worker_side_by_side(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_xdist_runs_one_cluster_per_worker_side_by_side(pytester: pytest.Pytester, tmp_path: Path,
+                                                        own_tmpdir: str) -> None:
     """Two workers, each with its cluster, each creating the same Deployment and NodePort Service at once."""
     pytester.makepyfile(test_parallel=f"""
         import json, os, time, urllib.request
@@ -125,7 +139,7 @@ def test_xdist_runs_one_cluster_per_worker_side_by_side(pytester: pytest.Pyteste
                 namespace=nanokube_namespace)
             nanokube_cluster.wait("deployment", "echo", "Available", namespace=nanokube_namespace)
             url = nanokube_cluster.url("echo", 80, namespace=nanokube_namespace)
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while True:
                 try:
                     reply = json.loads(urllib.request.urlopen(url, timeout=3).read())
@@ -151,7 +165,7 @@ def test_xdist_runs_one_cluster_per_worker_side_by_side(pytester: pytest.Pyteste
     assert sorted(by_worker) == ["gw0", "gw1"], by_worker
     assert all(len(urls) == 1 for urls in by_worker.values())  # one cluster per worker...
     assert by_worker["gw0"] != by_worker["gw1"]                # ...each its own
-    assert not server_processes()
+    assert not server_processes(own_tmpdir)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")

@@ -51,7 +51,9 @@ class LoopbackPlan:
 
 
 def _lock_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / f"nanokube-clusters-{os.getuid()}"
+    # One place for every process of the user, whatever its $TMPDIR: claims must meet to exclude each other
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    path = base / f"nanokube-clusters-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
 
