@@ -23,7 +23,11 @@ import subprocess
 import sys
 import time
 
-from nanokube.images.mounts import host_path
+if __package__:
+    from nanokube.images.mounts import host_path
+else:  # run as a file with -I -S (see the catalogue entry): the standard library and the files beside it only
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from mounts import host_path
 
 DATADIR = "/var/lib/mysql"
 CONFIG_DIRS = ("/etc/mysql/mariadb.conf.d", "/etc/mysql/conf.d")  # where the official image reads *.cnf

@@ -9,7 +9,11 @@ import shutil
 import socketserver
 import sys
 
-from nanokube.images.mounts import host_path
+if __package__:
+    from nanokube.images.mounts import host_path
+else:  # run as a file with -I -S (see the catalogue entry): the standard library and the files beside it only
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from mounts import host_path
 
 WELCOME = b"""<!DOCTYPE html>
 <html><head><title>Welcome to nginx!</title></head>
