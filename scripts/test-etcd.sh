@@ -8,4 +8,4 @@ NANOKUBE_TEST_DATASTORE=etcd exec "$VENV/bin/python" -m pytest -q -p no:cachepro
   tests/apiserver --deselect tests/apiserver/test_durability.py \
   tests/controllers/test_controllers_e2e.py tests/controllers/test_restart_e2e.py \
   --deselect tests/controllers/test_controllers_e2e.py::test_endpointslices_follow_readiness_named_port_and_250_pods \
-  tests/loopback/test_services.py "$@"
+  tests/loopback/test_services.py tests/workloads/test_crds.py "$@"

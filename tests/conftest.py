@@ -33,8 +33,6 @@ def _scratch() -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _SESSION_ETCD:
-        _SESSION_ETCD.pop().stop()
     shutil.rmtree(Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}", ignore_errors=True)
 
 
@@ -48,9 +46,15 @@ def datastore_args(data_dir: Path) -> list[str]:
     if DATASTORE != "etcd":
         return []
     if not _SESSION_ETCD:
+        import atexit
+
         from tests.etcd_cluster import new_cluster
 
-        _SESSION_ETCD.append(new_cluster().start())
+        cluster = new_cluster().start()
+        _SESSION_ETCD.append(cluster)
+        # this module is imported twice (as `conftest` and `tests.conftest`): the instance that started etcd
+        # stops it, whichever the session-finish hook belongs to
+        atexit.register(cluster.stop)
     return ["--datastore-endpoint", _SESSION_ETCD[0].endpoints, "--datastore-prefix", f"/{data_dir.name}"]
 
 

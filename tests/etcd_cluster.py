@@ -21,6 +21,13 @@ from pathlib import Path
 ETCD = shutil.which("etcd")
 
 
+def _die_with_parent() -> None:
+    """etcd gets SIGTERM when the process that started it dies (a killed or crashed pytest leaks nothing)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,7 +87,7 @@ class EtcdCluster:
                  "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
                  "--initial-cluster", initial, "--initial-cluster-state", "new",
                  "--initial-cluster-token", self.token, "--quota-backend-bytes", str(1 << 30), *tls],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             log.close()
         deadline = time.monotonic() + timeout
         for m in self.members:

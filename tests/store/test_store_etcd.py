@@ -14,6 +14,7 @@ import pytest
 from tests.etcd_cluster import EtcdCluster
 
 from nanokube.api.served_resources import by_kind
+from nanokube.apiserver.crds import CustomResource
 from nanokube.store import KeyExists, Op, RevisionConflict
 from nanokube.store.etcd import EtcdStore, encode, stamp_stored
 from nanokube.store.etcd_gateway import EtcdGateway
@@ -45,6 +46,11 @@ def test_keys_are_laid_out_as_kube_apiserver_lays_them() -> None:
     assert NODES.key(None, "n1") == "/registry/minions/n1"
     assert by_kind("apps", "Deployment").key_prefix("ns") == "/registry/deployments/ns/"
     assert by_kind("coordination.k8s.io", "Lease").key("kube-system", "x") == "/registry/leases/kube-system/x"
+    # custom resources keep their group (apiextensions' ResourcePrefix): a CRD named like a built-in never
+    # shares its keys
+    crd = CustomResource("example.com", "v1", "Pod", "pods", True)
+    assert crd.key("ns", "a") == "/registry/example.com/pods/ns/a"
+    assert crd.key_prefix() == "/registry/example.com/pods/"
 
 
 async def test_etcdctl_shows_the_objects_as_json(etcd: EtcdCluster, etcd_store: EtcdStore) -> None:
@@ -93,6 +99,9 @@ async def test_one_of_two_servers_compacts_a_round(etcd: EtcdCluster, etcd_store
         for i in range(5):
             await etcd_store.create(f"/registry/configmaps/compact/{i}", {"metadata": {"name": str(i)}})
         target = etcd_store.current_revision
+        async with asyncio.timeout(10):  # the other server has seen those writes through its store watch
+            while other.current_revision < target:
+                await asyncio.sleep(0.01)
         before = (await etcd_store.gateway.range(b"compact_rev_key"))[0]
         await asyncio.gather(etcd_store.compact(target), other.compact(target))
         after = (await etcd_store.gateway.range(b"compact_rev_key"))[0]

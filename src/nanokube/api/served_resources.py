@@ -41,15 +41,20 @@ class Resource:
 
     def key_prefix(self, namespace: str | None = None) -> str:
         """Storage key prefix, laid out as kube-apiserver lays it: /registry/<resource prefix>/[<ns>/]."""
-        base = f"/registry/{storage_prefix(self.group, self.plural)}/"
+        base = f"/registry/{self.storage_prefix}/"
         if self.namespaced and namespace:
             return f"{base}{namespace}/"
         return base
 
     def key(self, namespace: str | None, name: str) -> str:
         if self.namespaced:
-            return f"/registry/{storage_prefix(self.group, self.plural)}/{namespace}/{name}"
-        return f"/registry/{storage_prefix(self.group, self.plural)}/{name}"
+            return f"/registry/{self.storage_prefix}/{namespace}/{name}"
+        return f"/registry/{self.storage_prefix}/{name}"
+
+    @property
+    def storage_prefix(self) -> str:
+        # custom resources (apiserver/crds.py's CustomResource sets `custom`) keep their group in the key
+        return storage_prefix(self.group, self.plural, custom=getattr(self, "custom", False))
 
 
 # kube-apiserver's storage keys: the plural without its group, except these (SpecialDefaultResourcePrefixes in
@@ -66,8 +71,12 @@ SPECIAL_PREFIXES = {
 }
 
 
-def storage_prefix(group: str, plural: str) -> str:
-    """The resource's part of its storage keys (`/registry/<this>/...`): one place for every key."""
+def storage_prefix(group: str, plural: str, *, custom: bool = False) -> str:
+    """The resource's part of its storage keys (`/registry/<this>/...`): one place for every key. Custom
+    resources are `<group>/<plural>` (apiextensions-apiserver's ResourcePrefix), so a CRD whose plural is also
+    a built-in's never shares its keys."""
+    if custom:
+        return f"{group}/{plural}"
     return SPECIAL_PREFIXES.get((group, plural), plural)
 
 

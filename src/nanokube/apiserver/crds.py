@@ -305,6 +305,12 @@ class _CatalogChange(Allocation):
 
     apply: Callable[[], None] | None = field(default=None, repr=False)
 
+    def revert(self) -> None:
+        # an update that turned into a delete (its finalizers emptied) reverts its change: the commit that
+        # still follows must not put the deleted CRD back into the catalog
+        self.apply = None
+        super().revert()
+
     def commit(self) -> None:
         if self.apply is not None and not self.dry_run:
             apply, self.apply = self.apply, None

@@ -14,6 +14,7 @@ from nanokube.apiserver import crds, strategies
 from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
+from nanokube.apiserver.key_migration import migrate_legacy_keys
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.services import repair_allocations
 from nanokube.store import run_compactor
@@ -63,6 +64,7 @@ async def _listen_unix(runner: web.AppRunner, path: str) -> None:
 
 
 async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asyncio.Event) -> None:
+    await migrate_legacy_keys(store)
     allocator = ServiceAllocator(settings.service_cidr, settings.node_port_range)
     repaired_at = await repair_allocations(store, allocator)
     registry = Registry(store, strategies.table(allocator))

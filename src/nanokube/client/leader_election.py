@@ -19,7 +19,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,7 +171,7 @@ class LeaderElector:
                 await self.client.update(LEASES, {**self._record, "spec": spec})
 
 
-async def run_while_leading(elector: LeaderElector, work: Callable[[], Awaitable[None]],
+async def run_while_leading(elector: LeaderElector, work: Callable[[], Coroutine[Any, Any, None]],
                             on_standby: Callable[[], None] | None = None) -> None:
     """Run `work` only while `elector` leads: start it on acquiring the Lease, cancel it the moment the Lease is
     lost, then stand by again. Releases the Lease when cancelled. An exception of `work` propagates."""

@@ -11,8 +11,10 @@
 - Compaction: kube-apiserver's compactor CAS (compact.go): every server may try, one wins per round by
   bumping the version of `compact_rev_key`; etcd's own --auto-compaction works as well.
 - `current_revision` is the newest revision the store watch has published (as for the log stores: every event
-  at or below it went out to the watchers, so a bookmark never skips one), and a write returns once its own
-  events are published (bounded by VISIBLE_WAIT), so this server's watchers see it before its writer does.
+  at or below it went out to the watchers, so a bookmark never skips one). A write returns, and a read
+  answers, only once the store watch has published the revision they saw (bounded by VISIBLE_WAIT; as
+  kube-apiserver's consistent reads from its watch cache wait for it): whatever a client reads from this
+  server, the server's own watch-fed state (CRD routes, allocators, watchers) has seen too.
 - Several API servers share one etcd: they see each other's writes through the store watch.
 """
 
@@ -158,6 +160,7 @@ class EtcdStore:
     async def get(self, key: str) -> KeyValue | None:
         kvs, revision, _ = await self._read(self._key(key))
         self._seen(revision)
+        await self._visible(revision)
         return self._key_value(kvs[0]) if kvs else None
 
     async def list(self, prefix: str, *, start_key: str | None = None, limit: int = 0,
@@ -167,6 +170,8 @@ class EtcdStore:
             low = self._key(start_key) + b"\x00"  # exclusive
         kvs, at, _ = await self._read(low, high, limit=limit, revision=revision)
         self._seen(at)
+        if not revision:
+            await self._visible(at)
         return [self._key_value(kv) for kv in kvs], revision or at
 
     async def _read(self, key: bytes, range_end: bytes | None = None, *, limit: int = 0,
@@ -270,10 +275,13 @@ class EtcdStore:
             return EtcdWatchStream(self, prefix, start_revision, self._broadcaster.subscribe(prefix))
         return _DirectWatch(self, prefix, start_revision)
 
-    def _events_of(self, result: dict[str, Any]) -> builtins.list[Event]:
+    def _events_of(self, result: dict[str, Any], under: bytes = b"") -> builtins.list[Event]:
+        """The store events of a watch response, for keys starting with `under`."""
         events: builtins.list[Event] = []
         for raw in result.get("events", ()):
             kv = kv_of(raw["kv"])
+            if not kv.key.startswith(under):
+                continue
             prev = kv_of(raw["prev_kv"]) if raw.get("prev_kv") else None
             key = self._unkey(kv.key)
             if raw.get("type") == "DELETE":
@@ -289,18 +297,23 @@ class EtcdStore:
         return events
 
     async def _follow(self) -> None:
-        """The store watch: every change under the root, published to the subscribers, forever."""
-        low, high = self._range_of("/")
+        """The store watch: every change under the root, published to the subscribers, forever. It watches
+        every key of etcd (and publishes those under the root), so it passes every revision etcd has, even
+        those of writes elsewhere (compact_rev_key, another cluster's prefix): a read can then wait for it to
+        reach the revision the read saw."""
+        under = self._key("/")
         while not self._closed:
             try:
-                async for result in self.gateway.watch(low, high, self._watched + 1):
+                async for result in self.gateway.watch(b"\x00", b"\x00", self._watched + 1):
                     revision = int(result.get("header", {}).get("revision", 0))
-                    events = self._events_of(result)
+                    events = self._events_of(result, under)
                     if events:
                         published = tuple(events)
                         self._remember(published)
                         self._broadcaster.publish(published)
-                        self._set_watched(events[-1].revision)
+                    raw = result.get("events")
+                    if raw:
+                        self._set_watched(int(raw[-1]["kv"].get("mod_revision", 0)))
                     self._seen(revision)
             except EtcdCompacted as exc:
                 # Missed history: every watcher re-lists (their streams end), then follow from now on.
