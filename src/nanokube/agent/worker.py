@@ -322,6 +322,9 @@ class PodWorker:
     async def start_container(self, c: ContainerRun) -> None:
         sandbox = self.sandbox
         assert sandbox is not None
+        if c.pull_retry_at > time.monotonic():  # ImagePullBackOff: not before the back-off has passed
+            self.wake_in(c.pull_retry_at - time.monotonic())
+            return
         try:
             launch = await prepare_launch(self.rt, self.pod, c, sandbox, self.dir, self.etc, self.volume_paths)
         except ImageNotFound as err:
@@ -334,13 +337,16 @@ class PodWorker:
                 c.state = {"waiting": {"reason": "ErrImagePull", "message": str(err)}}
                 self.event("Warning", "Failed", f'Failed to pull image "{image}": {err}', c)
                 self.event("Warning", "Failed", "Error: ErrImagePull", c)
-            self.wake_in(5.0)
+            c.pull_backoff = min(300.0, c.pull_backoff * 2 or 5.0)
+            c.pull_retry_at = time.monotonic() + c.pull_backoff
+            self.wake_in(c.pull_backoff)
             return
         except ContainerConfigError as err:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
             self.wake_in(2.0)
             return
         c.image_id = launch.image_id
+        c.pull_backoff = c.pull_retry_at = 0.0
         self.event("Normal", "Pulled", f'Container image "{c.spec.get("image", "")}" already present on machine', c)
         if c.runs > 0:
             c.restart_count += 1
