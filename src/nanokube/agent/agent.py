@@ -43,6 +43,7 @@ class Agent:
         self._kubelet_runner = None
         self.usage: metrics.Usage | None = None
         self.events: PodEvents | None = None
+        self._cgroup_mounts: list[Any] = []
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -129,6 +130,10 @@ class Agent:
                     worker.wake()
         return changed
 
+    def _cgroups(self) -> cgroups.Driver:
+        self._cgroup_mounts = cgroups.mount_hierarchies(self.settings.data_dir / "cgroup")
+        return cgroups.detect(f"nanokube-{self.settings.node_name}-{os.getpid()}")
+
     def _kubelet_routes(self, app: Any, rt: NodeRuntime) -> None:
         streaming.add_routes(app, rt)
         self.usage = metrics.Usage(rt)
@@ -149,7 +154,7 @@ class Agent:
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
                          report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity),
-                         cgroups=cgroups.detect(f"nanokube-{settings.node_name}-{os.getpid()}"))
+                         cgroups=self._cgroups())
         self.events = PodEvents(self.client, settings.node_name)
         rt.record_event = self.events.record
         if rt.cgroups is not None and rt.cgroups.enabled:
@@ -209,6 +214,7 @@ class Agent:
             node_group = self.rt.cgroups.cgroup()
             node_group.kill()
             node_group.remove(timeout=1.0)
+        cgroups.unmount(self._cgroup_mounts)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
 
