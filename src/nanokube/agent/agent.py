@@ -132,7 +132,10 @@ class Agent:
 
     def _cgroups(self) -> cgroups.Driver:
         self._cgroup_mounts = cgroups.mount_hierarchies(self.settings.data_dir / "cgroup")
-        return cgroups.detect(f"nanokube-{self.settings.node_name}-{os.getpid()}")
+        driver = cgroups.detect(f"nanokube-{self.settings.node_name}-{os.getpid()}")
+        if driver.enabled and (stale := cgroups.sweep_stale(driver)):
+            log.info("removed the cgroups %d agent(s) that did not stop cleanly left behind", stale)
+        return driver
 
     def _kubelet_routes(self, app: Any, rt: NodeRuntime) -> None:
         streaming.add_routes(app, rt)

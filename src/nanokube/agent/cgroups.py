@@ -328,6 +328,43 @@ def unmount(paths: list[Path]) -> None:
             path.rmdir()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(driver: Driver) -> int:
+    """Remove the node directories an agent that died without cleaning up left (``nanokube-<node>-<pid>``
+    whose pid is gone): their processes are killed, their cgroups removed. Returns how many were removed."""
+    removed = 0
+    names = {p.name for root in driver.roots.values() if root.parent.exists() for p in root.parent.iterdir()
+             if p.is_dir() and p.name.startswith("nanokube-")}
+    for name in names:
+        pid = name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        stale = Driver(driver.version, {c: root.parent / name for c, root in driver.roots.items()})
+        for group in _tree(stale):
+            group.kill()
+            group.remove(timeout=0.5)
+        removed += 1
+    return removed
+
+
+def _tree(driver: Driver) -> list[Cgroup]:
+    """Every cgroup under the driver's roots, deepest first, and the roots themselves last."""
+    relative: set[tuple[str, ...]] = set()
+    for root in driver.roots.values():
+        for dirpath, _dirs, _files in os.walk(root):
+            relative.add(Path(dirpath).relative_to(root).parts)
+    return [driver.cgroup(*parts) for parts in sorted(relative, key=len, reverse=True)]
+
+
 def detect(node_dir: str = "nanokube") -> Driver:
     """The cgroup driver this machine allows for us, rooted at ``<own cgroup>/<node_dir>``."""
     own, mounts = _own_cgroups(), _mounts()
