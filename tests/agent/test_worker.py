@@ -164,7 +164,8 @@ async def test_liveness_failure_restarts_and_readiness_flips(node, tmp_path):
 async def test_unknown_image_waits_with_a_clear_reason(node):
     node.run(make_pod("mystery", [{"name": "c", "image": "registry.example/nothing:1"}]))
     cs = await node.wait_for(lambda: (container_status(node.last("mystery"), "c") or {}).get("state", {}).get(
-        "waiting", {}).get("reason") == "ImageNotFound" and container_status(node.last("mystery"), "c"))
+        "waiting", {}).get("reason") == "ErrImagePull" and container_status(node.last("mystery"), "c"))
     assert "registry.example/nothing:1" in cs["state"]["waiting"]["message"]
     assert "catalogue" in cs["state"]["waiting"]["message"]
+    assert "site-packages" not in cs["state"]["waiting"]["message"]  # names the catalogue, not an installed path
     assert node.last("mystery")["phase"] == "Pending"

@@ -101,3 +101,32 @@ def test_debug_container_sees_the_targets_network(cluster: NetnsCluster) -> None
     done = cluster.kubectl("debug", "viewer", "-i", "--image=busybox", "--target=main", "--container=netdbg", "--",
                            "sh", "-c", "sleep 1; ip -o -4 addr show; hostname", input="", timeout=60)
     assert pod_ip in done.stdout and "viewer" in done.stdout.split(), done
+
+
+def test_memory_limit_and_top_in_netns_mode(cluster: NetnsCluster) -> None:
+    hog = "import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)"
+    cluster.apply([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nshog"},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                        {"name": "hog", "image": "busybox", "command": ["python3", "-c", hog],
+                         "resources": {"limits": {"memory": "64Mi"}}}]}},
+                   {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nsbusy"},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                        {"name": "spin", "image": "busybox", "command": ["sh", "-c", "while :; do :; done"]}]}}])
+    deadline = time.monotonic() + 60
+    while True:
+        cs = (cluster.get("pod", "nshog").get("status") or {}).get("containerStatuses") or [{}]
+        last = (cs[0].get("lastState") or {}).get("terminated") or {}
+        if last.get("reason") == "OOMKilled" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert last.get("reason") == "OOMKilled" and last.get("exitCode") == 137, cs
+    deadline = time.monotonic() + 40
+    while True:
+        top = cluster.kubectl("top", "pod", "nsbusy", "--no-headers", check=False)
+        fields = top.stdout.split()
+        if (top.returncode == 0 and len(fields) >= 2 and fields[1].rstrip("m").isdigit()
+                and int(fields[1].rstrip("m")) > 0) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert top.returncode == 0 and int(fields[1].rstrip("m")) > 0, top
+    cluster.kubectl("delete", "pod", "nshog", "nsbusy", "--wait=false")

@@ -194,10 +194,18 @@ def test_client_gone_mid_stream_leaves_nothing(cluster: Server, sleeper: str) ->
             proc.wait()
         wait_for(lambda: not [p for p in _processes_with(marker) if not _is_client(p)], 20,
                  "the command to be killed with its session")
-    fds = os.listdir(f"/proc/{cluster.proc.pid}/fd") if cluster.proc else []  # type: ignore[union-attr]
-    ptys = [f for f in fds if os.readlink(f"/proc/{cluster.proc.pid}/fd/{f}").startswith("/dev/pts")
-            or os.readlink(f"/proc/{cluster.proc.pid}/fd/{f}") == "/dev/ptmx"]  # type: ignore[union-attr]
-    assert not ptys
+    assert cluster.proc is not None
+    assert not [t for t in _fd_targets(cluster.proc.pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"]
+
+
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:  # closed meanwhile
+            continue
+    return out
 
 
 def _is_client(pid: int) -> bool:

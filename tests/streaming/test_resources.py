@@ -72,6 +72,9 @@ def test_memory_limit_oom_kills_and_restarts_with_back_off(cluster: Server, slee
     other = _pod(cluster, sleeper)["status"]
     assert other["containerStatuses"][0]["restartCount"] == 0 and other["phase"] == "Running"
     assert other["qosClass"] == "BestEffort"
+    events = json.loads(cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=hog", "-o",
+                                        "json").stdout)["items"]
+    assert any(e["reason"] == "OOMKilled" and e["type"] == "Warning" for e in events)
     cluster.kubectl("delete", "pod", "hog", "--wait=true", timeout=60)
 
 

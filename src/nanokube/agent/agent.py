@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from nanokube.agent import cgroups, metrics, netns, streaming
+from nanokube.agent.events import PodEvents
 from nanokube.agent.ipam import Ipam
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
@@ -41,6 +42,8 @@ class Agent:
         self.created_bridge = False
         self._kubelet_runner = None
         self.usage: metrics.Usage | None = None
+        self.events: PodEvents | None = None
+        self._cgroup_mounts: list[Any] = []
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -127,6 +130,13 @@ class Agent:
                     worker.wake()
         return changed
 
+    def _cgroups(self) -> cgroups.Driver:
+        self._cgroup_mounts = cgroups.mount_hierarchies(self.settings.data_dir / "cgroup")
+        driver = cgroups.detect(f"nanokube-{self.settings.node_name}-{os.getpid()}")
+        if driver.enabled and (stale := cgroups.sweep_stale(driver)):
+            log.info("removed the cgroups %d agent(s) that did not stop cleanly left behind", stale)
+        return driver
+
     def _kubelet_routes(self, app: Any, rt: NodeRuntime) -> None:
         streaming.add_routes(app, rt)
         self.usage = metrics.Usage(rt)
@@ -147,7 +157,9 @@ class Agent:
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
                          report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity),
-                         cgroups=cgroups.detect(f"nanokube-{settings.node_name}-{os.getpid()}"))
+                         cgroups=self._cgroups())
+        self.events = PodEvents(self.client, settings.node_name)
+        rt.record_event = self.events.record
         if rt.cgroups is not None and rt.cgroups.enabled:
             log.info("cgroup v%d for pods under %s", rt.cgroups.version,
                      ", ".join(str(p) for p in rt.cgroups.roots.values()))
@@ -172,6 +184,8 @@ class Agent:
         self._tasks.append(asyncio.ensure_future(heartbeat(self.client, settings, node, port, capacity)))
         if self.usage is not None:
             self._tasks.append(asyncio.ensure_future(self.usage.run()))
+        if self.events is not None:
+            self._tasks.append(asyncio.ensure_future(self.events.run()))
         synced = asyncio.ensure_future(asyncio.gather(*(i.synced.wait() for i in informers)))
         done, _ = await asyncio.wait([synced, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
         if synced not in done:
@@ -203,6 +217,7 @@ class Agent:
             node_group = self.rt.cgroups.cgroup()
             node_group.kill()
             node_group.remove(timeout=1.0)
+        cgroups.unmount(self._cgroup_mounts)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
 

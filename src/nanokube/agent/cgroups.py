@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -290,6 +291,78 @@ def _writable(path: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _private_mount_namespace() -> bool:
+    """Not the init process's mount namespace (or that one is hidden from us, as in a sandbox)."""
+    try:
+        return os.stat("/proc/self/ns/mnt").st_ino != os.stat("/proc/1/ns/mnt").st_ino
+    except OSError:
+        return True
+
+
+def mount_hierarchies(base: Path) -> list[Path]:
+    """Mount our cgroup hierarchies under ``base`` when this mount namespace shows none (``ip netns exec``
+    remounts /sys without them). Only in a private mount namespace, so nothing outlives it; returns the mounts."""
+    if _mounts() or os.geteuid() != 0 or not _private_mount_namespace():
+        return []
+    made = []
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
+        _id, controllers, _path = line.split(":", 2)
+        names = [c for c in controllers.split(",") if c in V1_CONTROLLERS]
+        fstype, options = ("cgroup2", None) if not controllers else ("cgroup", controllers)
+        if controllers and not names:
+            continue
+        target = base / (",".join(names) if names else "unified")
+        target.mkdir(parents=True, exist_ok=True)
+        argv = ["mount", "-t", fstype, *(["-o", options] if options else []), "cgroup", str(target)]
+        if subprocess.run(argv, capture_output=True).returncode == 0:
+            made.append(target)
+    return made
+
+
+def unmount(paths: list[Path]) -> None:
+    for path in reversed(paths):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(driver: Driver) -> int:
+    """Remove the node directories an agent that died without cleaning up left (``nanokube-<node>-<pid>``
+    whose pid is gone): their processes are killed, their cgroups removed. Returns how many were removed."""
+    removed = 0
+    names = {p.name for root in driver.roots.values() if root.parent.exists() for p in root.parent.iterdir()
+             if p.is_dir() and p.name.startswith("nanokube-")}
+    for name in names:
+        pid = name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        stale = Driver(driver.version, {c: root.parent / name for c, root in driver.roots.items()})
+        for group in _tree(stale):
+            group.kill()
+            group.remove(timeout=0.5)
+        removed += 1
+    return removed
+
+
+def _tree(driver: Driver) -> list[Cgroup]:
+    """Every cgroup under the driver's roots, deepest first, and the roots themselves last."""
+    relative: set[tuple[str, ...]] = set()
+    for root in driver.roots.values():
+        for dirpath, _dirs, _files in os.walk(root):
+            relative.add(Path(dirpath).relative_to(root).parts)
+    return [driver.cgroup(*parts) for parts in sorted(relative, key=len, reverse=True)]
 
 
 def detect(node_dir: str = "nanokube") -> Driver:

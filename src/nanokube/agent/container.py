@@ -35,6 +35,8 @@ class ContainerRun:
     killing: bool = False
     image_id: str = ""
     container_id: str = ""
+    pull_backoff: float = 0.0  # seconds until the next look in the catalogue (ImagePullBackOff), doubling
+    pull_retry_at: float = 0.0  # monotonic
     ephemeral: bool = False  # added by `kubectl debug` (pods/ephemeralcontainers): started once, never restarted
 
     @property

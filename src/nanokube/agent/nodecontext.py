@@ -35,6 +35,10 @@ async def _ignore_remove(_pod: Obj) -> None:
     return None
 
 
+def _ignore_event(_pod: Obj, _type: str, _reason: str, _message: str, _container: str | None = None) -> None:
+    return None
+
+
 @dataclass
 class NodeRuntime:
     settings: AgentSettings
@@ -54,6 +58,8 @@ class NodeRuntime:
     sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     workers: dict[tuple[str, str], Any] = field(default_factory=dict)  # (namespace, name) -> its PodWorker
     cgroups: Driver | None = None  # None or disabled: pods run without resource limits
+    # (pod, type, reason, message, container): an Event as the kubelet posts it (agent/events.py)
+    record_event: Callable[..., None] = _ignore_event
 
     def __post_init__(self) -> None:
         if self.ipam is None:

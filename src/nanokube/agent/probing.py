@@ -30,10 +30,12 @@ def probe_target(pod_ip: str, c: ContainerRun) -> Target:
 class ContainerProbing:
     """Starts the probers of one pod's containers; `wake` asks the pod's worker to look again."""
 
-    def __init__(self, pod_label: str, pod_ip: Callable[[], str], wake: Callable[[], None]) -> None:
+    def __init__(self, pod_label: str, pod_ip: Callable[[], str], wake: Callable[[], None],
+                 unhealthy: Callable[[ContainerRun, str, str], None] | None = None) -> None:
         self.pod_label = pod_label
         self.pod_ip = pod_ip
         self.wake = wake
+        self.unhealthy = unhealthy  # (container, probe kind, message): the Unhealthy event
 
     def start(self, c: ContainerRun) -> None:
         startup = c.spec.get("startupProbe")
@@ -58,6 +60,8 @@ class ContainerProbing:
         def changed(kind: str, ok: bool, message: str) -> None:
             if c.proc is not proc or not c.running:
                 return
+            if not ok and self.unhealthy is not None:
+                self.unhealthy(c, kind, message)
             if kind == "startup":
                 if ok:
                     self._started(c)

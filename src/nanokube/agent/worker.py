@@ -62,7 +62,10 @@ class PodWorker:
         self.terminal = False
         self.finished = asyncio.Event()
         self.status = StatusBuilder()
-        self.probing = ContainerProbing(f"{self.namespace}/{self.name}", self._pod_ip, self.wake)
+        self.probing = ContainerProbing(f"{self.namespace}/{self.name}", self._pod_ip, self.wake,
+                                        unhealthy=lambda c, kind, message: self.event(
+                                            "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {message}",
+                                            c))
         self._last_status: Obj | None = None
         self._wake = asyncio.Event()
         self._deadline: float | None = None
@@ -78,6 +81,9 @@ class PodWorker:
                 self.containers[c["name"]] = ContainerRun(c, init, clog, Backoff(base=rt.settings.backoff_base))
         self._add_ephemeral(pod)
         rt.workers[(self.namespace, self.name)] = self  # exec, attach and port-forward find the pod here
+
+    def event(self, event_type: str, reason: str, message: str, c: ContainerRun | None = None) -> None:
+        self.rt.record_event(self.pod, event_type, reason, message, c.name if c is not None else None)
 
     # -- driving -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +180,8 @@ class PodWorker:
                 self.volume_error = None
                 self.volumes_dirty = False
             except (VolumeNotReady, ContainerConfigError, OSError) as err:
+                if self.volume_error != str(err):
+                    self.event("Warning", "FailedMount", str(err))
                 self.volume_error = str(err)
                 self.wake_in(1.0)
                 await self.report()
@@ -278,6 +286,9 @@ class PodWorker:
         if c.running:
             if c.kill_reason and not c.killing:
                 c.killing = True
+                probe = {"LivenessProbeFailed": "liveness", "StartupProbeFailed": "startup"}.get(c.kill_reason)
+                if probe:
+                    self.event("Normal", "Killing", f"Container {c.name} failed {probe} probe, will be restarted", c)
                 grace = self._grace(c)
                 task = asyncio.ensure_future(c.proc.stop(grace))  # type: ignore[union-attr]
                 self._watchers.add(task)
@@ -294,6 +305,9 @@ class PodWorker:
         if remaining > 0:
             if "terminated" in c.state:
                 c.last_state = {"terminated": c.state["terminated"]}
+            if (c.state.get("waiting") or {}).get("reason") != "CrashLoopBackOff":
+                self.event("Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
+                                                 f"{self.name}_{self.namespace}({self.uid})", c)
             c.state = {"waiting": {"reason": "CrashLoopBackOff", "message": (
                 f"back-off {go_duration(c.backoff.delay)} restarting failed container={c.name} "
                 f"pod={self.name}_{self.namespace}({self.uid})")}}
@@ -308,17 +322,32 @@ class PodWorker:
     async def start_container(self, c: ContainerRun) -> None:
         sandbox = self.sandbox
         assert sandbox is not None
+        if c.pull_retry_at > time.monotonic():  # ImagePullBackOff: not before the back-off has passed
+            self.wake_in(c.pull_retry_at - time.monotonic())
+            return
         try:
             launch = await prepare_launch(self.rt, self.pod, c, sandbox, self.dir, self.etc, self.volume_paths)
         except ImageNotFound as err:
-            c.state = {"waiting": {"reason": "ImageNotFound", "message": str(err)}}
-            self.wake_in(5.0)
+            image = c.spec.get("image", "")
+            if (c.state.get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                c.state = {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}}
+                self.event("Normal", "BackOff", f'Back-off pulling image "{image}"', c)
+                self.event("Warning", "Failed", "Error: ImagePullBackOff", c)
+            else:
+                c.state = {"waiting": {"reason": "ErrImagePull", "message": str(err)}}
+                self.event("Warning", "Failed", f'Failed to pull image "{image}": {err}', c)
+                self.event("Warning", "Failed", "Error: ErrImagePull", c)
+            c.pull_backoff = min(300.0, c.pull_backoff * 2 or 5.0)
+            c.pull_retry_at = time.monotonic() + c.pull_backoff
+            self.wake_in(c.pull_backoff)
             return
         except ContainerConfigError as err:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)}}
             self.wake_in(2.0)
             return
         c.image_id = launch.image_id
+        c.pull_backoff = c.pull_retry_at = 0.0
+        self.event("Normal", "Pulled", f'Container image "{c.spec.get("image", "")}" already present on machine', c)
         if c.runs > 0:
             c.restart_count += 1
             c.backoff.restarted(time.monotonic())
@@ -337,12 +366,15 @@ class PodWorker:
             c.last_exit = process.ExitStatus(128, None, now, now)
             c.finished_mono = time.monotonic()
             c.proc = None
+            self.event("Warning", "Failed", f"Error: {err}", c)
             c.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": str(err),
                                       "startedAt": rfc3339(0), "finishedAt": rfc3339(now), "containerID": ""}}
             self.wake()
             return
         c.proc = proc
         c.last_exit = None
+        self.event("Normal", "Created", f"Created container: {c.name}", c)
+        self.event("Normal", "Started", f"Started container {c.name}", c)
         c.container_id = f"nanokube://{self.uid[:8]}-{c.name}-{c.restart_count}-{proc.pid}"
         watcher = asyncio.ensure_future(self._watch_exit(c, proc))
         self._watchers.add(watcher)
@@ -365,6 +397,10 @@ class PodWorker:
             return
         c.stop_probers()
         c.last_exit = proc.exit
+        if proc.exit is not None and proc.exit.oom_killed:
+            limit = ((c.spec.get("resources") or {}).get("limits") or {}).get("memory")
+            self.event("Warning", "OOMKilled", f"Container {c.name} was OOM-killed: its memory limit ({limit}) was "
+                                               "exceeded", c)
         c.finished_mono = time.monotonic()
         c.ready = False
         c.started = False
@@ -381,6 +417,9 @@ class PodWorker:
 
     # -- stopping ----------------------------------------------------------------------------------------
     async def stop_containers(self, grace: float, *, hooks: bool = True) -> None:
+        for c in self.containers.values():
+            if c.running:
+                self.event("Normal", "Killing", f"Stopping container {c.name}", c)
         await stop_containers(self.containers.values(), grace, self._target, hooks=hooks)
         for task in list(self._watchers):
             try:

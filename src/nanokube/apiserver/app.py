@@ -540,6 +540,7 @@ def build_app(state: ApiServerState) -> web.Application:
     r.add_get("/apis", apis_root)
     r.add_get("/apis/", apis_root)
     metrics_api.add_routes(r, state.registry)  # before /apis/{group}: metrics.k8s.io is served here
+    app.on_cleanup.append(streamproxy.close_session)  # the connection pool to the kubelets
     r.add_get("/api/{version}", core_v1)
     r.add_get("/apis/{group}", api_group)
     r.add_get("/apis/{group}/{version}", api_group_version)

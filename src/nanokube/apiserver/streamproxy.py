@@ -39,6 +39,13 @@ def session() -> aiohttp.ClientSession:
     return _session
 
 
+async def close_session(_app: object = None) -> None:
+    global _session
+    if _session is not None and not _session.closed:
+        await _session.close()
+    _session = None
+
+
 async def kubelet_base(registry: Registry, node_name: str) -> str:
     node = await registry.get(NODES, None, node_name)
     status = node.get("status") or {}

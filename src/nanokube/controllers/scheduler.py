@@ -8,7 +8,7 @@ from __future__ import annotations
 from nanokube.api.errors import ApiError
 from nanokube.api.meta import Obj, condition, rfc3339
 from nanokube.client import object_key
-from nanokube.controllers.events import WARNING
+from nanokube.controllers.events import NORMAL, WARNING
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.podports import is_terminal
 from nanokube.controllers.resources import NODES, PODS
@@ -187,6 +187,7 @@ class Scheduler(Controller):
                 return None
             raise
         self._unschedulable.discard(key)
+        self.event(pod, NORMAL, "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
         return None
 
     async def _mark_unschedulable(self, pod: Obj, message: str) -> None:

@@ -40,10 +40,11 @@ class ImageNotFound(Exception):
 
     def __init__(self, image: str, dirs: Iterable[Path]) -> None:
         self.image = image
-        where = ", ".join(str(d) for d in dirs) or str(SHIPPED_DIR)
+        own = [str(d) for d in dirs if Path(d).resolve() != SHIPPED_DIR.resolve()]
+        where = f"a YAML file in {' or '.join(own)}" if own else "a directory given with --image-dir"
         super().__init__(
-            f'image "{image}" has no entry in the nanokube image catalogue and the container has no command; '
-            f"add a YAML entry (name, patterns, entrypoint, cmd, env) to one of: {where}")
+            f'image "{image}" is not in the nanokube image catalogue and the container has no command; '
+            f"add a catalogue entry (name, patterns, entrypoint, cmd, env) as {where}")
 
 
 @dataclass(frozen=True)
