@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
+from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy, versions
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
@@ -32,6 +32,7 @@ from nanokube.apiserver.http import (
 )
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.watch import serve_watch
+from nanokube.store.base import Compacted
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +166,16 @@ class Handlers:
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
+        limit = versions.parse_limit(q.get("limit"))
+        at = await versions.list_revision(self.registry, q.get("resourceVersion", ""),
+                                          q.get("resourceVersionMatch", ""), limit=limit,
+                                          continue_token=q.get("continue"))
         try:
-            limit = int(q.get("limit") or 0)
-        except ValueError as exc:
-            raise errors.bad_request("invalid limit") from exc
-        raws, rev, cont, remaining = await self.registry.list(
-            t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-            limit=limit, continue_token=q.get("continue"))
+            raws, rev, cont, remaining = await self.registry.list(
+                t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+                limit=limit, continue_token=q.get("continue"), revision=at)
+        except Compacted as exc:
+            raise versions.expired_list() from exc
         list_meta: dict[str, Any] = {"resourceVersion": str(rev)}
         if cont:
             list_meta["continue"] = cont
@@ -204,7 +208,8 @@ class Handlers:
 
     async def _body(self, request: web.Request) -> Any:
         raw = await read_body(request)
-        return decode_body(raw, request.headers.get("Content-Type", "application/json"))
+        return decode_body(raw, request.headers.get("Content-Type", "application/json"),
+                           track_duplicates=request.query.get("fieldValidation") != "Ignore")
 
     def _field_validation(self, request: web.Request, res: Resource, obj: Any) -> list[str]:
         if not isinstance(obj, dict):

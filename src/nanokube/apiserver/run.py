@@ -17,6 +17,7 @@ from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
 from nanokube.apiserver.key_migration import migrate_legacy_keys
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.services import repair_allocations
+from nanokube.apiserver.tls_site import SniffingTLSSite
 from nanokube.store import run_compactor
 from nanokube.store.base import Store
 
@@ -85,8 +86,11 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=1024,
-                       ssl_context=settings.ssl_context)
+    site: web.BaseSite
+    if settings.ssl_context is not None:  # answers plain HTTP with Go's 400 instead of a dropped connection
+        site = SniffingTLSSite(runner, settings.host, settings.port, ssl_context=settings.ssl_context)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=1024)
     try:
         await site.start()
     except OSError as exc:
