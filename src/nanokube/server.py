@@ -166,6 +166,12 @@ async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[st
           f"network={settings.network} node={settings.node_name}", flush=True)
 
 
+def local_socket(data_dir: Path, name: str) -> str | None:
+    """DATA_DIR/name for a Unix socket, or None when the path is too long for one (sun_path holds 107 bytes)."""
+    path = str(data_dir.resolve() / name)
+    return path if len(os.fsencode(path)) <= 107 else None
+
+
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
                         readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
     out: dict[str, Coroutine[Any, Any, Any]] = {}
@@ -196,7 +202,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
             mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
             node_ips=[settings.node_ip], service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
-            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port))
+            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port,
+            status_token=client.token, status_socket=local_socket(settings.data_dir, "proxy.sock")))
     if "agent" in components:
         from nanokube.agent import AgentSettings, run_agent
 

@@ -142,6 +142,8 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
                 mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
                 node_ips=[settings.node_ip], service_cidr=settings.service_cidr,
                 pod_cidr=settings.pod_cidr, lb_pool=settings.lb_pool, status_port=settings.proxy_status_port, status_address=settings.node_ip,
+                status_token=client.token, status_socket=str(settings.data_dir.resolve() / "proxy.sock")
+                if len(str(settings.data_dir.resolve() / "proxy.sock")) <= 107 else None,
                 frontend_kinds=("nodeport",) if settings.network == "loopback" else None))
         tasks["announce"] = _announce(settings, readies)
         tasks["memtrim"] = memtrim.trim_periodically()
