@@ -20,7 +20,7 @@ import orjson
 from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
-from nanokube.apiserver.certs import ensure_certs, server_context
+from nanokube.apiserver.certs import ensure_certs, ensure_kubelet_cert, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
@@ -124,7 +124,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         host=hosts[0] if len(hosts) == 1 else hosts,  # type: ignore[arg-type]
         port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
-        unix_socket=unix_socket or None,
+        unix_socket=unix_socket or None, kubelet_ca_file=str(ca_file),
         compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
         compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
@@ -208,7 +208,10 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         from nanokube.agent import AgentSettings, run_agent
 
         readies["agent"] = asyncio.Event()
+        _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,
+                                                             sorted({settings.node_ip, "127.0.0.1"}))
         out["agent"] = run_agent(client=client, ready=readies["agent"], settings=AgentSettings(
+            kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
             node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
             data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
             cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,

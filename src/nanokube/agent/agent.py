@@ -11,6 +11,7 @@ from typing import Any
 from nanokube.agent import cgroups, metrics, netns, streaming
 from nanokube.agent.events import PodEvents
 from nanokube.agent.ipam import Ipam
+from nanokube.agent.kubelet_auth import serving_context
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
 from nanokube.agent.nodecontext import NodeRuntime
@@ -165,8 +166,11 @@ class Agent:
                      ", ".join(str(p) for p in rt.cgroups.roots.values()))
         else:
             log.warning("%s", rt.cgroups.reason if rt.cgroups else "cgroups: off")
+        tls = serving_context(settings.kubelet_cert, settings.kubelet_key) \
+            if settings.kubelet_cert and settings.kubelet_key else None
         self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
-                                                        extend=lambda app: self._kubelet_routes(app, rt))
+                                                        extend=lambda app: self._kubelet_routes(app, rt),
+                                                        token=settings.kubelet_token, ssl_context=tls)
         node = await register(self.client, settings, port, capacity)
         cidr = await pod_cidr_of(self.client, node, settings)
         rt.pod_cidr = cidr

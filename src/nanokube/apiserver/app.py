@@ -18,7 +18,16 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy, versions
+from nanokube.apiserver import (
+    discovery,
+    ephemeral,
+    fields,
+    kubelet_client,
+    metrics_api,
+    resourceproxy,
+    streamproxy,
+    versions,
+)
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
@@ -423,15 +432,12 @@ class Handlers:
             raise errors.bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
                                      "ContainerCreating")
         node = await self.registry.get(NODES, None, node_name)
-        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        address = next((a["address"] for a in node.get("status", {}).get("addresses", [])
-                        if a.get("type") == "InternalIP"), None)
-        if not port or not address:
-            raise errors.bad_request(f"node {node_name} has no kubelet endpoint")
+        kubelet = kubelet_client.current()
         params = {k: v for k, v in request.query.items() if k != "container"}
-        url = f"http://{address}:{port}/containerLogs/{t.namespace}/{t.name}/{container}"
+        url = kubelet.url(node, f"/containerLogs/{t.namespace}/{t.name}/{container}")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, params=params) as upstream:
+        async with aiohttp.ClientSession(timeout=timeout) as session, \
+                session.get(url, params=params, headers=kubelet.headers(), ssl=kubelet.ssl_context()) as upstream:
             if upstream.status >= 300:
                 body = await upstream.read()
                 try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from nanokube.apiserver import crds, strategies
+from nanokube.apiserver import crds, kubelet_client, strategies
 from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
@@ -43,6 +43,8 @@ class ApiServerSettings:
     # Set when other API servers share the store (etcd): (identity, advertised address, port, lease seconds)
     # for the `kubernetes` endpoints, and this server follows their Service allocations.
     shared_lease: tuple[str, str, int, float] | None = None
+    # The CA that signs kubelets' serving certificates (None: kubelets serve plain HTTP, as in some tests)
+    kubelet_ca_file: str | None = None
 
 
 class PortInUse(Exception):
@@ -82,6 +84,7 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
         await lease.reconcile()
         shared = [asyncio.create_task(lease.run(), name="apiserver lease"),
                   asyncio.create_task(follow_allocations(store, allocator, repaired_at), name="allocation sync")]
+    kubelet_client.configure(settings.token, settings.kubelet_ca_file)
     state = ApiServerState(registry=registry, token=settings.token)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
