@@ -15,6 +15,7 @@ from nanokube.agent.kubelet_auth import serving_context
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
 from nanokube.agent.nodecontext import NodeRuntime
+from nanokube.agent.reaper import Guardian, start_guardian
 from nanokube.agent.sandbox import clean_leftovers
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
@@ -45,6 +46,7 @@ class Agent:
         self.usage: metrics.Usage | None = None
         self.events: PodEvents | None = None
         self._cgroup_mounts: list[Any] = []
+        self._guardian: Guardian | None = None
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -148,6 +150,8 @@ class Agent:
         settings = self.settings
         pods_dir = settings.data_dir / "pods"
         pods_dir.mkdir(parents=True, exist_ok=True)
+        # first: wait out the reaper of an agent that was killed, then start ours (pods die with this agent)
+        self._guardian = await start_guardian(pods_dir)
         cleaned = await clean_leftovers(pods_dir)
         if cleaned:
             log.info("removed what %d pod sandboxes of an earlier run left behind", cleaned)
@@ -224,6 +228,9 @@ class Agent:
         cgroups.unmount(self._cgroup_mounts)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
+        if self._guardian is not None:
+            await asyncio.to_thread(self._guardian.release)
+            self._guardian = None
 
 
 async def run_agent(*, client: ApiClient, settings: AgentSettings, ready: asyncio.Event) -> None:
