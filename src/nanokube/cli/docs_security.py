@@ -16,6 +16,15 @@ SECURITY = """
 **Files.** The data dir is 0700; the token, `state.db` with its `-wal`/`-shm` files (they hold Secrets) and
 every private key are 0600.
 
+**Pods and the cluster's keys.** In netns mode a pod's mount namespace covers the data dir with an empty
+tmpfs (its own volumes and `/etc` files are bound back), and `securityContext` is applied as the kubelet and
+runc apply it: `runAsUser`, `runAsGroup`, `supplementalGroups`, `fsGroup` (group ownership of writable
+volumes), `runAsNonRoot` (refused with the kubelet's message), `readOnlyRootFilesystem`,
+`allowPrivilegeEscalation: false` (no_new_privs) and `capabilities` drop/add on top of a container runtime's
+default set (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE ... only when added). Loopback mode: see
+[loopback-mode.md](loopback-mode.md#what-is-and-is-not-isolated-securitycontext). A container run as a non-root
+user needs its program readable by that user (a Python installed under `/root` is not).
+
 **Nothing outlives a kill.** Pods die with their node agent: the agent starts a small reaper process in a
 session of its own that holds one end of a pipe; when the agent ends in any way (`kill -9` included) the pipe
 closes and the reaper kills every process of every pod (children and daemonised descendants too), deletes the
