@@ -3,19 +3,22 @@
 
 One `nanokube server --network loopback` (random 127.x ranges, a data dir of its own) runs an echo Deployment
 (2 replicas, readiness probe) behind a Service. For --duration seconds, at the same time and bounded in rate:
-  writes      ConfigMaps created one after another (each one acknowledged with 201 is remembered), and Services
-              created and deleted (ClusterIPs and NodePorts allocated and freed)
+  writes      ConfigMaps created (the oldest past 200 deleted, so the data set keeps its size), one counter
+              ConfigMap updated each time, Services created and deleted (ClusterIPs and NodePorts allocated
+              and freed); every acknowledged write is remembered
   watch       a watch on ConfigMaps, resumed from its last resourceVersion (relisting on 410)
   rollouts    `kubectl rollout restart` of the Deployment every --rollout-every seconds
   dns         A queries for the Service's name at the cluster DNS
   traffic     HTTP on a new connection to the Service's ClusterIP
 and every --kill-every seconds the server is killed with SIGKILL (its process alone, as a crash) and started
 again on the same data dir. Failures while the server is down are counted, not judged. At the end:
-  lost writes           acknowledged ConfigMaps missing                                    (must be 0)
+  lost writes           an acknowledged create missing, an acknowledged delete undone, or
+                        the counter ConfigMap not at its last acknowledged update          (must be 0)
   duplicate allocations two Services holding one ClusterIP or NodePort                     (must be 0)
   orphan processes      pod processes still alive after a kill, once its reaper finished,
                         and after the final clean stop                                     (must be 0)
-  RSS                   the server's RSS at the end vs the first instance's after set-up  (within 10 %)
+  RSS                   the last instance's RSS after a kill interval of load vs the first
+                        instance's after the same                                          (within 10 %)
 
     PYTHONPATH=src python bench/soak.py                      # quick: 2 minutes, a kill every 30 s
     PYTHONPATH=src python bench/soak.py --duration 600 --kill-every 60   # the 10-minute run
@@ -47,6 +50,7 @@ from tests.conftest import Server, free_port
 from tests.rollout_load import NAME, manifests
 
 CM = "/api/v1/namespaces/default/configmaps"
+WINDOW = 200  # ConfigMaps kept: each create past it deletes the oldest
 SVC = "/api/v1/namespaces/default/services"
 
 
@@ -98,7 +102,9 @@ class Soak:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
-        self.acked: set[str] = set()
+        self.acked: set[str] = set()  # acknowledged creates not deleted since
+        self.deleted: set[str] = set()  # acknowledged deletes
+        self.counter = 0  # the last acknowledged value of the counter ConfigMap
         self.cluster_ip = ""
         self.dns = ("", 0)
         self.orphans_after_kill = 0
@@ -110,6 +116,8 @@ class Soak:
 
     # -- the load ---------------------------------------------------------------------------------------
     def writes(self) -> None:
+        """Creates, deletes (a window of WINDOW objects, so the data set stays the same size and RSS is
+        comparable) and updates of one counter, each remembered once acknowledged."""
         api, n = Api(self.srv), 0
         while not self.stop.is_set():
             n += 1
@@ -118,16 +126,28 @@ class Soak:
                 if status == 201:
                     with self.lock:
                         self.acked.add(f"soak-{n}")
-                    self.count("writes acknowledged")
+                    self.count("creates acknowledged")
                 else:
-                    self.count(f"writes answered {status}")
+                    self.count(f"creates answered {status}")
+                if n > WINDOW:
+                    status, _ = api.call("DELETE", f"{CM}/soak-{n - WINDOW}")
+                    if status in (200, 404):
+                        with self.lock:
+                            self.acked.discard(f"soak-{n - WINDOW}")
+                            self.deleted.add(f"soak-{n - WINDOW}")
+                        self.count("deletes acknowledged")
+                status, _ = api.call("PUT", f"{CM}/counter", {"metadata": {"name": "counter"},
+                                                               "data": {"value": str(n)}})
+                if status == 200:
+                    self.counter = n
+                    self.count("updates acknowledged")
                 if n % 10 == 0:
                     spec = {"ports": [{"port": 80}], "type": "NodePort" if n % 20 == 0 else "ClusterIP"}
                     status, _ = api.call("POST", SVC, {"metadata": {"name": f"alloc-{n}"}, "spec": spec})
                     self.count("services created" if status == 201 else f"service creates answered {status}")
-                    if n % 30 == 0:
-                        api.call("DELETE", f"{SVC}/alloc-{n - 20}")
-                        self.count("services deleted")
+                    if n > 100:
+                        status, _ = api.call("DELETE", f"{SVC}/alloc-{n - 100}")
+                        self.count("services deleted" if status == 200 else f"service deletes answered {status}")
             except (urllib3.exceptions.HTTPError, OSError):
                 self.count("writes failed (server down)")
                 self.stop.wait(0.2)
@@ -216,36 +236,43 @@ class Soak:
         field = next(f for f in srv.ready_line.split() if f.startswith("dns="))
         host, _, port = field[4:].rpartition(":")
         self.dns = (host, int(port))
-        time.sleep(2)
-        assert srv.proc is not None
-        rss_start = rss_kib(srv.proc.pid)
+        Api(srv).call("POST", CM, {"metadata": {"name": "counter"}, "data": {"value": "0"}})
         workers = [threading.Thread(target=t, daemon=True) for t in
                    (self.writes, self.watch, self.rollouts, self.dns_queries, self.traffic)]
         for w in workers:
             w.start()
         began = time.monotonic()
         next_kill = began + self.args.kill_every
+        rss_start = 0
+        # kills at every --kill-every but the last interval, so the final instance runs as long as the first
         while time.monotonic() - began < self.args.duration:
             time.sleep(0.2)
-            if time.monotonic() >= next_kill and time.monotonic() - began < self.args.duration - 10:
+            if time.monotonic() >= next_kill and time.monotonic() - began < self.args.duration - self.args.kill_every / 2:
+                assert srv.proc is not None
+                rss_start = rss_start or rss_kib(srv.proc.pid)  # the first instance after a full interval of load
                 self.kill_and_restart()
                 next_kill = time.monotonic() + self.args.kill_every
+        assert srv.proc is not None
+        rss_end = rss_kib(srv.proc.pid)  # the last instance after as long under the same load
         self.stop.set()
         for w in workers:
             w.join(40)
-        assert srv.proc is not None
-        rss_end = rss_kib(srv.proc.pid)
         api = Api(srv)
         _, listed = api.call("GET", CM, timeout=60)
-        present = {item["metadata"]["name"] for item in listed["items"]}
-        lost = sorted(self.acked - present)
+        present = {item["metadata"]["name"]: item for item in listed["items"]}
+        lost = sorted(self.acked - set(present)) + sorted(self.deleted & set(present))
+        stored_counter = int(present["counter"]["data"]["value"])
+        if stored_counter != self.counter:
+            lost.append(f"counter: {stored_counter}, acknowledged {self.counter}")
         _, services = api.call("GET", SVC, timeout=60)
         ips = [s["spec"].get("clusterIP") for s in services["items"] if s["spec"].get("clusterIP") not in (None, "None")]
         ports = [p["nodePort"] for s in services["items"] for p in s["spec"].get("ports") or [] if p.get("nodePort")]
         code = srv.stop()
         orphans_at_end = pod_processes(srv.data_dir)
+        acknowledged = sum(self.counts.get(k, 0) for k in ("creates acknowledged", "deletes acknowledged",
+                                                            "updates acknowledged"))
         return {"duration_s": self.args.duration, "kills": self.kills, "counts": dict(sorted(self.counts.items())),
-                "acknowledged_writes": len(self.acked), "lost_writes": len(lost), "lost_examples": lost[:5],
+                "acknowledged_writes": acknowledged, "lost_writes": len(lost), "lost_examples": lost[:5],
                 "services": len(services["items"]), "duplicate_cluster_ips": len(ips) - len(set(ips)),
                 "duplicate_node_ports": len(ports) - len(set(ports)),
                 "orphans_after_kills": self.orphans_after_kill, "orphans_at_end": len(orphans_at_end),
