@@ -47,8 +47,8 @@ def scenario(apply: Any, kubectl: Any, get: Any, prefix: list[str], args: argpar
     rollouts: list[tuple[str, float]] = []
     try:
         time.sleep(1)
-        for _ in range(args.rounds):
-            rollouts += run_changes(kubectl)
+        for round_no in range(args.rounds):
+            rollouts += run_changes(kubectl, round_no=round_no)
     finally:
         counts = stop_load(load)
     counts["seconds"] = round(time.monotonic() - began, 1)

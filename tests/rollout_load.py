@@ -33,11 +33,11 @@ def manifests(replicas: int = 2) -> list[dict[str, Any]]:
     return [deployment, svc]
 
 
-CHANGES: list[tuple[str, list[str]]] = [
-    ("rollout restart", ["rollout", "restart", f"deployment/{NAME}"]),
-    ("set image", ["set", "image", f"deployment/{NAME}", "echo=nanokube/echo:v2"]),
-    ("set env", ["set", "env", f"deployment/{NAME}", "ROLLOUT_MARK=1"]),
-]
+def changes(round_no: int = 0) -> list[tuple[str, list[str]]]:
+    """The three changes, each a real new revision in every round (another image tag, another value)."""
+    return [("rollout restart", ["rollout", "restart", f"deployment/{NAME}"]),
+            ("set image", ["set", "image", f"deployment/{NAME}", f"echo=nanokube/echo:v{round_no + 2}"]),
+            ("set env", ["set", "env", f"deployment/{NAME}", f"ROLLOUT_MARK={round_no + 1}"])]
 
 
 def start_load(prefix: list[str], cluster_ip: str, *, new: int = 2, keepalive: int = 2, pause: float = 0.005,
@@ -58,11 +58,11 @@ def stop_load(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(line)
 
 
-def run_changes(kubectl: Callable[..., Any], settle: float = 2.0) -> list[tuple[str, float]]:
+def run_changes(kubectl: Callable[..., Any], settle: float = 2.0, round_no: int = 0) -> list[tuple[str, float]]:
     """Each change, then `rollout status`; returns (change, seconds to complete). `settle` seconds between
     changes let the old pods finish draining under load."""
     took = []
-    for what, argv in CHANGES:
+    for what, argv in changes(round_no):
         began = time.monotonic()
         kubectl(*argv)
         kubectl("rollout", "status", f"deployment/{NAME}", "--timeout=180s", timeout=200)
