@@ -17,11 +17,11 @@ again on the same data dir. Failures while the server is down are counted, not j
   duplicate allocations two Services holding one ClusterIP or NodePort                     (must be 0)
   orphan processes      pod processes still alive after a kill, once its reaper finished,
                         and after the final clean stop                                     (must be 0)
-  RSS                   the last instance's RSS after a kill interval of load vs the first
-                        instance's after the same                                          (within 10 %)
+  RSS                   each instance's RSS after --kill-every seconds under load (after a first
+                        --warmup instance): the last vs the first                         (within 10 %)
 
     PYTHONPATH=src python bench/soak.py                      # quick: 2 minutes, a kill every 30 s
-    PYTHONPATH=src python bench/soak.py --duration 600 --kill-every 60   # the 10-minute run
+    PYTHONPATH=src python bench/soak.py --duration 600 --kill-every 60 --warmup 120   # the 10-minute run
 """
 
 from __future__ import annotations
@@ -241,19 +241,21 @@ class Soak:
                    (self.writes, self.watch, self.rollouts, self.dns_queries, self.traffic)]
         for w in workers:
             w.start()
+        # Instance 0 warms up (the store and its page cache grow towards their steady size), then is killed;
+        # every later instance runs --kill-every seconds under load, its RSS is read, and it is killed, except
+        # the last, which is stopped cleanly at the end. So every RSS is read at the same age.
         began = time.monotonic()
-        next_kill = began + self.args.kill_every
-        rss_start = 0
-        # kills at every --kill-every but the last interval, so the final instance runs as long as the first
-        while time.monotonic() - began < self.args.duration:
-            time.sleep(0.2)
-            if time.monotonic() >= next_kill and time.monotonic() - began < self.args.duration - self.args.kill_every / 2:
-                assert srv.proc is not None
-                rss_start = rss_start or rss_kib(srv.proc.pid)  # the first instance after a full interval of load
-                self.kill_and_restart()
-                next_kill = time.monotonic() + self.args.kill_every
-        assert srv.proc is not None
-        rss_end = rss_kib(srv.proc.pid)  # the last instance after as long under the same load
+        time.sleep(self.args.warmup)
+        self.kill_and_restart()
+        rss: list[int] = []
+        while True:
+            time.sleep(self.args.kill_every)
+            assert srv.proc is not None
+            rss.append(rss_kib(srv.proc.pid))
+            if time.monotonic() - began + self.args.kill_every > self.args.duration:
+                break
+            self.kill_and_restart()
+        rss_start, rss_end = rss[0], rss[-1]
         self.stop.set()
         for w in workers:
             w.join(40)
@@ -276,7 +278,7 @@ class Soak:
                 "services": len(services["items"]), "duplicate_cluster_ips": len(ips) - len(set(ips)),
                 "duplicate_node_ports": len(ports) - len(set(ports)),
                 "orphans_after_kills": self.orphans_after_kill, "orphans_at_end": len(orphans_at_end),
-                "rss_start_kib": rss_start, "rss_end_kib": rss_end,
+                "rss_kib_per_instance": rss, "rss_start_kib": rss_start, "rss_end_kib": rss_end,
                 "rss_change_pct": round(100 * (rss_end - rss_start) / max(rss_start, 1), 1), "stop_exit_code": code}
 
 
@@ -300,6 +302,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=120, help="seconds of load (default 120; 600 for the full run)")
     p.add_argument("--kill-every", type=float, default=30, help="seconds between kill -9s (default 30)")
+    p.add_argument("--warmup", type=float, default=60, help="seconds of load before the first kill (default 60)")
     p.add_argument("--rollout-every", type=float, default=15)
     p.add_argument("--pause", type=float, default=0.02, help="seconds each load thread waits between requests")
     p.add_argument("--json", type=Path)
