@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import secrets
 import shutil
@@ -106,6 +107,7 @@ def main() -> int:
                   f"({r['keepalive']['reconnects']} told to reconnect)", flush=True)
             for err in r["errors"][:5]:
                 print(f"         {err}")
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}", ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     failed = sum(r["new"]["failed"] + r["keepalive"]["failed"] for r in results.values())

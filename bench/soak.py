@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -98,7 +99,9 @@ class Soak:
         data = Path(tempfile.mkdtemp(prefix="nk-soak-"))
         self.srv = Server(data_dir=data / "data", api_port=free_port(), args=[
             "--network", "loopback", "--service-cidr", f"127.{octets[0]}.0.0/16", "--pod-cidr",
-            f"127.{octets[1]}.0.0/16", "--lb-pool", f"127.{octets[2]}.0.0/24", "--dns-upstream", "127.0.0.1:9"])
+            f"127.{octets[1]}.0.0/16", "--lb-pool", f"127.{octets[2]}.0.0/24", "--dns-upstream", "127.0.0.1:9",
+            "--history-seconds", str(args.history_seconds)])
+        self.scratch = data
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
@@ -303,6 +306,9 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=120, help="seconds of load (default 120; 600 for the full run)")
     p.add_argument("--kill-every", type=float, default=30, help="seconds between kill -9s (default 30)")
     p.add_argument("--warmup", type=float, default=60, help="seconds of load before the first kill (default 60)")
+    p.add_argument("--history-seconds", type=float, default=60,
+                   help="the server's watch history window (default 60: compressed like the hour, so the store "
+                        "reaches its steady size within the warm-up)")
     p.add_argument("--rollout-every", type=float, default=15)
     p.add_argument("--pause", type=float, default=0.02, help="seconds each load thread waits between requests")
     p.add_argument("--json", type=Path)
@@ -313,6 +319,8 @@ def main() -> int:
     finally:
         soak.stop.set()
         soak.srv.stop()
+        shutil.rmtree(soak.scratch, ignore_errors=True)
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"nanokube-tests-{os.getpid()}", ignore_errors=True)
     for key, value in result.items():
         print(f"{key:22} {value}")
     if args.json:
