@@ -47,7 +47,8 @@ import urllib3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import Server, free_port
+from tests.conftest import Server
+from tests.ports import free_port
 from tests.rollout_load import NAME, manifests
 
 CM = "/api/v1/namespaces/default/configmaps"

@@ -11,16 +11,16 @@ import sys
 import threading
 import time
 
-from tests.images.test_images import IMAGES_DIR, free_port, read_response
+from tests.images.test_images import IMAGES_DIR, read_response
 
 
 def start_echo() -> tuple[subprocess.Popen[str], int]:
-    http, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen([sys.executable, "-I", "-S", str(IMAGES_DIR / "echo.py"), "--http-port", str(http),
-                             f"--udp-port={udp}", "--bind", "127.0.0.1"], env=dict(os.environ),
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(IMAGES_DIR / "echo.py"), "--http-port", "0",
+                             "--udp-port=0", "--bind", "127.0.0.1"], env=dict(os.environ),
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and "listening" in proc.stdout.readline()
-    return proc, http
+    assert proc.stdout is not None
+    words = proc.stdout.readline().split()  # "... listening on 127.0.0.1 http <port> udp <port>"
+    return proc, int(words[words.index("http") + 1])
 
 
 def test_sigterm_answers_everything_then_exits() -> None:

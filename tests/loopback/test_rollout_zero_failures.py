@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 
 from tests.conftest import Server
-from tests.loopback.conftest import eventually, kubectl_json, manifest
+from tests.loopback.conftest import kubectl_json, manifest
+from tests.polling import eventually
 from tests.rollout_load import NAME, manifests, run_changes, start_load, stop_load
 
 

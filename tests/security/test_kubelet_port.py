@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import urllib3
-from tests.agent_e2e.conftest import kubectl_json, loopback_args, wait_until
+from tests.agent_e2e.conftest import kubectl_json, loopback_args
 from tests.conftest import Server, start_server
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def kubelet_address(srv: Server) -> tuple[str, int]:
 
 
 def test_kubectl_logs_go_through_the_authenticated_tls_port(srv: Server) -> None:
-    wait_until(lambda: "secret-log-line" in srv.kubectl("logs", "talker", check=False).stdout, timeout=60,
+    eventually(lambda: "secret-log-line" in srv.kubectl("logs", "talker", check=False).stdout, timeout=60,
                what="kubectl logs")
 
 
@@ -52,7 +53,7 @@ def test_the_kubelet_port_speaks_tls_from_the_cluster_ca(srv: Server) -> None:
 
 def test_the_kubelet_port_refuses_callers_without_the_token(srv: Server) -> None:
     ip, port = kubelet_address(srv)
-    wait_until(lambda: "secret-log-line" in srv.kubectl("logs", "talker", check=False).stdout, timeout=60)
+    eventually(lambda: "secret-log-line" in srv.kubectl("logs", "talker", check=False).stdout, timeout=60)
     ctx = ssl.create_default_context(cafile=str(srv.data_dir / "pki" / "ca.crt"))
     pool = urllib3.PoolManager(ssl_context=ctx, retries=False)
     url = f"https://{ip}:{port}/containerLogs/default/talker/app"

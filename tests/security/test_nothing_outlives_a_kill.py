@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.agent_e2e.conftest import loopback_args, pod_processes, wait_until
+from tests.agent_e2e.conftest import loopback_args, pod_processes
 from tests.conftest import Server
+from tests.polling import eventually
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "family"}, "spec": {
     "terminationGracePeriodSeconds": 1,
@@ -37,7 +38,7 @@ def reapers(data_dir: Path) -> list[int]:
 def test_pods_die_with_a_killed_server_and_come_back(make_server, how: str) -> None:
     srv: Server = make_server(*loopback_args())
     srv.apply(POD)
-    wait_until(lambda: len(pod_processes(srv.data_dir)) >= 3, timeout=60, what="the pod's three processes")
+    eventually(lambda: len(pod_processes(srv.data_dir)) >= 3, timeout=60, what="the pod's three processes")
     assert len(reapers(srv.data_dir)) == 1
     assert srv.proc is not None
     if how == "kill":
@@ -47,12 +48,12 @@ def test_pods_die_with_a_killed_server_and_come_back(make_server, how: str) -> N
     else:
         srv.kill9()
     started = time.monotonic()
-    wait_until(lambda: not pod_processes(srv.data_dir), timeout=20, what="no pod process left")
-    wait_until(lambda: not reapers(srv.data_dir), timeout=20, what="the reaper to finish")
+    eventually(lambda: not pod_processes(srv.data_dir), timeout=20, what="no pod process left")
+    eventually(lambda: not reapers(srv.data_dir), timeout=20, what="the reaper to finish")
     cleaned_in = time.monotonic() - started
     # The restarted server starts the pod again; a clean stop leaves nothing either.
     srv.start()
-    wait_until(lambda: len(pod_processes(srv.data_dir)) >= 3, timeout=60, what="the pod again")
+    eventually(lambda: len(pod_processes(srv.data_dir)) >= 3, timeout=60, what="the pod again")
     assert len(reapers(srv.data_dir)) == 1
     assert srv.stop() == 0
     assert pod_processes(srv.data_dir) == [] and reapers(srv.data_dir) == []
