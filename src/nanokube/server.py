@@ -20,7 +20,7 @@ import orjson
 from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
-from nanokube.apiserver.certs import ensure_certs, server_context
+from nanokube.apiserver.certs import ensure_certs, ensure_kubelet_cert, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
@@ -124,7 +124,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         host=hosts[0] if len(hosts) == 1 else hosts,  # type: ignore[arg-type]
         port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
-        unix_socket=unix_socket or None,
+        unix_socket=unix_socket or None, kubelet_ca_file=str(ca_file),
         compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
         compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
@@ -166,6 +166,12 @@ async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[st
           f"network={settings.network} node={settings.node_name}", flush=True)
 
 
+def local_socket(data_dir: Path, name: str) -> str | None:
+    """DATA_DIR/name for a Unix socket, or None when the path is too long for one (sun_path holds 107 bytes)."""
+    path = str(data_dir.resolve() / name)
+    return path if len(os.fsencode(path)) <= 107 else None
+
+
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
                         readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
     out: dict[str, Coroutine[Any, Any, Any]] = {}
@@ -196,12 +202,16 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
             mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
             node_ips=[settings.node_ip], service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
-            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port))
+            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port,
+            status_token=client.token, status_socket=local_socket(settings.data_dir, "proxy.sock")))
     if "agent" in components:
         from nanokube.agent import AgentSettings, run_agent
 
         readies["agent"] = asyncio.Event()
+        _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,
+                                                             sorted({settings.node_ip, "127.0.0.1"}))
         out["agent"] = run_agent(client=client, ready=readies["agent"], settings=AgentSettings(
+            kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
             node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
             data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
             cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,

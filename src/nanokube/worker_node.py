@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from collections.abc import Coroutine
@@ -115,6 +116,19 @@ async def cluster_dns_address(client: ApiClient, service_cidr: str) -> str:
     return dns_ip or nth_ip(service_cidr, 10)
 
 
+def kubelet_certificate(settings: NodeSettings) -> tuple[Path, Path]:
+    """The kubelet port's certificate: issued by the cluster CA when its key is at hand (the server's data dir
+    beside the token file or kubeconfig, as on one machine); otherwise by a CA of this node's own, which the API server will
+    not trust (then `kubectl logs` of its pods fails with a certificate error: see docs/cli.md)."""
+    from nanokube.apiserver.certs import ensure_kubelet_cert
+
+    beside = settings.token_file or settings.kubeconfig  # the server writes both into its data dir
+    cluster_pki = beside.resolve().parent / "pki" if beside else None
+    pki = cluster_pki if cluster_pki and os.access(cluster_pki / "ca.key", os.R_OK) else settings.data_dir / "pki"
+    _ca, cert, key = ensure_kubelet_cert(pki, settings.node_name, sorted({settings.node_ip, "127.0.0.1"}))
+    return cert, key
+
+
 async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
     """Run the node agent and the proxy of this node until `stop`; the first to fail stops the other."""
     from nanokube.agent import AgentSettings, run_agent
@@ -128,8 +142,10 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
         await wait_until_ready(client, timeout=30.0)
         cluster_dns = await cluster_dns_address(client, settings.service_cidr)
         readies = {"agent": asyncio.Event()}
+        kubelet_cert, kubelet_key = kubelet_certificate(settings)
         tasks: dict[str, Coroutine[Any, Any, Any]] = {"agent": run_agent(
             client=client, ready=readies["agent"], settings=AgentSettings(
+                kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
                 node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
                 data_dir=settings.data_dir, pod_cidr=None, cluster_dns=cluster_dns,
                 cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
@@ -142,6 +158,8 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
                 mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
                 node_ips=[settings.node_ip], service_cidr=settings.service_cidr,
                 pod_cidr=settings.pod_cidr, lb_pool=settings.lb_pool, status_port=settings.proxy_status_port, status_address=settings.node_ip,
+                status_token=client.token, status_socket=str(settings.data_dir.resolve() / "proxy.sock")
+                if len(str(settings.data_dir.resolve() / "proxy.sock")) <= 107 else None,
                 frontend_kinds=("nodeport",) if settings.network == "loopback" else None))
         tasks["announce"] = _announce(settings, readies)
         tasks["memtrim"] = memtrim.trim_periodically()

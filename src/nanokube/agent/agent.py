@@ -11,9 +11,11 @@ from typing import Any
 from nanokube.agent import cgroups, metrics, netns, streaming
 from nanokube.agent.events import PodEvents
 from nanokube.agent.ipam import Ipam
+from nanokube.agent.kubelet_auth import serving_context
 from nanokube.agent.logserver import start_server
 from nanokube.agent.node_registration import heartbeat, machine_capacity, pod_cidr_of, register
 from nanokube.agent.nodecontext import NodeRuntime
+from nanokube.agent.reaper import Guardian, start_guardian
 from nanokube.agent.sandbox import clean_leftovers
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
@@ -44,6 +46,7 @@ class Agent:
         self.usage: metrics.Usage | None = None
         self.events: PodEvents | None = None
         self._cgroup_mounts: list[Any] = []
+        self._guardian: Guardian | None = None
         self._tasks: list[asyncio.Task] = []
         self._reapers: set[asyncio.Task] = set()
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={settings.node_name}")
@@ -147,6 +150,8 @@ class Agent:
         settings = self.settings
         pods_dir = settings.data_dir / "pods"
         pods_dir.mkdir(parents=True, exist_ok=True)
+        # first: wait out the reaper of an agent that was killed, then start ours (pods die with this agent)
+        self._guardian = await start_guardian(pods_dir)
         cleaned = await clean_leftovers(pods_dir)
         if cleaned:
             log.info("removed what %d pod sandboxes of an earlier run left behind", cleaned)
@@ -165,8 +170,11 @@ class Agent:
                      ", ".join(str(p) for p in rt.cgroups.roots.values()))
         else:
             log.warning("%s", rt.cgroups.reason if rt.cgroups else "cgroups: off")
+        tls = serving_context(settings.kubelet_cert, settings.kubelet_key) \
+            if settings.kubelet_cert and settings.kubelet_key else None
         self._kubelet_runner, port = await start_server(rt.locate_log, settings.node_ip, settings.kubelet_port,
-                                                        extend=lambda app: self._kubelet_routes(app, rt))
+                                                        extend=lambda app: self._kubelet_routes(app, rt),
+                                                        token=settings.kubelet_token, ssl_context=tls)
         node = await register(self.client, settings, port, capacity)
         cidr = await pod_cidr_of(self.client, node, settings)
         rt.pod_cidr = cidr
@@ -220,6 +228,9 @@ class Agent:
         cgroups.unmount(self._cgroup_mounts)
         if self._kubelet_runner is not None:
             await self._kubelet_runner.cleanup()
+        if self._guardian is not None:
+            await asyncio.to_thread(self._guardian.release)
+            self._guardian = None
 
 
 async def run_agent(*, client: ApiClient, settings: AgentSettings, ready: asyncio.Event) -> None:

@@ -3,13 +3,14 @@ its isolation (the pod's namespaces in netns mode; loopback mode's variables oth
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nanokube.agent import process
+from nanokube.agent import process, security
 from nanokube.agent.container import ContainerRun
 from nanokube.agent.envvars import ContainerConfigError, build_env, expand_command, service_env
 from nanokube.agent.etcfiles import pod_hostname
@@ -35,6 +36,25 @@ def runtime_mounts() -> list[tuple[str, str, bool]]:
     wanted = {os.path.dirname(os.path.dirname(os.path.realpath(nanokube.__file__))),
               os.path.realpath(sys.prefix), os.path.realpath(sys.exec_prefix)}
     return [(p, p, True) for p in sorted(wanted) if _under_private_tmpfs(p)]
+
+
+def hidden_paths(rt: NodeRuntime) -> list[str]:
+    """What a pod's mount namespace covers with an empty tmpfs: the data dir (the cluster's token, keys, the
+    store and every other pod's directory). The pod's own volumes and files are bound back by descriptor."""
+    data_dir = os.path.realpath(rt.settings.data_dir)
+    return [] if _under_private_tmpfs(data_dir) else [data_dir]
+
+
+def image_dir_mounts(rt: NodeRuntime) -> list[tuple[str, str, bool]]:
+    """The user's image directories inside the hidden data dir (the default DATA_DIR/images), bound back
+    read-only: their entries' programs live there."""
+    hidden = hidden_paths(rt)
+    out = []
+    for directory in rt.settings.image_dirs:
+        real = os.path.realpath(directory)
+        if os.path.isdir(real) and any(real.startswith(h.rstrip("/") + "/") for h in hidden):
+            out.append((real, real, True))
+    return out
 
 
 @dataclass
@@ -100,6 +120,10 @@ async def prepare_launch(rt: NodeRuntime, pod: Obj, c: ContainerRun, sandbox: Sa
     env.update(declared)
     cwd = spec.get("workingDir") or resolved.working_dir or "/"
     host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+    sec = security.resolve(pod, spec, agent_uid=os.geteuid(), namespaced=rt.netns_mode)
+    if sec.fs_group is not None and os.geteuid() == 0:
+        writable = [Path(source) for source, _target, read_only in mounts if not read_only]
+        await asyncio.to_thread(security.apply_fs_group_to, writable, sec.fs_group)
     if rt.netns_mode:
         for source, target, _ro in mounts:
             _ensure_mount_point(sandbox, target, source)
@@ -107,9 +131,10 @@ async def prepare_launch(rt: NodeRuntime, pod: Obj, c: ContainerRun, sandbox: Sa
             enabled=True, netns=None if host_network else sandbox.netns_path,
             hostname=None if host_network else hostname,
             files=[(str(path), target) for target, path in etc.items()] if not host_network else [],
-            mounts=mounts + runtime_mounts(), tmpfs=list(PRIVATE_TMPFS))
+            mounts=mounts + runtime_mounts() + image_dir_mounts(rt), tmpfs=list(PRIVATE_TMPFS) + hidden_paths(rt),
+            security=sec.launcher_spec())
     else:
-        isolation = process.Isolation(enabled=False)
+        isolation = process.Isolation(enabled=False, security=sec.launcher_spec())
         env.setdefault("POD_IP", sandbox.ip)
         env.update({"NANOKUBE_NETWORK": "loopback", "NANOKUBE_BIND": sandbox.ip,
                     "NANOKUBE_DNS": rt.settings.cluster_dns, "NANOKUBE_POD_DIR": str(pod_dir),

@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import sys
+import warnings  # noqa: F401  os.execvpe imports it: load it while the stdlib is still readable (see become)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -82,6 +83,57 @@ def enter(spec):
         os.close(fd)
         if read_only:
             mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    if (spec.get("security") or {}).get("read_only_root"):
+        # Last, since a bind takes its source mount's flags: the flag of this namespace's copy of the root
+        # mount only (MS_BIND: per mount, not the filesystem); the tmpfs and volumes above stay writable.
+        mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+CAPABILITY_VERSION_3 = 0x20080522
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def last_capability():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
+    except OSError:
+        return 40
+
+
+def become(security):
+    """runc's order: capability bounding set, groups, gid, uid, then the capability sets and no_new_privs."""
+    caps = security.get("capabilities")
+    if caps is not None:
+        kept = set(caps)
+        for cap in range(last_capability() + 1):
+            if cap not in kept:
+                check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"dropping capability {cap}")
+    if security.get("gid") is not None or security.get("uid") is not None or security.get("groups"):
+        os.setgroups(list(security.get("groups") or []))
+    if security.get("gid") is not None:
+        os.setgid(security["gid"])
+    if security.get("uid") is not None:
+        os.setuid(security["uid"])  # a non-root uid loses every capability here
+    if caps is not None and os.getuid() == 0:
+        mask = 0
+        for cap in caps:
+            mask |= 1 << cap
+        header = CapHeader(CAPABILITY_VERSION_3, 0)
+        data = (CapData * 2)(CapData(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, mask & 0xFFFFFFFF),
+                             CapData(mask >> 32, mask >> 32, mask >> 32))
+        check(libc.capset(ctypes.byref(header), data), "capset")
+    if security.get("no_new_privs"):
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
 
 def main():
     spec = json.loads(sys.argv[1])
@@ -96,6 +148,7 @@ def main():
             os.chdir(cwd)
         except OSError:
             raise OSError(f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory') from None
+        become(spec.get("security") or {})
         argv = spec["argv"]
         try:
             os.execvpe(argv[0], argv, os.environ)

@@ -1,4 +1,6 @@
-"""The node's small "kubelet" HTTP server: container logs for the apiserver's pods/log proxy.
+"""The node's small "kubelet" HTTPS server: container logs for the apiserver's pods/log proxy.
+
+Callers need the cluster's bearer token (kubelet_auth); the port serves TLS with a certificate from the CA.
 
 GET /containerLogs/{namespace}/{pod}/{container}?follow=&previous=&tailLines=&sinceSeconds=&sinceTime=
     &timestamps=&limitBytes=
@@ -7,11 +9,13 @@ GET /healthz
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+from nanokube.agent.kubelet_auth import require_token
 from nanokube.agent.logs import ContainerLog, LogOptions, parse_rfc3339, stream_log
 
 # (namespace, pod, container) -> the container's logs, or an error text (404) when it has none
@@ -49,7 +53,10 @@ def options_from(query: dict[str, str]) -> LogOptions:
                       timestamps=_flag(query.get("timestamps")), limit_bytes=_int(query.get("limitBytes"), "limitBytes"))
 
 
-def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | None = None) -> web.Application:
+def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | None = None,
+             token: str | None = None) -> web.Application:
+    """The kubelet port's routes; every one (but /healthz), extensions included, asks for the token
+    (kubelet_auth)."""
     async def container_logs(request: web.Request) -> web.StreamResponse:
         ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
         found = locate(ns, pod, container)
@@ -68,7 +75,7 @@ def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | Non
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application()
+    app = web.Application(middlewares=[require_token(token)])
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_get("/healthz", healthz)
     if extend is not None:
@@ -77,11 +84,12 @@ def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | Non
 
 
 async def start_server(locate: LogLocator, host: str, port: int,
-                       extend: Callable[[web.Application], None] | None = None) -> tuple[web.AppRunner, int]:
+                       extend: Callable[[web.Application], None] | None = None, *, token: str | None = None,
+                       ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     """Start the server; returns the runner (cleanup() stops it) and the bound port."""
-    runner = web.AppRunner(make_app(locate, extend), access_log=None, shutdown_timeout=0.5)
+    runner = web.AppRunner(make_app(locate, extend, token), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     await site.start()
     sockets = site._server.sockets if site._server else []
     bound = sockets[0].getsockname()[1] if sockets else port

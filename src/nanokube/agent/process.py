@@ -39,6 +39,8 @@ class Isolation:
     files: list[tuple[str, str]] = field(default_factory=list)  # (source, target) single-file binds
     mounts: list[tuple[str, str, bool]] = field(default_factory=list)  # (source, target, readOnly)
     tmpfs: list[str] = field(default_factory=list)
+    # security.Security.launcher_spec(): uid, gid, groups, capabilities, no_new_privs, read_only_root
+    security: dict[str, Any] = field(default_factory=dict)
 
     @property
     def namespaced(self) -> bool:
@@ -217,6 +219,12 @@ async def _read_status(fd: int) -> bytes:
         os.close(fd)
 
 
+def _run_as(security: dict[str, Any]) -> bool:
+    """Whether a plain process (loopback mode) must change its user or groups (only root gets this far)."""
+    return any(security.get(k) is not None and security[k] != own
+               for k, own in (("uid", os.getuid()), ("gid", os.getgid()))) or bool(security.get("groups"))
+
+
 async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Isolation, log: ContainerLog,
                 restart: int, on_spawn: Callable[[int], None] | None = None,
                 stdio: ContainerStdio | None = None, cgroup: Cgroup | None = None) -> ContainerProcess:
@@ -239,11 +247,11 @@ async def start(argv: list[str], *, env: dict[str, str], cwd: str, isolation: Is
     if cgroup is not None:
         extra["preexec_fn"] = join_cgroup(cgroup.procs_files, extra.get("preexec_fn"))
     try:
-        if isolation.namespaced:
+        if isolation.namespaced or _run_as(isolation.security):  # the launcher also changes users (uvloop can't)
             status_r, status_w = os.pipe()
-            spec = {"netns": isolation.netns, "hostname": isolation.hostname, "domainname": isolation.domainname,
+            spec = {"namespaces": isolation.namespaced, "netns": isolation.netns, "hostname": isolation.hostname, "domainname": isolation.domainname,
                     "files": isolation.files, "mounts": isolation.mounts, "tmpfs": isolation.tmpfs,
-                    "cwd": cwd, "argv": argv, "status_fd": status_w}
+                    "cwd": cwd, "argv": argv, "status_fd": status_w, "security": isolation.security}
             full = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)]
             proc = await asyncio.create_subprocess_exec(
                 *full, env=env, stdin=child_stdin, stdout=out_w, stderr=err_w,

@@ -31,6 +31,11 @@ class AgentSettings:
     # the agent fails when pod_cidr_fallback is False.
     pod_cidr_wait: float = 1.0
     pod_cidr_fallback: bool = True
+    # The kubelet port: TLS with this certificate and key (None: plain HTTP, for tests of the pieces) and the
+    # bearer token callers must give (None: no check).
+    kubelet_cert: Path | None = None
+    kubelet_key: Path | None = None
+    kubelet_token: str | None = None
 
     @property
     def default_pod_cidr(self) -> str:

@@ -18,7 +18,16 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
+from nanokube.apiserver import (
+    discovery,
+    ephemeral,
+    fields,
+    kubelet_client,
+    metrics_api,
+    resourceproxy,
+    streamproxy,
+    versions,
+)
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
@@ -32,6 +41,7 @@ from nanokube.apiserver.http import (
 )
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.watch import serve_watch
+from nanokube.store.base import Compacted
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +175,16 @@ class Handlers:
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
+        limit = versions.parse_limit(q.get("limit"))
+        at = await versions.list_revision(self.registry, q.get("resourceVersion", ""),
+                                          q.get("resourceVersionMatch", ""), limit=limit,
+                                          continue_token=q.get("continue"))
         try:
-            limit = int(q.get("limit") or 0)
-        except ValueError as exc:
-            raise errors.bad_request("invalid limit") from exc
-        raws, rev, cont, remaining = await self.registry.list(
-            t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-            limit=limit, continue_token=q.get("continue"))
+            raws, rev, cont, remaining = await self.registry.list(
+                t.res, t.namespace, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
+                limit=limit, continue_token=q.get("continue"), revision=at)
+        except Compacted as exc:
+            raise versions.expired_list() from exc
         list_meta: dict[str, Any] = {"resourceVersion": str(rev)}
         if cont:
             list_meta["continue"] = cont
@@ -204,7 +217,8 @@ class Handlers:
 
     async def _body(self, request: web.Request) -> Any:
         raw = await read_body(request)
-        return decode_body(raw, request.headers.get("Content-Type", "application/json"))
+        return decode_body(raw, request.headers.get("Content-Type", "application/json"),
+                           track_duplicates=request.query.get("fieldValidation") != "Ignore")
 
     def _field_validation(self, request: web.Request, res: Resource, obj: Any) -> list[str]:
         if not isinstance(obj, dict):
@@ -418,15 +432,12 @@ class Handlers:
             raise errors.bad_request(f'container "{container}" in pod "{t.name}" is waiting to start: '
                                      "ContainerCreating")
         node = await self.registry.get(NODES, None, node_name)
-        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        address = next((a["address"] for a in node.get("status", {}).get("addresses", [])
-                        if a.get("type") == "InternalIP"), None)
-        if not port or not address:
-            raise errors.bad_request(f"node {node_name} has no kubelet endpoint")
+        kubelet = kubelet_client.current()
         params = {k: v for k, v in request.query.items() if k != "container"}
-        url = f"http://{address}:{port}/containerLogs/{t.namespace}/{t.name}/{container}"
+        url = kubelet.url(node, f"/containerLogs/{t.namespace}/{t.name}/{container}")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, params=params) as upstream:
+        async with aiohttp.ClientSession(timeout=timeout) as session, \
+                session.get(url, params=params, headers=kubelet.headers(), ssl=kubelet.ssl_context()) as upstream:
             if upstream.status >= 300:
                 body = await upstream.read()
                 try:

@@ -59,13 +59,31 @@ def ensure_certs(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tu
     return ca_crt, crt, key
 
 
-def _issue_in_child(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> None:
+def ensure_kubelet_cert(directory: Path, node_name: str, ip_sans: list[str]) -> tuple[Path, Path, Path]:
+    """The node's kubelet serving certificate (`kubelet-NODE.crt`, CN system:node:NODE), signed by the CA in
+    directory (made there first if missing), reissued when the node's addresses change. Returns (ca, cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"kubelet-{node_name}"
+    ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
+    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
+    dns_sans = [node_name, "localhost"]
+    wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
+    sans_file = directory / f"{name}.sans"
+    if ca_crt.exists() and ca_key.exists() and crt.exists() and key.exists() and sans_file.exists() \
+            and sans_file.read_text() == "\n".join(wanted):
+        return ca_crt, crt, key
+    _issue_in_child(directory, ip_sans, dns_sans, name, f"system:node:{node_name}")
+    return ca_crt, crt, key
+
+
+def _issue_in_child(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str = "server",
+                    cn: str = "nanokube-apiserver") -> None:
     if threading.active_count() == 1:  # a fork of a single-threaded process cannot inherit a held lock
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _issue(directory, ip_sans, dns_sans)
+                _issue(directory, ip_sans, dns_sans, name, cn)
                 code = 0
             except BaseException:
                 traceback.print_exc()
@@ -79,18 +97,19 @@ def _issue_in_child(directory: Path, ip_sans: list[str], dns_sans: list[str]) ->
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH"))
                                                        if p)}
     done = subprocess.run([sys.executable, "-m", "nanokube.apiserver.certs", str(directory), json.dumps(ip_sans),
-                           json.dumps(dns_sans)], env=env, capture_output=True, text=True)
+                           json.dumps(dns_sans), name, cn], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"creating the API server certificates in {directory} failed: {done.stderr.strip()}")
 
 
-def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tuple[Path, Path, Path]:
+def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str = "server",
+           cn: str = "nanokube-apiserver") -> tuple[Path, Path, Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
-    crt, key = directory / "server.crt", directory / "server.key"
+    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
     now = datetime.datetime.now(datetime.UTC)
     if not ca_crt.exists() or not ca_key.exists():
         ca_private = ec.generate_private_key(ec.SECP256R1())
@@ -108,13 +127,13 @@ def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tuple[Pa
         ca_crt.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         crt.unlink(missing_ok=True)
     wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
-    sans_file = directory / "server.sans"
+    sans_file = directory / f"{name}.sans"
     ca_private = serialization.load_pem_private_key(ca_key.read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate(ca_crt.read_bytes())
     server_private = ec.generate_private_key(ec.SECP256R1())
     alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(ip_sans))]
     alt += [x509.DNSName(name) for name in sorted(set(dns_sans))]
-    cert = (x509.CertificateBuilder().subject_name(_name("nanokube-apiserver")).issuer_name(ca_cert.subject)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
             .public_key(server_private.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=3650))
@@ -137,4 +156,4 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 if __name__ == "__main__":
-    _issue(Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]))
+    _issue(Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), *sys.argv[4:6])

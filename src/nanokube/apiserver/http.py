@@ -49,7 +49,10 @@ async def read_body(request: web.Request) -> bytes:
     return bytes(data)
 
 
-def decode_body(raw: bytes, content_type: str) -> Any:
+def decode_body(raw: bytes, content_type: str, *, track_duplicates: bool = False) -> Any:
+    """The body as JSON values. track_duplicates: JSON objects remember repeated keys (for fieldValidation)."""
+    from nanokube.apiserver import body  # the limits on what a body may expand to
+
     if not raw.strip():
         raise errors.bad_request("request body must not be empty")
     ctype = content_type.split(";")[0].strip().lower()
@@ -60,15 +63,15 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     if ctype not in ("", "application/json", "application/yaml", "text/yaml", "application/x-yaml", "*/*"):
         raise errors.unsupported_media_type(ctype)
     if "yaml" in ctype:
-        import yaml  # only YAML bodies pay for it
+        import yaml
 
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"error converting YAML to JSON: {exc}") from exc
+            return body.load_yaml(raw)
+        except (yaml.YAMLError, body.BodyError) as exc:
+            raise body.yaml_error(exc) from exc
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return body.load_json(raw, track_duplicates=track_duplicates)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
         # Kubernetes' decoder message for malformed JSON bodies.
         raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
 

@@ -22,9 +22,11 @@ def _load(raw: bytes, yaml_ok: bool = False) -> Any:
         if yaml_ok:
             import yaml  # only YAML patches pay for it
 
+            from nanokube.apiserver import body
+
             try:
-                return yaml.safe_load(raw)
-            except yaml.YAMLError as exc:
+                return body.load_yaml(raw)
+            except (yaml.YAMLError, body.BodyError) as exc:
                 raise errors.bad_request(f"error decoding YAML: {exc}") from exc
         raise errors.bad_request("error decoding patch: invalid JSON") from None
 

@@ -96,11 +96,12 @@ class Registry:
 
     async def list(self, res: Resource, ns: str | None, *, label_selector: str | None = None,
                    field_selector: str | None = None, limit: int = 0, continue_token: str | None = None,
-                   resource_version: str | None = None) -> tuple[list[bytes], int, str | None, int]:
-        """Returns (raw items, list revision, continue token, remaining count estimate)."""
+                   resource_version: str | None = None, revision: int = 0
+                   ) -> tuple[list[bytes], int, str | None, int]:
+        """Returns (raw items, list revision, continue token, remaining count estimate); revision 0 = now."""
         reqs = parse_label_selector(label_selector)
         fmatch = parse_field_selector(field_selector, res.plural, res.kind)
-        start_key, revision = None, 0
+        start_key = None
         if continue_token:
             try:
                 token = orjson.loads(base64.urlsafe_b64decode(continue_token.encode()))

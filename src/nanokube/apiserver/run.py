@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from nanokube.apiserver import crds, strategies
+from nanokube.apiserver import crds, kubelet_client, strategies
 from nanokube.apiserver.allocators import ServiceAllocator
 from nanokube.apiserver.app import ApiServerState, build_app
 from nanokube.apiserver.bootstrap import BootstrapSpec, bootstrap
 from nanokube.apiserver.key_migration import migrate_legacy_keys
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.services import repair_allocations
+from nanokube.apiserver.tls_site import SniffingTLSSite
 from nanokube.store import run_compactor
 from nanokube.store.base import Store
 
@@ -42,6 +43,8 @@ class ApiServerSettings:
     # Set when other API servers share the store (etcd): (identity, advertised address, port, lease seconds)
     # for the `kubernetes` endpoints, and this server follows their Service allocations.
     shared_lease: tuple[str, str, int, float] | None = None
+    # The CA that signs kubelets' serving certificates (None: kubelets serve plain HTTP, as in some tests)
+    kubelet_ca_file: str | None = None
 
 
 class PortInUse(Exception):
@@ -81,12 +84,16 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
         await lease.reconcile()
         shared = [asyncio.create_task(lease.run(), name="apiserver lease"),
                   asyncio.create_task(follow_allocations(store, allocator, repaired_at), name="allocation sync")]
+    kubelet_client.configure(settings.token, settings.kubelet_ca_file)
     state = ApiServerState(registry=registry, token=settings.token)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=1024,
-                       ssl_context=settings.ssl_context)
+    site: web.BaseSite
+    if settings.ssl_context is not None:  # answers plain HTTP with Go's 400 instead of a dropped connection
+        site = SniffingTLSSite(runner, settings.host, settings.port, ssl_context=settings.ssl_context)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=1024)
     try:
         await site.start()
     except OSError as exc:

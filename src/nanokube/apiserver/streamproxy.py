@@ -20,6 +20,7 @@ from aiohttp import web
 from nanokube.api import errors
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
+from nanokube.apiserver import kubelet_client
 from nanokube.apiserver.registry import Registry
 
 PODS = by_kind("", "Pod")
@@ -34,8 +35,10 @@ def session() -> aiohttp.ClientSession:
     """One connection pool to the kubelets for the whole API server."""
     global _session
     if _session is None or _session.closed:
+        kubelet = kubelet_client.current()  # TLS checked against the cluster CA, the token on every request
         _session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-                                         skip_auto_headers=("User-Agent",))
+                                         skip_auto_headers=("User-Agent",), headers=kubelet.headers(),
+                                         connector=aiohttp.TCPConnector(ssl=kubelet.ssl_context()))
     return _session
 
 
@@ -54,7 +57,7 @@ async def kubelet_base(registry: Registry, node_name: str) -> str:
     if not port or not address:
         raise errors.bad_request(f"node {node_name} has no kubelet endpoint")
     host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}"
+    return f"{kubelet_client.current().scheme}://{host}:{port}"
 
 
 def pick_container(pod: dict[str, Any], requested: str | None) -> str:

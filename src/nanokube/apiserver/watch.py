@@ -18,6 +18,7 @@ from aiohttp import web
 from nanokube.api import errors
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource
+from nanokube.apiserver import versions
 from nanokube.apiserver.registry import Registry
 from nanokube.store.base import Compacted
 
@@ -94,9 +95,22 @@ async def serve_watch(request: web.Request, registry: Registry, res: Resource, n
         timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else 1800 * (1 + random.random())
     except ValueError as exc:
         raise errors.bad_request("invalid timeoutSeconds") from exc
-    begun = await registry.watch(res, ns, q.get("resourceVersion", ""))
-    initial = [raw for raw in begun.initial if flt.matches(raw)]
-    start, stream = begun.start, begun.events
+    rv = q.get("resourceVersion", "")
+    requested = versions.parse_revision(rv)  # 400 for a negative or malformed one
+    # Same as kube-apiserver: past the request's checks the watch is established, and any other failure is
+    # its first event, an ERROR: 410 for a compacted revision; a revision not reached within the watch cache's
+    # wait is "Too large resource version".
+    failure: errors.ApiError | None = None
+    initial: list[bytes] = []
+    start, stream = requested, None
+    if requested > registry.current_revision and not await versions.wait_for_revision(registry, requested):
+        failure = versions.too_large(requested, registry.current_revision)
+    else:
+        begun = await registry.watch(res, ns, rv)
+        initial = [raw for raw in begun.initial if flt.matches(raw)]
+        start, stream = begun.start, begun.events
+        if stream is None:
+            failure = errors.gone(f"too old resource version: {start} ({registry.compact_revision})")
 
     resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
@@ -119,8 +133,8 @@ async def serve_watch(request: web.Request, registry: Registry, res: Resource, n
         for raw in initial:
             await resp.write(encode("ADDED", raw))
         if stream is None:
-            gone = errors.gone(f"too old resource version: {start} ({registry.compact_revision})")
-            await resp.write(event_line("ERROR", orjson.dumps(gone.status())))
+            assert failure is not None
+            await resp.write(event_line("ERROR", orjson.dumps(failure.status())))
             return
         it = stream.__aiter__()
         last_rev = start

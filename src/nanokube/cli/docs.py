@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from nanokube.api.served_resources import RESOURCES
+from nanokube.cli.docs_security import SECURITY
 from nanokube.cli.main import build_parser
 
 HEADER = """# nanokube command line
@@ -59,7 +60,7 @@ def cli_reference() -> str:
         out.extend(_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction))
         out.append("")
     out.append(served_kinds())
-    return "\n".join(out)
+    return "\n".join(out) + SECURITY
 
 
 # What acts on each served kind; a kind not listed is stored, validated, defaulted and listed only.

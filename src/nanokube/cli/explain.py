@@ -35,6 +35,7 @@ class ExplainOptions:
     proxy_status_url: str = checks.DEFAULT_PROXY_STATUS
     timeout: float = 1.0
     live_checks: bool = True  # DNS query, proxy status, TCP connects to pod ports
+    proxy_status_socket: str | None = None  # the proxy's 0600 status socket (DATA_DIR/proxy.sock), tried first
 
 
 async def explain_service(client: ApiClient, namespace: str, name: str, options: ExplainOptions) -> Obj:
@@ -44,7 +45,8 @@ async def explain_service(client: ApiClient, namespace: str, name: str, options:
         if err.code != 404:
             raise
         return await _not_found(client, namespace, name)
-    proxy_task = asyncio.ensure_future(checks.proxy_status(options.proxy_status_url, options.timeout)
+    proxy_task = asyncio.ensure_future(checks.proxy_status(options.proxy_status_url, options.timeout,
+                                                           token=client.token, socket=options.proxy_status_socket)
                                        if options.live_checks else _none())
     try:
         pods_list, slices_list, events_list, nodes_list, dns_slices = await asyncio.gather(

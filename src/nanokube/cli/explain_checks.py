@@ -32,12 +32,24 @@ async def dns_query(server: str, port: int, name: str, rdtype: str, timeout: flo
             "answers": answers, "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-async def proxy_status(base_url: str, timeout: float) -> Obj:
+async def proxy_status(base_url: str, timeout: float, *, token: str | None = None, socket: str | None = None) -> Obj:
     """The proxy's GET /status ({mode, nodeIPs, services: {"ns/name": {programmed_at, ports, endpoints}}}),
-    falling back to GET /services; {"error": ...} when nothing answers."""
+    falling back to GET /services; {"error": ...} when nothing answers. Over the status Unix socket when one
+    is given (it needs no token), else at base_url with the cluster's bearer token."""
+    if socket:
+        found = await _proxy_status(socket, "http://localhost", timeout, None)
+        if "error" not in found:
+            return found
+    return await _proxy_status(None, base_url, timeout, token)
+
+
+async def _proxy_status(socket: str | None, base_url: str, timeout: float, token: str | None) -> Obj:
     base = base_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    connector = aiohttp.UnixConnector(path=socket) if socket else None
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), connector=connector,
+                                         headers=headers) as session:
             for path in ("/status", "/services"):
                 async with session.get(base + path) as resp:
                     if resp.status == 404:

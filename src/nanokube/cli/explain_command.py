@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -17,6 +18,14 @@ from nanokube.cli.kubeconfig import context_namespace, default_kubeconfig
 from nanokube.client import client_from_kubeconfig
 
 
+def _proxy_socket(args: argparse.Namespace, kubeconfig: Path) -> str | None:
+    """The server's proxy status socket: it lives in the data dir, next to the kubeconfig the server wrote."""
+    if args.proxy_status:
+        return None
+    path = kubeconfig.resolve().parent / "proxy.sock"
+    return str(path) if path.is_socket() else None
+
+
 def run_explain(args: argparse.Namespace) -> int:
     kubeconfig = args.kubeconfig or default_kubeconfig()
     if not kubeconfig.exists():
@@ -26,7 +35,7 @@ def run_explain(args: argparse.Namespace) -> int:
     namespace = args.namespace or context_namespace(kubeconfig)
     options = ExplainOptions(cluster_domain=args.cluster_domain, timeout=args.timeout,
                              proxy_status_url=args.proxy_status or explain_checks.DEFAULT_PROXY_STATUS,
-                             live_checks=not args.no_checks)
+                             live_checks=not args.no_checks, proxy_status_socket=_proxy_socket(args, kubeconfig))
 
     async def run() -> dict:
         client = client_from_kubeconfig(str(kubeconfig), user_agent="nanokube-explain")

@@ -54,6 +54,7 @@ class ApiClient:
         """unix_socket: talk plain HTTP over that socket instead (base_url then only names the host)."""
         self.base_url = base_url.rstrip("/")
         self.unix_socket = unix_socket
+        self.token = token  # the node's own servers (kubelet port, proxy status) ask callers for it too
         self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:

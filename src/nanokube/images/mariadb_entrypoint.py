@@ -106,7 +106,73 @@ def write_options(run_dir: str) -> str:
     return path
 
 
+INIT_DIR = ".nanokube-init"  # the first start initialises here, inside the volume (same filesystem)
+INIT_DONE = ".complete"
+# What an interrupted mariadb-install-db of an earlier version left in the data dir itself (no mysql/ yet):
+# nothing can use it, and it makes every later install fail ("File ./ib_logfile0 was not found").
+INIT_DEBRIS_PREFIXES = ("ibdata", "ib_logfile", "ib_buffer_pool", "ibtmp", "undo0", "aria_log", "mysql_upgrade_info",
+                        "ddl_recovery", "multi-master.info")
+
+
+def initialised(datadir: str) -> bool:
+    """Whether datadir holds a complete database, finishing or discarding an interrupted first start.
+
+    A first start initialises into DATADIR/.nanokube-init and marks it complete only once the users are set
+    up and the temporary server has stopped cleanly; then the files move into DATADIR, mysql/ last (its
+    presence is what says "initialised"). Interrupted before the mark: start over; after it: finish the move.
+    """
+    staging = os.path.join(datadir, INIT_DIR)
+    if os.path.isdir(staging):
+        if os.path.exists(os.path.join(staging, INIT_DONE)):
+            move_into_place(staging, datadir)
+            return True
+        log("Removing an initialisation that was interrupted")
+        shutil.rmtree(staging)
+    if os.path.isdir(os.path.join(datadir, "mysql")):
+        return True
+    for name in os.listdir(datadir):
+        if name.startswith(INIT_DEBRIS_PREFIXES):
+            log(f"Removing {name} left by an interrupted initialisation")
+            path = os.path.join(datadir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    return False
+
+
+def move_into_place(staging: str, datadir: str) -> None:
+    entries = sorted(os.listdir(staging), key=lambda name: name == "mysql")  # mysql/ last
+    for name in entries:
+        if name != INIT_DONE:
+            os.replace(os.path.join(staging, name), os.path.join(datadir, name))
+    os.unlink(os.path.join(staging, INIT_DONE))
+    os.rmdir(staging)
+    fsync_dir(datadir)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def initialise(datadir: str, socket_path: str, options: str, user_args: list[str]) -> None:
+    """First start: initialise in a staging directory, then move it into place (see `initialised`)."""
+    staging = os.path.join(datadir, INIT_DIR)
+    os.makedirs(staging)
+    _initialise(staging, socket_path, options, user_args)
+    subprocess.run(["sync", "-f", staging], check=False)  # the files are durable before the mark says so
+    with open(os.path.join(staging, INIT_DONE), "w") as f:
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(staging)
+    move_into_place(staging, datadir)
+
+
+def _initialise(datadir: str, socket_path: str, options: str, user_args: list[str]) -> None:
     root_password = env("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
     allow_empty = env("MARIADB_ALLOW_EMPTY_ROOT_PASSWORD", "MYSQL_ALLOW_EMPTY_PASSWORD")
     random_pw = env("MARIADB_RANDOM_ROOT_PASSWORD", "MYSQL_RANDOM_ROOT_PASSWORD")
@@ -157,7 +223,8 @@ def initialise(datadir: str, socket_path: str, options: str, user_args: list[str
         raise SystemExit("[Entrypoint] setting up users failed: " + (detail.replace(pw, "***") if pw else detail))
     log("Stopping temporary server")
     temp.terminate()
-    temp.wait(60)
+    if temp.wait(60) != 0:
+        raise SystemExit(f"[Entrypoint] temporary server stopped with {temp.returncode}")
     log("MariaDB init process done. Ready for start up.")
 
 
@@ -175,7 +242,7 @@ def main() -> None:
     socket_path = os.path.join(run_dir, "mysqld.sock")
     user_args = ["--user=root"] if os.geteuid() == 0 else []
     options = write_options(run_dir)
-    if not os.path.isdir(os.path.join(datadir, "mysql")):
+    if not initialised(datadir):
         initialise(datadir, socket_path, options, user_args)
     bind = os.environ.get("NANOKUBE_BIND") or "0.0.0.0"
     argv = [program("mariadbd", "mysqld"), f"--defaults-file={options}", f"--datadir={datadir}",

@@ -40,6 +40,8 @@ class ProxySettings:
     udp_idle_timeout: float = 30.0
     status_port: int = DEFAULT_STATUS_PORT  # /healthz, /livez, /services, /status; 0 = no status endpoint
     status_address: str = "127.0.0.1"
+    status_token: str | None = None  # what the status endpoint asks of callers (all but /healthz, /livez)
+    status_socket: str | None = None  # a 0600 Unix socket serving the same endpoints to local callers
     frontend_kinds: tuple[str, ...] | None = None  # userspace mode: serve only these kinds (e.g. ("nodeport",))
     # userspace mode: forwarding processes; None = $NANOKUBE_PROXY_WORKERS or min(2, CPUs); 1 = in this process
     userspace_workers: int | None = None
@@ -105,7 +107,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
     node.add_handler(on_add=proxier.status.sync_node, on_update=node_changed,
                      on_delete=lambda _: setattr(proxier.status, "node_eligible", False))
     status_server = StatusServer(proxier.status, settings.status_address, settings.status_port,
-                                 full_sync=proxier.request_full_sync)
+                                 full_sync=proxier.request_full_sync, token=settings.status_token,
+                                 unix_socket=settings.status_socket)
     health = ServiceHealthServer(proxy_healthy=proxier.status.healthy, netns=settings.netns)
     proxier.after_sync.append(lambda: health.sync(proxier.state.health_checks, proxier.state.nodeport_ips))
 

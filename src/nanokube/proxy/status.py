@@ -28,13 +28,20 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
 GET /status — {"mode", "nodeIPs", "syncs", "lastSync", "lastFullSync", "lastError", "services": <as above>}.
 
 POST /full-sync — queue a full sync (every rule rebuilt from the current state); 202. Only from a loopback client.
+
+Who may ask: /healthz and /livez are open, as kube-proxy's are (load balancers probe them). Everything else
+shows every Service and endpoint or changes state, so it needs the cluster's bearer token
+(`Authorization: Bearer ...`, else 401), or a connection over the status Unix socket (mode 0600, in the data
+dir: `DATA_DIR/proxy.sock`), which is what `nanokube explain` uses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,7 +153,7 @@ class ProxyStatus:
                 "lastError": self.last_error, "services": self.services_json()}
 
 
-REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 202: "Accepted", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            503: "Service Unavailable"}
 
 
@@ -154,26 +161,56 @@ class StatusServer:
     """A tiny HTTP/1.1 server for the endpoints above (one request per connection)."""
 
     def __init__(self, status: ProxyStatus, host: str = "127.0.0.1", port: int = DEFAULT_STATUS_PORT, *,
-                 full_sync: Callable[[], None] | None = None) -> None:
+                 full_sync: Callable[[], None] | None = None, token: str | None = None,
+                 unix_socket: str | None = None) -> None:
         self.status = status
         self.full_sync = full_sync  # what POST /full-sync calls (the proxier's request_full_sync)
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
+        # None: no token configured, every caller is trusted (only for tests of the routes themselves)
+        self.token = token
+        self.unix_socket = unix_socket
+        self.unix_server: asyncio.AbstractServer | None = None
 
     async def start(self) -> bool:
-        """Listen; a taken port is logged and skipped (the proxy runs on without its status endpoint)."""
+        """Listen; a taken port is logged and skipped (the proxy runs on without its TCP status endpoint, the
+        Unix socket still answers)."""
+        listening = True
         try:
             self.server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
         except OSError as err:
             log.warning("proxy status endpoint not started on %s:%d: %s", self.host, self.port,
                         err.strerror or err)
-            return False
-        self.port = self.server.sockets[0].getsockname()[1]
-        log.info("proxy status on http://%s:%d/ (healthz, livez, services, status)", self.host, self.port)
-        return True
+            listening = False
+        else:
+            self.port = self.server.sockets[0].getsockname()[1]
+            log.info("proxy status on http://%s:%d/ (healthz, livez, services, status)", self.host, self.port)
+        if self.unix_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_socket)  # left by a process that was killed
+            old_mask = os.umask(0o177)  # never reachable by others, not even between bind and chmod
+            try:
+                self.unix_server = await asyncio.start_unix_server(self._handle_local, self.unix_socket)
+            finally:
+                os.umask(old_mask)
+            os.chmod(self.unix_socket, 0o600)
+        return listening
 
-    def route(self, method: str, path: str, peer: str = "127.0.0.1") -> tuple[int, Any]:
+    def authorized(self, head: bytes) -> bool:
+        """Whether the request head carries the cluster's bearer token."""
+        if self.token is None:
+            return True
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"authorization":
+                given = value.strip()
+                return given.startswith(b"Bearer ") and hmac.compare_digest(given[7:].strip(), self.token.encode())
+        return False
+
+    def route(self, method: str, path: str, peer: str = "127.0.0.1", *, authorized: bool = True) -> tuple[int, Any]:
         path = path.split("?", 1)[0]
+        if not authorized and path not in ("/healthz", "/livez"):
+            return 401, {"error": "Unauthorized: give the cluster's bearer token, or use the status Unix socket"}
         if method == "POST" and path == "/full-sync":
             if not peer.startswith("127.") or self.full_sync is None:
                 return 403, {"error": "POST /full-sync is only for local clients of a running proxy"}
@@ -191,13 +228,16 @@ class StatusServer:
             return 200, self.status.status_json()
         return 404, {"error": f"no {path}; try /healthz, /livez, /services, /status"}
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle_local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._handle(reader, writer, local=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, local: bool = False) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            peer = (writer.get_extra_info("peername") or ("",))[0]
-            code, body = (self.route(parts[0], parts[1], peer) if len(parts) >= 2
-                          else (405, {"error": "bad request"}))
+            peer = "127.0.0.1" if local else (writer.get_extra_info("peername") or ("",))[0]
+            code, body = (self.route(parts[0], parts[1], peer, authorized=local or self.authorized(head))
+                          if len(parts) >= 2 else (405, {"error": "bad request"}))
             data = orjson.dumps(body) + b"\n"
             writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: application/json\r\n"
                          f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(data)}\r\n"
@@ -215,3 +255,9 @@ class StatusServer:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+        if self.unix_server is not None:
+            self.unix_server.close()
+            await self.unix_server.wait_closed()
+            self.unix_server = None
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_socket or "")

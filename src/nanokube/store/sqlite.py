@@ -94,6 +94,7 @@ class SqliteStore(LogStore):
 
     async def start(self) -> None:
         self._lock_fd = _lock_exclusively(self.path + "-lock")
+        _owner_only(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -217,6 +218,18 @@ class SqliteStore(LogStore):
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _owner_only(path: str) -> None:
+    """The database (it holds Secrets) readable by its owner only, like the token. SQLite gives the WAL and
+    shared-memory files the database file's mode, so they follow; existing ones (older versions made them
+    0644) are tightened too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-lock"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _lock_exclusively(path: str) -> int:
