@@ -163,6 +163,19 @@ spec:
     spec: {containers: [{name: c, image: nginx}]}
 """, 'The StatefulSet "bad-sts" is invalid: spec.template.metadata.labels: Invalid value: '
      'map[string]string{"app":"two"}: `selector` does not match template `labels`'),
+    ("""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bad-crb}
+roleRef: {kind: Role, name: web}
+subjects: [{kind: ServiceAccount, name: default}, {kind: Robot, name: r2}]
+""", 'The ClusterRoleBinding "bad-crb" is invalid: \n* roleRef.kind: Unsupported value: "Role": supported values: '
+     '"ClusterRole"\n* subjects[0].namespace: Required value\n* subjects[1].kind: Unsupported value: "Robot": '
+     'supported values: "ServiceAccount", "User", "Group"'),
+    ("""apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: bad-role}
+rules: [{apiGroups: [""], resources: [pods]}]
+""", 'The Role "bad-role" is invalid: rules[0].verbs: Required value: verbs must contain at least one value'),
     ("""apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: bad-hpa}
@@ -391,3 +404,12 @@ spec:
     assert ('The DaemonSet "frozen" is invalid: spec.selector: Invalid value: &v1.LabelSelector{MatchLabels:'
             'map[string]string{"app":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable'
             ) in proc.stderr
+
+
+def test_a_role_binding_keeps_its_role_ref(server) -> None:
+    server.kubectl("create", "rolebinding", "pinned", "--role=first", "--user=ann")
+    proc = server.kubectl("patch", "rolebinding", "pinned", "--type=merge", "-p", '{"roleRef":{"name":"second"}}',
+                          check=False)
+    assert proc.returncode != 0
+    assert ('The RoleBinding "pinned" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:'
+            '"rbac.authorization.k8s.io", Kind:"Role", Name:"second"}: cannot change roleRef') in proc.stderr

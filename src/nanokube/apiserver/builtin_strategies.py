@@ -244,6 +244,83 @@ def _daemon_set_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldEr
     return validate_update
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _validate_rules(rules: list[Obj] | None, namespaced: bool) -> list[FieldError]:
+    """ValidatePolicyRule of pkg/apis/rbac/validation."""
+    errs: list[FieldError] = []
+    for i, rule in enumerate(rules or []):
+        path = f"rules[{i}]"
+        if not rule.get("verbs"):
+            errs.append(required(f"{path}.verbs", "verbs must contain at least one value"))
+        if rule.get("nonResourceURLs"):
+            if namespaced:
+                errs.append(invalid(f"{path}.nonResourceURLs", GoLiteral(
+                    "[]string{" + ", ".join(go_quote(str(u)) for u in rule["nonResourceURLs"]) + "}"),
+                    "namespaced rules cannot apply to non-resource URLs"))
+            if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                errs.append(invalid(f"{path}.nonResourceURLs", GoLiteral(
+                    "[]string{" + ", ".join(go_quote(str(u)) for u in rule["nonResourceURLs"]) + "}"),
+                    "rules cannot apply to both regular resources and non-resource URLs"))
+            continue
+        if not rule.get("apiGroups"):
+            errs.append(required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+        if not rule.get("resources"):
+            errs.append(required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return errs
+
+
+def _validate_binding(obj: Obj, cluster: bool) -> list[FieldError]:
+    """ValidateRoleBinding / ValidateClusterRoleBinding and ValidateRoleBindingSubject."""
+    errs: list[FieldError] = []
+    ref = obj.get("roleRef") or {}
+    if ref.get("apiGroup") and ref["apiGroup"] != RBAC_GROUP:
+        errs.append(FieldError("FieldValueNotSupported", "roleRef.apiGroup", ref["apiGroup"],
+                               f'supported values: "{RBAC_GROUP}"'))
+    kinds = ("ClusterRole",) if cluster else ("Role", "ClusterRole")
+    if ref.get("kind") and ref["kind"] not in kinds:
+        errs.append(FieldError("FieldValueNotSupported", "roleRef.kind", ref["kind"],
+                               "supported values: " + ", ".join(f'"{k}"' for k in kinds)))
+    for i, subject in enumerate(obj.get("subjects") or []):
+        path = f"subjects[{i}]"
+        kind = subject.get("kind")
+        if kind == "ServiceAccount":
+            if subject.get("apiGroup"):
+                errs.append(FieldError("FieldValueNotSupported", f"{path}.apiGroup", subject["apiGroup"],
+                                       'supported values: ""'))
+            if cluster and not subject.get("namespace"):
+                errs.append(required(f"{path}.namespace"))
+        elif kind in ("User", "Group"):
+            if subject.get("apiGroup") != RBAC_GROUP:
+                errs.append(FieldError("FieldValueNotSupported", f"{path}.apiGroup", subject.get("apiGroup") or "",
+                                       f'supported values: "{RBAC_GROUP}"'))
+        elif kind:
+            errs.append(FieldError("FieldValueNotSupported", f"{path}.kind", kind,
+                                   'supported values: "ServiceAccount", "User", "Group"'))
+    return errs
+
+
+def _binding_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
+    def validate_update(old: Obj, new: Obj) -> list[FieldError]:
+        errs = validate(new)
+        if (old.get("roleRef") or {}) != (new.get("roleRef") or {}):
+            ref = new.get("roleRef") or {}
+            errs.append(invalid("roleRef", GoLiteral(
+                f"rbac.RoleRef{{APIGroup:{go_quote(str(ref.get('apiGroup', '')))}, Kind:{go_quote(str(ref.get('kind', '')))}"
+                f", Name:{go_quote(str(ref.get('name', '')))}}}"), "cannot change roleRef"))
+        return errs
+    return validate_update
+
+
+def _validate_pdb(obj: Obj) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        return [invalid("spec", GoLiteral("policy.PodDisruptionBudgetSpec{...}"),
+                        "minAvailable and maxUnavailable cannot be both set")]
+    return []
+
+
 def _strategies() -> dict[str, Strategy]:
     def res(group: str, kind: str) -> Resource:
         return by_kind(group, kind)
@@ -270,11 +347,21 @@ def _strategies() -> dict[str, Strategy]:
         ("scheduling.k8s.io", "PriorityClass"): d.default_priority_class,
         ("node.k8s.io", "RuntimeClass"): None,
     }
+    extra: dict[str, Validator] = {
+        "roles": lambda o: _validate_rules(o.get("rules"), True),
+        "clusterroles": lambda o: _validate_rules(o.get("rules"), False),
+        "rolebindings": lambda o: _validate_binding(o, False),
+        "clusterrolebindings": lambda o: _validate_binding(o, True),
+        "poddisruptionbudgets": _validate_pdb,
+    }
     out: dict[str, Strategy] = {}
     for (group, kind), default in plain.items():
         r = res(group, kind)
         has_status = "status" in r.subresources
-        out[r.plural] = Strategy(default=default, validate=_schema_validator(r),
+        validate = _schema_validator(r, extra.get(r.plural))
+        out[r.plural] = Strategy(default=default, validate=validate,
+                                 validate_update=_binding_update(validate) if r.plural.endswith("rolebindings")
+                                 else None,
                                  has_status_subresource=has_status, tracks_generation=r.plural in GENERATION,
                                  prepare_create=_initial_status(r.plural) if has_status else None)
     sts_validate = _schema_validator(sts, _selected_template("statefulset"))
