@@ -231,6 +231,9 @@ def _custom_strategy(res: CustomResource, catalog: Catalog) -> Strategy:
             raise errors.method_not_allowed("create not allowed while custom resource definition is terminating")
         if has_status:
             obj.pop("status", None)
+            # Kubernetes stores it without status and defaults status on every read (a CRD's status default,
+            # e.g. a "Waiting for controller" condition, shows from the start): default it once, here.
+            structural.apply_defaults(obj, res.schema)
 
     return Strategy(default=default, validate=validate, prepare_create=prepare_create,
                     has_status_subresource=has_status, tracks_generation=True)
