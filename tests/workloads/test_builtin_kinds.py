@@ -413,3 +413,15 @@ def test_a_role_binding_keeps_its_role_ref(server) -> None:
     assert proc.returncode != 0
     assert ('The RoleBinding "pinned" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:'
             '"rbac.authorization.k8s.io", Kind:"Role", Name:"second"}: cannot change roleRef') in proc.stderr
+
+
+def test_a_jobs_template_cannot_change(server) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hook"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}
+    server.apply(job)
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.36"
+    proc = server.kubectl("apply", "-f", "-", input=json.dumps(job), check=False)
+    assert proc.returncode != 0
+    assert 'The Job "hook" is invalid: spec.template: Invalid value: ' in proc.stderr
+    assert ": field is immutable" in proc.stderr
+    server.kubectl("patch", "job", "hook", "--type=merge", "-p", '{"spec":{"activeDeadlineSeconds":60}}')

@@ -321,6 +321,28 @@ def _validate_pdb(obj: Obj) -> list[FieldError]:
     return []
 
 
+def _job_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
+    """ValidateJobSpecUpdate: selector, completion mode and (but for elastic Indexed jobs) completions are
+    immutable; the pod template too, except while a job that never started is suspended. The template's value
+    is Go's dump of the internal struct in Kubernetes; here a short stand-in."""
+    def validate_update(old: Obj, new: Obj) -> list[FieldError]:
+        errs = validate(new)
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if old_spec.get("selector") != new_spec.get("selector"):
+            errs.append(invalid("spec.selector", _go_label_selector(new_spec.get("selector")), "field is immutable"))
+        if old_spec.get("completionMode") != new_spec.get("completionMode"):
+            errs.append(invalid("spec.completionMode", new_spec.get("completionMode"), "field is immutable"))
+        elastic = new_spec.get("completionMode") == "Indexed" and \
+            new_spec.get("completions") == new_spec.get("parallelism")
+        if old_spec.get("completions") != new_spec.get("completions") and not elastic:
+            errs.append(invalid("spec.completions", new_spec.get("completions"), "field is immutable"))
+        never_started = not (old.get("status") or {}).get("startTime")
+        if old_spec.get("template") != new_spec.get("template") and not (never_started and new_spec.get("suspend")):
+            errs.append(invalid("spec.template", GoLiteral("core.PodTemplateSpec{...}"), "field is immutable"))
+        return errs
+    return validate_update
+
+
 def _strategies() -> dict[str, Strategy]:
     def res(group: str, kind: str) -> Resource:
         return by_kind(group, kind)
@@ -374,7 +396,8 @@ def _strategies() -> dict[str, Strategy]:
                                  validate_update=_daemon_set_update(ds_validate),
                                  has_status_subresource=True, prepare_create=_initial_status("daemonsets"),
                                  tracks_generation=True)
-    out["jobs"] = Strategy(default=d.default_job, validate=job_validate, has_status_subresource=True,
+    out["jobs"] = Strategy(default=d.default_job, validate=job_validate, validate_update=_job_update(job_validate),
+                           has_status_subresource=True,
                            prepare_create=_prepare_job, tracks_generation=True)
     out["cronjobs"] = Strategy(default=d.default_cron_job, validate=_schema_validator(cron, _validate_cron_job),
                                has_status_subresource=True, prepare_create=_initial_status("cronjobs"),
