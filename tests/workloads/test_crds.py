@@ -234,6 +234,15 @@ def test_conflicting_names_are_not_accepted(crontabs) -> None:
     (lambda s: s["properties"]["spec"]["properties"].update(tags={"type": "array"}),
      "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].items: Required value: must be "
      "specified"),
+    (lambda s: s["properties"]["spec"]["properties"]["replicas"].update(anyOf=[{"minimum": 1, "default": 2}]),
+     "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].anyOf[0].default: Forbidden: "
+     "must be undefined to be structural"),
+    (lambda s: s["properties"].update(metadata={"type": "object", "properties": {"labels": {"type": "object"}}}),
+     "spec.versions[0].schema.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other "
+     "than name and generateName, but metadata is implicitly specified"),
+    (lambda s: s["properties"]["spec"]["properties"]["image"].update(uniqueItems=True),
+     "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[image].uniqueItems: Forbidden: "
+     "uniqueItems cannot be set to true since the runtime complexity becomes quadratic"),
 ])
 def test_non_structural_schemas_are_refused(server, mutate, message) -> None:
     crd = crontab_crd()
