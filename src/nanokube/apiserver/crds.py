@@ -402,12 +402,17 @@ async def run_finalizer(registry: Any, store: Store, catalog: Catalog = CATALOG)
 
 
 async def _clean_up(registry: Any, store: Store, catalog: Catalog, name: str) -> None:
-    try:
-        await _delete_instances(registry, store, catalog, name)
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # retried by the next event on the CRD; never fatal to the server
-        log.exception("cleaning up custom resources of %s", name)
+    delay = 0.5
+    while True:
+        try:
+            await _delete_instances(registry, store, catalog, name)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed step is tried again (the CRD's objects must go); never fatal to the server
+            log.exception("cleaning up custom resources of %s; retrying in %.1f s", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 async def _write_status(registry: Any, name: str, condition: Obj) -> None:
