@@ -176,6 +176,19 @@ kind: Role
 metadata: {name: bad-role}
 rules: [{apiGroups: [""], resources: [pods]}]
 """, 'The Role "bad-role" is invalid: rules[0].verbs: Required value: verbs must contain at least one value'),
+    ("""apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bad-ing}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: api, pathType: Prefix, backend: {service: {name: web}}}
+      - {path: /x, pathType: Regex, backend: {service: {name: web, port: {number: 80}}}}
+""", 'The Ingress "bad-ing" is invalid: \n* spec.rules[0].http.paths[0].path: Invalid value: "api": must be an '
+     'absolute path\n* spec.rules[0].http.paths[0].backend.service.port: Required value: port name or number is '
+     'required\n* spec.rules[0].http.paths[1].pathType: Unsupported value: "Regex": supported values: "Exact", '
+     '"ImplementationSpecific", "Prefix"'),
     ("""apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: bad-hpa}

@@ -343,6 +343,50 @@ def _job_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
     return validate_update
 
 
+_PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
+
+
+def _validate_ingress_backend(backend: Obj, path: str) -> list[FieldError]:
+    """validateIngressBackend: a Service (name, and a port name or number) or a resource, not both."""
+    service, resource = backend.get("service"), backend.get("resource")
+    if service and resource:
+        return [invalid(path, "", "cannot set both resource and service backends")]
+    if resource:
+        return []
+    if not service:
+        return [invalid(path, "", "should either be a service or a resource")]
+    errs: list[FieldError] = []
+    if not service.get("name"):
+        errs.append(required(f"{path}.service.name"))
+    port = service.get("port") or {}
+    if port.get("name") and port.get("number"):
+        errs.append(invalid(f"{path}.service.port", "", "cannot set both port name & port number"))
+    elif not port.get("name") and not port.get("number"):
+        errs.append(required(f"{path}.service.port", "port name or number is required"))
+    return errs
+
+
+def _validate_ingress(obj: Obj) -> list[FieldError]:
+    """ValidateIngressSpec's paths and backends (validateHTTPIngressPath, validateIngressBackend)."""
+    spec = obj.get("spec") or {}
+    errs: list[FieldError] = []
+    if spec.get("defaultBackend"):
+        errs.extend(_validate_ingress_backend(spec["defaultBackend"], "spec.defaultBackend"))
+    for i, rule in enumerate(spec.get("rules") or []):
+        for j, http_path in enumerate((rule.get("http") or {}).get("paths") or []):
+            here = f"spec.rules[{i}].http.paths[{j}]"
+            kind, value = http_path.get("pathType"), http_path.get("path") or ""
+            if not kind:
+                errs.append(required(f"{here}.pathType", "pathType must be specified"))
+            elif kind not in _PATH_TYPES:
+                errs.append(FieldError("FieldValueNotSupported", f"{here}.pathType", kind,
+                                       "supported values: " + ", ".join(f'"{t}"' for t in _PATH_TYPES)))
+            elif (kind != "ImplementationSpecific" or value) and not value.startswith("/"):
+                errs.append(invalid(f"{here}.path", value, "must be an absolute path"))
+            errs.extend(_validate_ingress_backend(http_path.get("backend") or {}, f"{here}.backend"))
+    return errs
+
+
 def _strategies() -> dict[str, Strategy]:
     def res(group: str, kind: str) -> Resource:
         return by_kind(group, kind)
@@ -375,6 +419,7 @@ def _strategies() -> dict[str, Strategy]:
         "rolebindings": lambda o: _validate_binding(o, False),
         "clusterrolebindings": lambda o: _validate_binding(o, True),
         "poddisruptionbudgets": _validate_pdb,
+        "ingresses": _validate_ingress,
     }
     out: dict[str, Strategy] = {}
     for (group, kind), default in plain.items():
