@@ -189,6 +189,20 @@ spec:
      'absolute path\n* spec.rules[0].http.paths[0].backend.service.port: Required value: port name or number is '
      'required\n* spec.rules[0].http.paths[1].pathType: Unsupported value: "Regex": supported values: "Exact", '
      '"ImplementationSpecific", "Prefix"'),
+    ("""apiVersion: batch/v1
+kind: CronJob
+metadata: {name: bad-cron}
+spec:
+  schedule: "61 * * * *"
+  timeZone: Mars/Olympus
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: busybox}]
+""", 'The CronJob "bad-cron" is invalid: \n* spec.schedule: Invalid value: "61 * * * *": end of range (61) above '
+     'maximum (59): 61\n* spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus'),
     ("""apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: bad-hpa}

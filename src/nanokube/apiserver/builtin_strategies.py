@@ -9,7 +9,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from nanokube.api import schema_required
+from nanokube.api import cron, schema_required
 from nanokube.api.errors import FieldError, GoLiteral, forbidden, go_quote, invalid, not_supported, required
 from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
@@ -139,9 +139,43 @@ def _validate_job(obj: Obj) -> list[FieldError]:
     return _validate_job_spec(obj.get("spec") or {}, "spec")
 
 
-def _validate_cron_job(obj: Obj) -> list[FieldError]:
-    template = (obj.get("spec") or {}).get("jobTemplate") or {}
-    return _validate_job_spec(template.get("spec") or {}, "spec.jobTemplate.spec")
+def _validate_cron_job(obj: Obj, allow_tz_in_schedule: bool = False) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    template = spec.get("jobTemplate") or {}
+    errs = _validate_job_spec(template.get("spec") or {}, "spec.jobTemplate.spec")
+    schedule = spec.get("schedule")
+    if isinstance(schedule, str) and schedule:  # validateScheduleFormat
+        try:
+            cron.parse(schedule)
+        except cron.CronError as exc:
+            errs.append(invalid("spec.schedule", schedule, str(exc)))
+        if "TZ" in schedule and allow_tz_in_schedule and spec.get("timeZone") is not None:
+            errs.append(invalid("spec.schedule", schedule, "cannot use both timeZone field and TZ or CRON_TZ in "
+                                                           "schedule"))
+        elif "TZ" in schedule and not allow_tz_in_schedule:
+            errs.append(invalid("spec.schedule", schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone "
+                                                           "field instead"))
+    zone = spec.get("timeZone")
+    if isinstance(zone, str):  # validateTimeZone
+        if not zone:
+            errs.append(invalid("spec.timeZone", zone, "timeZone must be nil or non-empty string"))
+        elif zone.lower() == "local":
+            errs.append(invalid("spec.timeZone", zone, "timeZone must be an explicit time zone as defined in "
+                                                       "https://www.iana.org/time-zones"))
+        elif cron.load_zone(zone) is None:
+            errs.append(invalid("spec.timeZone", zone, f"unknown time zone {zone}"))
+    return errs
+
+
+def _cron_job_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
+    """An existing schedule with TZ= may stay (allowTZInSchedule when the old one had it)."""
+    def validate_update(old: Obj, new: Obj) -> list[FieldError]:
+        if "TZ" in str((old.get("spec") or {}).get("schedule") or ""):
+            errs = [e for e in validate(new) if "use timeZone field instead" not in e.detail]
+            return errs + [e for e in _validate_cron_job(new, allow_tz_in_schedule=True)
+                           if "cannot use both" in e.detail]
+        return validate(new)
+    return validate_update
 
 
 def _initial_status(plural: str) -> Callable[[Obj], None]:
@@ -392,7 +426,7 @@ def _strategies() -> dict[str, Strategy]:
         return by_kind(group, kind)
 
     sts, ds = res("apps", "StatefulSet"), res("apps", "DaemonSet")
-    job, cron = res("batch", "Job"), res("batch", "CronJob")
+    job, cron_jobs = res("batch", "Job"), res("batch", "CronJob")
     rc = res("", "ReplicationController")
 
     def job_validate(obj: Obj) -> list[FieldError]:
@@ -444,7 +478,9 @@ def _strategies() -> dict[str, Strategy]:
     out["jobs"] = Strategy(default=d.default_job, validate=job_validate, validate_update=_job_update(job_validate),
                            has_status_subresource=True,
                            prepare_create=_prepare_job, tracks_generation=True)
-    out["cronjobs"] = Strategy(default=d.default_cron_job, validate=_schema_validator(cron, _validate_cron_job),
+    cron_validate = _schema_validator(cron_jobs, _validate_cron_job)
+    out["cronjobs"] = Strategy(default=d.default_cron_job, validate=cron_validate,
+                               validate_update=_cron_job_update(cron_validate),
                                has_status_subresource=True, prepare_create=_initial_status("cronjobs"),
                                tracks_generation=True)
     out["replicationcontrollers"] = Strategy(
