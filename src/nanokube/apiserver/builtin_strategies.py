@@ -421,6 +421,20 @@ def _validate_ingress(obj: Obj) -> list[FieldError]:
     return errs
 
 
+def _validate_hpa(obj: Obj) -> list[FieldError]:
+    """validateHorizontalPodAutoscalerSpec's replica bounds."""
+    spec = obj.get("spec") or {}
+    low, high = spec.get("minReplicas"), spec.get("maxReplicas")
+    errs: list[FieldError] = []
+    if isinstance(low, int) and low < 1:
+        errs.append(invalid("spec.minReplicas", low, "must be greater than or equal to 1"))
+    if isinstance(high, int) and high < 1:
+        errs.append(invalid("spec.maxReplicas", high, "must be greater than 0"))
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        errs.append(invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`"))
+    return errs
+
+
 def _strategies() -> dict[str, Strategy]:
     def res(group: str, kind: str) -> Resource:
         return by_kind(group, kind)
@@ -454,6 +468,7 @@ def _strategies() -> dict[str, Strategy]:
         "clusterrolebindings": lambda o: _validate_binding(o, True),
         "poddisruptionbudgets": _validate_pdb,
         "ingresses": _validate_ingress,
+        "horizontalpodautoscalers": _validate_hpa,
     }
     out: dict[str, Strategy] = {}
     for (group, kind), default in plain.items():
