@@ -373,7 +373,7 @@ async def run_finalizer(registry: Any, store: Store, catalog: Catalog = CATALOG)
         name = crd["metadata"]["name"]
         if crd["metadata"].get("deletionTimestamp") and CLEANUP_FINALIZER in (crd["metadata"].get("finalizers") or []) \
                 and (name not in running or running[name].done()):
-            running[name] = asyncio.create_task(_clean_up(registry, store, catalog, name), name=f"crd-cleanup-{name}")
+            running[name] = asyncio.create_task(_clean_up(registry, store, catalog, name), name=f"apiserver: crd cleanup {name}")
 
     while True:
         items, rev = await store.list(CRDS.key_prefix())

@@ -93,7 +93,7 @@ class GarbageCollector(Controller):
         informer = Informer(self.client, resource)
         self._track(resource, informer)
         self._custom[name] = ((plural, resource.version), asyncio.create_task(informer.run(),
-                                                                               name=f"informer {plural}"))
+                                                                               name=f"controllers: {plural} informer"))
 
     def _crd_deleted(self, crd: Obj) -> None:
         entry = self._custom.pop(crd["metadata"]["name"], None)
