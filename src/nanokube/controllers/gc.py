@@ -95,6 +95,14 @@ class GarbageCollector(Controller):
         self._custom[name] = ((plural, resource.version), asyncio.create_task(informer.run(),
                                                                                name=f"controllers: {plural} informer"))
 
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:  # the custom resources' informers live as long as the collector
+            for _, task in self._custom.values():
+                task.cancel()
+            await asyncio.gather(*(task for _, task in self._custom.values()), return_exceptions=True)
+
     def _crd_deleted(self, crd: Obj) -> None:
         entry = self._custom.pop(crd["metadata"]["name"], None)
         if entry is not None:
