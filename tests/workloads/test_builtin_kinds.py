@@ -163,6 +163,46 @@ spec:
     spec: {containers: [{name: c, image: nginx}]}
 """, 'The StatefulSet "bad-sts" is invalid: spec.template.metadata.labels: Invalid value: '
      'map[string]string{"app":"two"}: `selector` does not match template `labels`'),
+    ("""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bad-crb}
+roleRef: {kind: Role, name: web}
+subjects: [{kind: ServiceAccount, name: default}, {kind: Robot, name: r2}]
+""", 'The ClusterRoleBinding "bad-crb" is invalid: \n* roleRef.kind: Unsupported value: "Role": supported values: '
+     '"ClusterRole"\n* subjects[0].namespace: Required value\n* subjects[1].kind: Unsupported value: "Robot": '
+     'supported values: "ServiceAccount", "User", "Group"'),
+    ("""apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: bad-role}
+rules: [{apiGroups: [""], resources: [pods]}]
+""", 'The Role "bad-role" is invalid: rules[0].verbs: Required value: verbs must contain at least one value'),
+    ("""apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bad-ing}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: api, pathType: Prefix, backend: {service: {name: web}}}
+      - {path: /x, pathType: Regex, backend: {service: {name: web, port: {number: 80}}}}
+""", 'The Ingress "bad-ing" is invalid: \n* spec.rules[0].http.paths[0].path: Invalid value: "api": must be an '
+     'absolute path\n* spec.rules[0].http.paths[0].backend.service.port: Required value: port name or number is '
+     'required\n* spec.rules[0].http.paths[1].pathType: Unsupported value: "Regex": supported values: "Exact", '
+     '"ImplementationSpecific", "Prefix"'),
+    ("""apiVersion: batch/v1
+kind: CronJob
+metadata: {name: bad-cron}
+spec:
+  schedule: "61 * * * *"
+  timeZone: Mars/Olympus
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: busybox}]
+""", 'The CronJob "bad-cron" is invalid: \n* spec.schedule: Invalid value: "61 * * * *": end of range (61) above '
+     'maximum (59): 61\n* spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus'),
     ("""apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: bad-hpa}
@@ -354,3 +394,61 @@ spec:
     after = hpa_v2.read_namespaced_horizontal_pod_autoscaler("scaled-web", "default")
     assert after.spec.max_replicas == 6 and [m.resource.name for m in after.spec.metrics] == ["cpu", "memory"]
     assert not (after.metadata.annotations or {}).get("autoscaling.alpha.kubernetes.io/metrics")
+
+
+def test_updates_kubernetes_forbids_are_refused(server) -> None:
+    server.apply("""
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: frozen}
+spec:
+  serviceName: frozen
+  selector: {matchLabels: {app: frozen}}
+  template:
+    metadata: {labels: {app: frozen}}
+    spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: frozen}
+spec:
+  selector: {matchLabels: {app: frozen}}
+  template:
+    metadata: {labels: {app: frozen}}
+    spec: {containers: [{name: c, image: nginx}]}
+""")
+    proc = server.kubectl("patch", "sts", "frozen", "--type=merge", "-p", '{"spec":{"serviceName":"other"}}',
+                          check=False)
+    assert proc.returncode != 0
+    assert ('The StatefulSet "frozen" is invalid: spec: Forbidden: updates to statefulset spec for fields other '
+            "than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+            "'minReadySeconds' are forbidden") in proc.stderr
+    server.kubectl("patch", "sts", "frozen", "--type=merge", "-p", '{"spec":{"replicas":2,"minReadySeconds":5}}')
+    proc = server.kubectl("patch", "ds", "frozen", "--type=merge", "-p",
+                          '{"spec":{"selector":{"matchLabels":{"app":"x"}},"template":{"metadata":{"labels":'
+                          '{"app":"x"}}}}}', check=False)
+    assert proc.returncode != 0
+    assert ('The DaemonSet "frozen" is invalid: spec.selector: Invalid value: &v1.LabelSelector{MatchLabels:'
+            'map[string]string{"app":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable'
+            ) in proc.stderr
+
+
+def test_a_role_binding_keeps_its_role_ref(server) -> None:
+    server.kubectl("create", "rolebinding", "pinned", "--role=first", "--user=ann")
+    proc = server.kubectl("patch", "rolebinding", "pinned", "--type=merge", "-p", '{"roleRef":{"name":"second"}}',
+                          check=False)
+    assert proc.returncode != 0
+    assert ('The RoleBinding "pinned" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:'
+            '"rbac.authorization.k8s.io", Kind:"Role", Name:"second"}: cannot change roleRef') in proc.stderr
+
+
+def test_a_jobs_template_cannot_change(server) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hook"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}
+    server.apply(job)
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.36"
+    proc = server.kubectl("apply", "-f", "-", input=json.dumps(job), check=False)
+    assert proc.returncode != 0
+    assert 'The Job "hook" is invalid: spec.template: Invalid value: ' in proc.stderr
+    assert ": field is immutable" in proc.stderr
+    server.kubectl("patch", "job", "hook", "--type=merge", "-p", '{"spec":{"activeDeadlineSeconds":60}}')

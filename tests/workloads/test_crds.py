@@ -234,6 +234,15 @@ def test_conflicting_names_are_not_accepted(crontabs) -> None:
     (lambda s: s["properties"]["spec"]["properties"].update(tags={"type": "array"}),
      "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].items: Required value: must be "
      "specified"),
+    (lambda s: s["properties"]["spec"]["properties"]["replicas"].update(anyOf=[{"minimum": 1, "default": 2}]),
+     "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].anyOf[0].default: Forbidden: "
+     "must be undefined to be structural"),
+    (lambda s: s["properties"].update(metadata={"type": "object", "properties": {"labels": {"type": "object"}}}),
+     "spec.versions[0].schema.openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other "
+     "than name and generateName, but metadata is implicitly specified"),
+    (lambda s: s["properties"]["spec"]["properties"]["image"].update(uniqueItems=True),
+     "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[image].uniqueItems: Forbidden: "
+     "uniqueItems cannot be set to true since the runtime complexity becomes quadratic"),
 ])
 def test_non_structural_schemas_are_refused(server, mutate, message) -> None:
     crd = crontab_crd()
@@ -298,3 +307,20 @@ def test_custom_resources_are_served_again_after_a_restart(make_server) -> None:
     rows = _rows(again.kubectl("get", "crontabs").stdout)
     assert rows[0] == ["NAME", "SPEC", "REPLICAS", "READY", "AGE"] and rows[1][0] == "kept"
     assert "KIND:       CronTab" in again.kubectl("explain", "crontab").stdout
+
+
+def test_a_generated_style_crd_with_status_defaults_and_cel_rules(server) -> None:
+    crd = yaml.safe_load((HERE / "classes_crd.yaml").read_text())
+    _apply_crd(server, crd)
+    server.apply({"apiVersion": "net.example.com/v1", "kind": "RouteClass", "metadata": {"name": "edge"},
+                  "spec": {"controllerName": "example.net/gateway-controller", "description": "the edge"}})
+    obj = json.loads(server.kubectl("get", "routeclass", "edge", "-o", "json").stdout)
+    assert obj["status"]["conditions"][0]["message"] == "Waiting for controller"  # the status default
+    rows = _rows(server.kubectl("get", "routeclasses", "-o", "wide").stdout)
+    assert rows[0] == ["NAME", "CONTROLLER", "ACCEPTED", "AGE", "DESCRIPTION"]
+    assert rows[1][:3] == ["edge", "example.net/gateway-controller", "Unknown"] and rows[1][-2:] == ["the", "edge"]
+    bad = server.kubectl("apply", "-f", "-", check=False, input=(
+        "apiVersion: net.example.com/v1\nkind: RouteClass\nmetadata: {name: bad}\n"
+        "spec: {controllerName: no-slash}\n"))
+    assert bad.returncode != 0 and "spec.controllerName in body should match" in bad.stderr
+    assert _rows(server.kubectl("get", "net-example").stdout)[1][0] == "edge"  # its category

@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nanokube.api import validation
 from nanokube.api.errors import FieldError, forbidden, invalid, not_supported, required
 from nanokube.api.meta import Obj
-from nanokube.api.structural import EMBEDDED, INT_OR_STRING, PRESERVE, walk
+from nanokube.api.structural import EMBEDDED, INT_OR_STRING, PRESERVE
 
-_FORBIDDEN_KEYWORDS = (("$ref", "$ref"), ("definitions", "definitions"), ("additionalItems", "additionalItems"),
-                       ("dependencies", "dependencies"), ("patternProperties", "patternProperties"))
-_IN_COMBINATOR_FORBIDDEN = ("type", "default", "additionalProperties", "nullable", "description", PRESERVE,
-                            EMBEDDED, INT_OR_STRING, "x-kubernetes-list-type", "x-kubernetes-map-type")
 _COLUMN_TYPES = ("integer", "number", "string", "boolean", "date")
 
 
@@ -148,48 +146,138 @@ def _validate_columns(columns: list[Obj], path: str) -> list[FieldError]:
     return errs
 
 
+_NOT_SUPPORTED = (("$ref", "$ref"), ("id", "id"), ("additionalItems", "additionalItems"),
+                  ("patternProperties", "patternProperties"), ("definitions", "definitions"),
+                  ("dependencies", "dependencies"))
+# In allOf/anyOf/oneOf/not (schema/validation.go validateNestedValueValidation): what may not be restated.
+_NESTED_FORBIDDEN = (("type", "must be empty to be structural"),
+                     ("additionalProperties", "must be undefined to be structural"),
+                     ("default", "must be undefined to be structural"),
+                     ("title", "must be empty to be structural"),
+                     ("description", "must be empty to be structural"),
+                     ("nullable", "must be false to be structural"),
+                     ("externalDocs", "must be undefined to be structural"),
+                     (PRESERVE, "must be false to be structural"),
+                     (EMBEDDED, "must be false to be structural"),
+                     (INT_OR_STRING, "must be false to be structural"),
+                     ("x-kubernetes-list-map-keys", "must be empty to be structural"),
+                     ("x-kubernetes-list-type", "must be undefined to be structural"),
+                     ("x-kubernetes-map-type", "must be undefined to be structural"),
+                     ("x-kubernetes-validations", "must be empty to be structural"))
+_INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
+
+
 def validate_structural(schema: Obj, base: str) -> list[FieldError]:
-    """The structural-schema rules: every node typed (unless int-or-string or preserve-unknown-fields), arrays with
-    items, no $ref/definitions/..., combinators only restating constraints, metadata constraints at the root."""
+    """The CRD schema rules (specStandardValidatorV3 and schema/validation.go ValidateStructural): no $ref and the
+    like, every node typed (unless int-or-string or preserve-unknown-fields), arrays with items, value validations
+    in allOf/anyOf/oneOf/not restating nothing structural, metadata at the root only constraining name and
+    generateName. Errors sorted by their text, as Kubernetes sorts them."""
     errs: list[FieldError] = []
-    if schema.get("type") != "object":
-        errs.append(invalid(f"{base}.type", schema.get("type") or "", "must be object at the root"))
-    for rel, node in walk(schema):
-        path = base + rel
-        in_combinator = any(f".{c}[" in rel for c in ("allOf", "anyOf", "oneOf")) or ".not" in rel
-        for key, name in _FORBIDDEN_KEYWORDS:
-            if key in node:
-                errs.append(forbidden(f"{path}.{name}", "must not be specified in a structural schema"))
-        if node.get("uniqueItems"):
-            errs.append(forbidden(f"{path}.uniqueItems", "uniqueItems cannot be set to true since the runtime "
-                                  "complexity becomes quadratic"))
-        if in_combinator:
-            for key in _IN_COMBINATOR_FORBIDDEN:
-                if key in node:
-                    errs.append(forbidden(f"{path}.{key}", "must be empty to be structural"))
-            continue
-        typed = node.get("type")
-        if node.get(INT_OR_STRING):
-            if typed:
-                errs.append(forbidden(f"{path}.type", "must be empty for x-kubernetes-int-or-string"))
-        elif not typed and not node.get(PRESERVE):
-            errs.append(required(f"{path}.type", "must not be empty for specified object fields"))
-        if typed == "array" and not isinstance(node.get("items"), dict):
-            errs.append(required(f"{path}.items", "must be specified"))
-        if node.get("properties") and isinstance(node.get("additionalProperties"), dict):
+    _structural_node(schema, base, "root", errs)
+    return sorted(errs, key=str)
+
+
+def _structural_node(node: Obj, path: str, level: str, errs: list[FieldError]) -> None:
+    for key, name in _NOT_SUPPORTED:
+        if key in node and node[key] not in (None, "", {}):
+            errs.append(forbidden(f"{path}.{name}", f"{name} is not supported"))
+    if node.get("uniqueItems"):
+        errs.append(forbidden(f"{path}.uniqueItems",
+                              "uniqueItems cannot be set to true since the runtime complexity becomes quadratic"))
+    extra = node.get("additionalProperties")
+    if extra is not None:
+        if node.get("properties") and (extra is False or isinstance(extra, dict)):
             errs.append(forbidden(f"{path}.additionalProperties",
                                   "additionalProperties and properties are mutual exclusive"))
-        if node.get(EMBEDDED) and typed != "object":
-            errs.append(invalid(f"{path}.type", typed or "", "must be object if x-kubernetes-embedded-resource is true"))
-        if node.get(EMBEDDED) and not node.get("properties") and not node.get(PRESERVE):
-            errs.append(required(f"{path}.properties", "must not be empty if x-kubernetes-embedded-resource is true "
-                                 "without x-kubernetes-preserve-unknown-fields"))
-        if "default" in node and node["default"] is None and not node.get("nullable"):
-            errs.append(forbidden(f"{path}.default", "must not be null for non-nullable fields"))
-    meta = (schema.get("properties") or {}).get("metadata")
-    if isinstance(meta, dict):
-        for key in (meta.get("properties") or {}):
-            if key not in ("name", "generateName"):
-                errs.append(forbidden(f"{base}.properties[metadata].properties[{key}]",
-                                      "must not be specified"))
-    return errs
+        if level == "root":
+            errs.append(forbidden(f"{path}.additionalProperties", "must not be used at the root"))
+        if isinstance(extra, dict):
+            _structural_node(extra, f"{path}.additionalProperties", "field", errs)
+    typed = node.get("type")
+    if typed == "null":
+        errs.append(forbidden(f"{path}.type", "type cannot be set to null, use nullable as an alternative"))
+    if typed == "array" and not isinstance(node.get("items"), dict):
+        errs.append(required(f"{path}.items", "must be specified"))
+    if isinstance(node.get("items"), dict):
+        _structural_node(node["items"], f"{path}.items", "item", errs)
+    for key, sub in (node.get("properties") or {}).items():
+        if isinstance(sub, dict):
+            _structural_node(sub, f"{path}.properties[{key}]", "field", errs)
+    if node.get(INT_OR_STRING) and node.get(PRESERVE):
+        errs.append(invalid(f"{path}.{PRESERVE}", True, "must be false if x-kubernetes-int-or-string is true"))
+    if node.get(INT_OR_STRING) and node.get(EMBEDDED):
+        errs.append(invalid(f"{path}.{EMBEDDED}", True, "must be false if x-kubernetes-int-or-string is true"))
+    _combinators(node, path, errs)
+    if node.get(EMBEDDED) and typed != "object":
+        if not typed:
+            errs.append(required(f"{path}.type", "must be object if x-kubernetes-embedded-resource is true"))
+        else:
+            errs.append(invalid(f"{path}.type", typed, "must be object if x-kubernetes-embedded-resource is true"))
+    elif not typed and not node.get(INT_OR_STRING) and not node.get(PRESERVE):
+        where = {"root": "at the root", "item": "for specified array items", "field": "for specified object fields"}
+        errs.append(required(f"{path}.type", f"must not be empty {where[level]}"))
+    if level == "root" and typed and typed != "object":
+        errs.append(invalid(f"{path}.type", typed, "must be object at the root"))
+    check_metadata = level == "root" or bool(node.get(EMBEDDED))
+    props = node.get("properties") or {}
+    for meta_field in ("kind", "apiVersion"):
+        sub = props.get(meta_field)
+        if check_metadata and isinstance(sub, dict) and sub.get("type") != "string":
+            errs.append(invalid(f"{path}.properties[{meta_field}].type", sub.get("type") or "", "must be string"))
+    metadata = props.get("metadata")
+    if isinstance(metadata, dict):
+        if check_metadata and metadata.get("type") != "object":
+            errs.append(invalid(f"{path}.properties[metadata].type", metadata.get("type") or "", "must be object"))
+        if level == "root":
+            rest = {k: v for k, v in metadata.items() if k not in ("type", "default", "description")}
+            names = rest.pop("properties", None) or {}
+            if set(names) - {"name", "generateName"} or rest:
+                errs.append(forbidden(f"{path}.properties[metadata]", "must not specify anything other than name and "
+                                      "generateName, but metadata is implicitly specified"))
+    if node.get(EMBEDDED) and not node.get(PRESERVE) and not props:
+        errs.append(required(f"{path}.properties", "must not be empty if x-kubernetes-embedded-resource is true "
+                             "without x-kubernetes-preserve-unknown-fields"))
+    if node.get(EMBEDDED) and node.get("additionalProperties") is not None:
+        errs.append(forbidden(f"{path}.additionalProperties",
+                              "must not be used if x-kubernetes-embedded-resource is set"))
+    if "default" in node and node["default"] is None and not node.get("nullable"):
+        errs.append(forbidden(f"{path}.default", "must not be null for non-nullable fields"))
+
+
+def _combinators(node: Obj, path: str, errs: list[FieldError]) -> None:
+    any_of = node.get("anyOf")
+    int_or_string = any_of == _INT_OR_STRING_ANY_OF
+    all_of = node.get("allOf") or []
+    first_all_of_is_int_or_string = bool(all_of) and isinstance(all_of[0], dict) and \
+        all_of[0].get("anyOf") == _INT_OR_STRING_ANY_OF
+    if not int_or_string:
+        for i, sub in enumerate(any_of or []):
+            _nested(sub, f"{path}.anyOf[{i}]", errs)
+    for i, sub in enumerate(all_of):
+        _nested(sub, f"{path}.allOf[{i}]", errs, skip_any_of=first_all_of_is_int_or_string and i == 0)
+    for i, sub in enumerate(node.get("oneOf") or []):
+        _nested(sub, f"{path}.oneOf[{i}]", errs)
+    if isinstance(node.get("not"), dict):
+        _nested(node["not"], f"{path}.not", errs)
+
+
+def _nested(node: Any, path: str, errs: list[FieldError], skip_any_of: bool = False) -> None:
+    if not isinstance(node, dict):
+        return
+    for key, message in _NESTED_FORBIDDEN:
+        if key in node and node[key] not in (None, False, "", [], {}):
+            errs.append(forbidden(f"{path}.{key}", message))
+    nested = dict(node)
+    if skip_any_of:
+        nested.pop("anyOf", None)
+    for name in ("anyOf", "allOf", "oneOf"):
+        for i, sub in enumerate(nested.get(name) or []):
+            _nested(sub, f"{path}.{name}[{i}]", errs)
+    if isinstance(nested.get("not"), dict):
+        _nested(nested["not"], f"{path}.not", errs)
+    if isinstance(nested.get("items"), dict):
+        _nested(nested["items"], f"{path}.items", errs)
+    for key, sub in (nested.get("properties") or {}).items():
+        if key == "metadata":
+            errs.append(forbidden(f"{path}.properties[metadata]", "must not be specified in a nested context"))
+        _nested(sub, f"{path}.properties[{key}]", errs)

@@ -15,6 +15,9 @@ from nanokube.api.errors import FieldError, required
 # Fields the schema marks required that the v1.32 validators accept empty.
 _NOT_ENFORCED: dict[str, frozenset[str]] = {
     "io.k8s.api.apps.v1.StatefulSetSpec": frozenset({"serviceName"}),
+    # builtin_strategies says these with their own detail:
+    "io.k8s.api.rbac.v1.PolicyRule": frozenset({"verbs"}),
+    "io.k8s.api.networking.v1.HTTPIngressPath": frozenset({"pathType", "backend"}),
 }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -330,17 +329,3 @@ def _validate_constraints(value: Any, schema: Schema, path: str, errs: list[Fiel
     branch.pop("type", None)
     _validate(value, branch, path, errs)
 
-
-def walk(schema: Any, path: str = "") -> Iterator[tuple[str, Schema]]:
-    """Every schema node with its path as CRD validation reports it (`properties[spec].items`)."""
-    if not isinstance(schema, dict):
-        return
-    yield path, schema
-    for key, sub in (schema.get("properties") or {}).items():
-        yield from walk(sub, f"{path}.properties[{key}]")
-    for name in ("items", "additionalProperties", "not"):
-        if isinstance(schema.get(name), dict):
-            yield from walk(schema[name], f"{path}.{name}")
-    for name in ("allOf", "anyOf", "oneOf"):
-        for i, sub in enumerate(schema.get(name) or []):
-            yield from walk(sub, f"{path}.{name}[{i}]")

@@ -156,20 +156,19 @@ class Catalog:
         for r in self.by_crd.pop(name, []):
             self.by_gvp.pop((r.group, r.version, r.plural), None)
 
-    def names_in_use(self, group: str, skip: str) -> dict[str, str]:
-        """plural/singular/shortNames/kind/listKind -> what uses them, among the other CRDs of the group."""
-        used: dict[str, str] = {}
+    def names_in_use(self, group: str, skip: str) -> tuple[set[str], set[str]]:
+        """The resource names (plural, singular, short names) and kinds (kind, listKind) the other CRDs of
+        the group have been granted."""
+        resources: set[str] = set()
+        kinds: set[str] = set()
         for name, crd in self.crds.items():
-            spec = crd.get("spec") or {}
-            if name == skip or spec.get("group") != group:
+            if name == skip or (crd.get("spec") or {}).get("group") != group:
                 continue
             accepted = (crd.get("status") or {}).get("acceptedNames") or {}
-            for key in ("plural", "singular", "kind", "listKind"):
-                if accepted.get(key):
-                    used[f"{key}:{accepted[key]}"] = name
-            for short in accepted.get("shortNames") or []:
-                used[f"short:{short}"] = name
-        return used
+            resources.update(n for n in (accepted.get("plural"), accepted.get("singular"), *(accepted.get("shortNames")
+                                                                                            or [])) if n)
+            kinds.update(n for n in (accepted.get("kind"), accepted.get("listKind")) if n)
+        return resources, kinds
 
 
 CATALOG = Catalog()
@@ -231,6 +230,9 @@ def _custom_strategy(res: CustomResource, catalog: Catalog) -> Strategy:
             raise errors.method_not_allowed("create not allowed while custom resource definition is terminating")
         if has_status:
             obj.pop("status", None)
+            # Kubernetes stores it without status and defaults status on every read (a CRD's status default,
+            # e.g. a "Waiting for controller" condition, shows from the start): default it once, here.
+            structural.apply_defaults(obj, res.schema)
 
     return Strategy(default=default, validate=validate, prepare_create=prepare_create,
                     has_status_subresource=has_status, tracks_generation=True)
@@ -240,31 +242,49 @@ def _custom_strategy(res: CustomResource, catalog: Catalog) -> Strategy:
 
 
 def _accepted_status(crd: Obj, catalog: Catalog) -> None:
-    """The naming controller's verdict (NamesAccepted) and the establishing controller's (Established)."""
+    """The naming controller (names free within the group are accepted, one by one; the last conflict names the
+    reason) and the establishing controller (Established once the names are, and never back)."""
     spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    used = catalog.names_in_use(spec.get("group") or "", crd["metadata"]["name"])
-    conflict = None
-    for key, reason in (("plural", "PluralConflict"), ("singular", "SingularConflict"), ("kind", "KindConflict"),
-                        ("listKind", "ListKindConflict")):
-        if names.get(key) and f"{key}:{names[key]}" in used:
-            conflict = (reason, f'"{names[key]}" is already in use')
-            break
-    for short in names.get("shortNames") or []:
-        if conflict is None and f"short:{short}" in used:
-            conflict = ("ShortNamesConflict", f'"{short}" is already in use')
+    requested = spec.get("names") or {}
     status = crd.setdefault("status", {})
-    if conflict is None:
-        status["acceptedNames"] = {k: v for k, v in names.items() if v}
+    accepted = dict(status.get("acceptedNames") or {})
+    resources, kinds = catalog.names_in_use(spec.get("group") or "", crd["metadata"]["name"])
+    names = dict(accepted)
+    reason = message = ""
+
+    def fresh(wanted: str, current: str, used: set[str]) -> bool:
+        return not wanted or wanted == current or wanted not in used
+
+    for key, used, why in (("plural", resources, "PluralConflict"), ("singular", resources, "SingularConflict")):
+        if fresh(requested.get(key) or "", accepted.get(key) or "", used):
+            names[key] = requested.get(key) or ""
+        else:
+            reason, message = why, f'"{requested[key]}" is already in use'
+    taken = [n for n in requested.get("shortNames") or [] if n not in (accepted.get("shortNames") or [])
+             and n in resources]
+    if taken:
+        reason, message = "ShortNamesConflict", ", ".join(f'"{n}" is already in use' for n in taken)
+        if len(taken) > 1:
+            message = "[" + message + "]"
+    else:
+        names["shortNames"] = list(requested.get("shortNames") or [])
+    for key, why in (("kind", "KindConflict"), ("listKind", "ListKindConflict")):
+        if fresh(requested.get(key) or "", accepted.get(key) or "", kinds):
+            names[key] = requested.get(key) or ""
+        else:
+            reason, message = why, f'"{requested[key]}" is already in use'
+    names["categories"] = list(requested.get("categories") or [])
+    status["acceptedNames"] = {k: v for k, v in names.items() if v} or {"plural": "", "kind": ""}
+    if reason:
+        set_condition(crd, _condition("NamesAccepted", "False", reason, message))
+    else:
         set_condition(crd, _condition("NamesAccepted", "True", "NoConflicts", "no conflicts found"))
-        if not condition_true(crd, "Established"):
+    if not condition_true(crd, "Established"):
+        if reason:
+            set_condition(crd, _condition("Established", "False", "NotAccepted", "not all names are accepted"))
+        else:
             set_condition(crd, _condition("Established", "True", "InitialNamesAccepted",
                                           "the initial names have been accepted"))
-    else:
-        status.setdefault("acceptedNames", {"plural": "", "kind": ""})
-        set_condition(crd, _condition("NamesAccepted", "False", *conflict))
-        if not condition_true(crd, "Established"):
-            set_condition(crd, _condition("Established", "False", "NotAccepted", "not all names are accepted"))
     stored = status.setdefault("storedVersions", [])
     version = crd_validation.storage_version(crd)
     if version and version not in stored:
@@ -353,7 +373,7 @@ async def run_finalizer(registry: Any, store: Store, catalog: Catalog = CATALOG)
         name = crd["metadata"]["name"]
         if crd["metadata"].get("deletionTimestamp") and CLEANUP_FINALIZER in (crd["metadata"].get("finalizers") or []) \
                 and (name not in running or running[name].done()):
-            running[name] = asyncio.create_task(_clean_up(registry, store, catalog, name), name=f"crd-cleanup-{name}")
+            running[name] = asyncio.create_task(_clean_up(registry, store, catalog, name), name=f"apiserver: crd cleanup {name}")
 
     while True:
         items, rev = await store.list(CRDS.key_prefix())
@@ -382,12 +402,17 @@ async def run_finalizer(registry: Any, store: Store, catalog: Catalog = CATALOG)
 
 
 async def _clean_up(registry: Any, store: Store, catalog: Catalog, name: str) -> None:
-    try:
-        await _delete_instances(registry, store, catalog, name)
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # retried by the next event on the CRD; never fatal to the server
-        log.exception("cleaning up custom resources of %s", name)
+    delay = 0.5
+    while True:
+        try:
+            await _delete_instances(registry, store, catalog, name)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed step is tried again (the CRD's objects must go); never fatal to the server
+            log.exception("cleaning up custom resources of %s; retrying in %.1f s", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 async def _write_status(registry: Any, name: str, condition: Obj) -> None:

@@ -106,7 +106,7 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
     # The schema every create/update is checked against takes ~0.1 s to load: load it now, off the loop,
     # instead of in the first write request (and not before listening, which would delay readiness).
     warm = asyncio.get_running_loop().run_in_executor(None, _load_schema)
-    finalizer = asyncio.create_task(crds.run_finalizer(registry, store), name="crd-finalizer")
+    finalizer = asyncio.create_task(crds.run_finalizer(registry, store), name="apiserver: crd finalizer")
     try:
         await run_compactor(store, keep_revisions=settings.compact_keep_revisions,
                             keep_seconds=settings.compact_keep_seconds, interval=settings.compact_interval)

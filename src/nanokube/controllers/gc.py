@@ -93,7 +93,15 @@ class GarbageCollector(Controller):
         informer = Informer(self.client, resource)
         self._track(resource, informer)
         self._custom[name] = ((plural, resource.version), asyncio.create_task(informer.run(),
-                                                                               name=f"informer {plural}"))
+                                                                               name=f"controllers: {plural} informer"))
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:  # the custom resources' informers live as long as the collector
+            for _, task in self._custom.values():
+                task.cancel()
+            await asyncio.gather(*(task for _, task in self._custom.values()), return_exceptions=True)
 
     def _crd_deleted(self, crd: Obj) -> None:
         entry = self._custom.pop(crd["metadata"]["name"], None)
