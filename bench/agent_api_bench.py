@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from agent_bench import rss_kib  # bench/ is on sys.path when a bench script runs
+from bench_tools import require
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient, Informer, client_from_kubeconfig
 
@@ -232,6 +233,7 @@ def main() -> None:
         asyncio.run(run_agent_process(opts.mode, opts.max_pods, opts.data_dir))
         return
     if opts.mode == "netns" and not opts.inside:
+        require("unshare", "ip", "nft", root="pods get network namespaces")
         cmd = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
                'mount -t tmpfs nk-bench /run && ip link set lo up && exec "$@"', "sh", sys.executable, __file__,
                "--inside", "--mode", "netns", "--sequential", str(opts.sequential), "--burst", str(opts.burst)]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_tools import require
 from nanokube.agent import netns
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.mode == "netns" and not opts.inside:
+        require("unshare", "ip", "nft", root="pods get network namespaces")
         cmd = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
                'mount -t tmpfs nk-bench /run && ip link set lo up && exec "$@"', "sh", sys.executable,
                __file__, "--inside", "--mode", "netns", "--pods", str(opts.pods)]

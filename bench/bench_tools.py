@@ -20,6 +20,7 @@ PACKAGES = {
     "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/)",
     "nft": "nftables",
     "nginx": "nginx-light",
+    "unshare": "util-linux",
     "wrk": "wrk",
 }
 SBIN = ("/usr/sbin", "/sbin")

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_tools import require
+
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ["api", "kubernetes", "dns", "running", "clusterip", "nodeport", "lb"]
 PUBLISHED = {"k3d v5.8": 19.9, "kind v0.29": 33.0, "minikube v1.36 (docker)": 50.8}
@@ -228,9 +230,8 @@ def main() -> int:
     if args.inner:
         print(json.dumps(one_run(args.mode, args.idle)))
         return 0
-    if os.geteuid() != 0:
-        print("needs root (each run gets a fresh network namespace)", file=sys.stderr)
-        return 2
+    require("unshare", *(["ip", "nft"] if args.mode == "netns" else []),
+            root="each run gets a fresh network namespace")
     runs = [run_isolated(args.mode, args.idle if i == 0 else 0) for i in range(args.runs)]
     medians = {p: round(statistics.median(r["phases"][p] for r in runs), 3) for p in PHASES}
     print(f"nanokube server --network {args.mode}: median of {len(runs)} runs, seconds from the command")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nanokube.images import echo, mariadb_entrypoint
 from nanokube.images.catalogue import IMAGES_DIR
@@ -108,3 +109,17 @@ def test_mariadb_host_conf_d_is_not_read_without_a_mount(tmp_path, monkeypatch):
     monkeypatch.setenv("NANOKUBE_NETWORK", "loopback")
     monkeypatch.setenv("NANOKUBE_MOUNTS", "{}")
     assert "!includedir" not in Path(mariadb_entrypoint.write_options(str(tmp_path))).read_text()
+
+
+def test_catalogue_scripts_load_in_the_isolated_interpreter_they_run_in():
+    """Entrypoints run as `python -I -S <script>`: no package on the path, so they may import only the stdlib."""
+    scripts = sorted({arg.split("/")[-1] for path in (IMAGES_DIR / "catalogue").glob("*.yaml")
+                      for arg in yaml.safe_load(path.read_text()).get("entrypoint") or [] if arg.endswith(".py")})
+    assert "mariadb_entrypoint.py" in scripts and "nginx_entrypoint.py" in scripts
+    for name in scripts:
+        load = ("import importlib.util, sys\n"
+                "spec = importlib.util.spec_from_file_location('entry', sys.argv[1])\n"
+                "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n")
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", load, str(IMAGES_DIR / name)], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, (name, done.stderr)

@@ -15,10 +15,9 @@ apiserver/services.py reconciles the keys with the stored Services on start and 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -302,7 +301,7 @@ class Allocation:
 
     def ops(self) -> list[Op]:
         """Store operations to run in the write's transaction: a key per value taken, none per value freed."""
-        if self.dry_run:
+        if self.dry_run or self._allocator is None:
             return []
         ops = [Op("create", ip_key(ip), self.owner) for ip in sorted(set(self.ips_added) - set(self.ips_released))]
         ops += [Op("create", port_key(p), self.owner)
@@ -330,21 +329,41 @@ class Allocation:
             if port not in self.ports_added:
                 self._allocator.ports.release(port)
 
-    @contextlib.contextmanager
-    def reverted_on_error(self) -> Iterator[Allocation]:
+    def reverted_on_error(self) -> _RevertedOnError:
         """Give the reservations back if the block raises (the write is then not attempted)."""
-        try:
-            yield self
-        except BaseException:
-            self.revert()
-            raise
+        return _RevertedOnError(self)
 
-    @contextlib.contextmanager
-    def kept_if_written(self) -> Iterator[Allocation]:
+    def kept_if_written(self) -> _KeptIfWritten:
         """Around the store write: commit when the block ends normally, revert when it raises."""
-        with self.reverted_on_error():
-            yield self
-        self.commit()
+        return _KeptIfWritten(self)
+
+
+# Plain classes rather than @contextmanager generators: every write of every kind enters one of these.
+class _RevertedOnError:
+    __slots__ = ("allocation",)
+
+    def __init__(self, allocation: Allocation) -> None:
+        self.allocation = allocation
+
+    def __enter__(self) -> Allocation:
+        return self.allocation
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self.allocation.revert()
+
+
+class _KeptIfWritten(_RevertedOnError):
+    __slots__ = ()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            self.allocation.revert()
+        else:
+            self.allocation.commit()
+
+
+NO_ALLOCATION = Allocation()  # of kinds that allocate nothing: no ops, revert and commit do nothing
 
 
 class _PortOperation:

@@ -21,7 +21,7 @@ from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import deletion, naming, strategies
-from nanokube.apiserver.allocators import Allocation, ServiceAllocator
+from nanokube.apiserver.allocators import NO_ALLOCATION, ServiceAllocator
 from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
 NAMESPACES = by_kind("", "Namespace")
@@ -248,7 +248,7 @@ class Registry:
                                               f"found new finalizers {go_repr(sorted(added))}"))
         if errs:
             raise errors.invalid_object(res.group, res.kind, name, errs)
-        allocation = strat.before_update(res, old, new, dry_run) if subresource is None else Allocation()
+        allocation = strat.before_update(res, old, new, dry_run) if subresource is None else NO_ALLOCATION
         with allocation.kept_if_written():
             if dry_run:
                 new["metadata"]["resourceVersion"] = str(kv.revision)

@@ -16,7 +16,7 @@ from nanokube.api.errors import FieldError, invalid, invalid_object, required
 from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import naming
-from nanokube.apiserver.allocators import Allocation, ServiceAllocator
+from nanokube.apiserver.allocators import NO_ALLOCATION, Allocation, ServiceAllocator
 
 
 def _default_container(c: Obj) -> None:
@@ -247,7 +247,7 @@ class Strategy:
             errs = naming.validate_object_meta(obj, res.namespaced, self.name_kind)
             if errs:
                 raise invalid_object(res.group, res.kind, md.get("name") or md.get("generateName", ""), errs)
-        allocation = self.allocator.begin_create(obj, dry_run) if self.allocator else Allocation()
+        allocation = self.allocator.begin_create(obj, dry_run) if self.allocator else NO_ALLOCATION
         with allocation.reverted_on_error():
             if self.prepare_create:
                 self.prepare_create(obj)
@@ -260,7 +260,7 @@ class Strategy:
         """BeginUpdate, then BeforeUpdate's prepare and validate, for a write to the object itself (not /status)."""
         if self.default_on_read:
             old = self.default_on_read(copy.deepcopy(old))
-        allocation = self.allocator.begin_update(old, new, dry_run) if self.allocator else Allocation()
+        allocation = self.allocator.begin_update(old, new, dry_run) if self.allocator else NO_ALLOCATION
         with allocation.reverted_on_error():
             if self.prepare_update:
                 self.prepare_update(new, old)
@@ -275,7 +275,7 @@ class Strategy:
         return allocation
 
     def begin_delete(self, obj: Obj) -> Allocation:
-        return self.allocator.begin_delete(obj) if self.allocator else Allocation()
+        return self.allocator.begin_delete(obj) if self.allocator else NO_ALLOCATION
 
 
 GENERIC = Strategy()

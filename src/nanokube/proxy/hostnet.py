@@ -7,10 +7,11 @@ ROUTE_PROTO and our addresses the label `<bridge>:lb`, so stale ones from a cras
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 
-from nanokube.proxy.commands import Commands
+from nanokube.proxy.commands import CommandError, Commands
 
 ROUTE_PROTO = 78
 
@@ -81,10 +82,8 @@ class HostNetwork:
     async def remove(self) -> None:
         """Delete our routes and addresses (best effort: the bridge may already be gone)."""
         cmds = [f"route del {cidr} dev {self.bridge} proto {ROUTE_PROTO}" for cidr in self.route_cidrs]
-        try:
+        with contextlib.suppress(CommandError, OSError, ValueError):  # no bridge (or no `ip`): nothing to list
             cmds += [f"addr del {ip}/32 dev {self.bridge}" for ip in sorted(await self._current_addresses())]
-        except Exception:
-            pass
         await self.commands.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n", check=False)
         self._addresses = None
         self._routes_done = False
