@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from nanokube.api.patch import server_side_apply
+from nanokube.api.patch.server_side_apply import server_side_apply
 
 
 def fixed() -> datetime:

@@ -271,7 +271,7 @@ class Handlers:
             try:
                 current = await self.registry.get_raw(t.res, t.namespace, t.name)
             except ApiError as err:
-                if err.code == 404 and ctype == "application/apply-patch+yaml":
+                if err.code == 404 and ctype == patching.APPLY_PATCH:
                     applied = decode_body(raw, "application/yaml")
                     self._check_kind(t.res, applied)
                     warnings = self._field_validation(request, t.res, applied)
