@@ -18,7 +18,7 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import discovery, ephemeral, fields, metrics_api, resourceproxy, streamproxy
+from nanokube.apiserver import discovery, ephemeral, field_manager, fields, metrics_api, resourceproxy, streamproxy
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
@@ -93,6 +93,14 @@ def _check_dry_run(values: list[str], method: str) -> bool:
         raise errors.invalid_object("meta.k8s.io", OPTIONS_KIND.get(method, "CreateOptions"), "", [
             errors.not_supported("dryRun", list(values), ["All"])])
     return bool(values)
+
+
+def _tracker(request: web.Request, res: Resource, has_status: bool,
+             subresource: str | None = None) -> field_manager.UpdateTracker:
+    wanted = request.query.get("fieldManager")
+    field_manager.check_field_manager(wanted)
+    return field_manager.UpdateTracker(res, field_manager.manager_name(wanted, request.headers.get("User-Agent")),
+                                       subresource, has_status)
 
 
 def _dry_run(request: web.Request) -> bool:
@@ -219,8 +227,12 @@ class Handlers:
         self._check_kind(t.res, obj)
         warnings = self._field_validation(request, t.res, obj)
         stored_as, obj = to_storage(t.res, obj)
-        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request))
+        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request),
+                                            manager=_tracker(request, stored_as, self._has_status(stored_as)))
         return json_response(_present(t.res, result.raw), 201, warnings=warnings)
+
+    def _has_status(self, res: Resource) -> bool:
+        return self.registry.strategy(res).has_status_subresource
 
     @staticmethod
     def _check_kind(res: Resource, obj: dict[str, Any]) -> None:
@@ -247,7 +259,8 @@ class Handlers:
         else:
             stored_as, obj = to_storage(t.res, obj)
             result = await self.registry.update(stored_as, t.namespace, t.name, obj, subresource=sub,
-                                                dry_run=_dry_run(request))
+                                                dry_run=_dry_run(request),
+                                                manager=_tracker(request, stored_as, self._has_status(stored_as), sub))
         return json_response(_present(t.res, result.raw), warnings=warnings)
 
     async def finalize_namespace(self, name: str, obj: dict[str, Any], dry_run: bool) -> Any:
@@ -266,21 +279,24 @@ class Handlers:
         sub = t.subresource if t.subresource == "status" else None
         dry_run = _dry_run(request)
         force = query_bool(request, "force")
-        manager = request.query.get("fieldManager", "")
+        manager = request.query.get("fieldManager")
+        has_status = self._has_status(t.res)
+        tracker = None if ctype == patching.APPLY_PATCH else _tracker(request, t.res, has_status, sub)
         for attempt in range(8):
             try:
                 current = await self.registry.get_raw(t.res, t.namespace, t.name)
             except ApiError as err:
-                if err.code == 404 and ctype == patching.APPLY_PATCH:
+                if err.code == 404 and ctype == patching.APPLY_PATCH and sub is None:
                     applied = decode_body(raw, "application/yaml")
-                    self._check_kind(t.res, applied)
-                    warnings = self._field_validation(request, t.res, applied)
-                    stored_as, created = to_storage(t.res, patching.apply_create(applied, manager))
+                    created = field_manager.apply(t.res, None, applied, manager, force, has_status=has_status)
+                    warnings = self._field_validation(request, t.res, created)
+                    stored_as, created = to_storage(t.res, created)
                     result = await self.registry.create(stored_as, t.namespace, created, dry_run=dry_run)
                     return json_response(_present(t.res, result.raw), 201, warnings=warnings)
                 raise
             live = orjson.loads(_present(t.res, current.value))  # patched as the requested version shows it
-            new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force)
+            new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force, subresource=sub,
+                                       has_status=has_status)
             warnings = self._field_validation(request, t.res, new)
             if "resourceVersion" not in (new.get("metadata") or {}) or \
                     new["metadata"]["resourceVersion"] == str(current.revision):
@@ -288,7 +304,7 @@ class Handlers:
             stored_as, new = to_storage(t.res, new)
             try:
                 result = await self.registry.update(stored_as, t.namespace, t.name, new, subresource=sub,
-                                                    dry_run=dry_run, current=current)
+                                                    dry_run=dry_run, current=current, manager=tracker)
             except ApiError as err:
                 if err.code == 409 and err.reason == "Conflict" and attempt < 7 and \
                         b'"resourceVersion"' not in raw:

@@ -1,4 +1,13 @@
-"""Server-side apply (a subset of structured-merge-diff): see `server_side_apply`."""
+"""Server-side apply as structured-merge-diff's Updater.Apply runs it behind kube-apiserver's field manager chain
+(merge/update.go; managedfields/internal: skipnonapplied, managedfieldsupdater, lastappliedmanager/updater).
+
+1. merged = the live object with the configuration merged in (typed.merge: the config wins, list-map items by
+   key with defaulted key fields, atomic lists/maps replaced);
+2. the applier's set becomes the configuration's field set; what it applied last time and left out now is
+   removed from the object unless another manager owns it (prune);
+3. fields the merge changed that another manager owns are conflicts: a 409 naming them, unless forced, in
+   which case ownership moves to the applier; fields the merge removed leave every other manager's set.
+"""
 
 from __future__ import annotations
 
@@ -8,231 +17,187 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from nanokube.api import openapi_schemas
-from nanokube.api.patch.gojson import deep_equal
+from nanokube.api.errors import ApiError
+from nanokube.api.patch import fieldpath, typed
+from nanokube.api.patch.fieldpath import FieldSet, Path
+from nanokube.api.patch.managed_fields import (
+    APPLY,
+    BEFORE_FIRST_APPLY,
+    UPDATE,
+    Conflict,
+    Entry,
+    ManagedFieldsError,
+    Managers,
+    conflict_error,
+    decode,
+    encode,
+    owned_by_nobody,
+    same_sets,
+)
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_KUBECTL = "kubectl"  # the only manager whose apply migrates client-side apply ownership (lastappliedmanager.go)
 
 
-def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, force: bool = False,
-                      now: Callable[[], datetime] | None = None, subresource: str = "") -> dict[str, Any]:
-    """Merge an apply configuration into the live object and record the manager's managedFields entry.
-
-    Follows structured-merge-diff for the shapes built-in kinds use: structs and granular maps merge key
-    by key, `x-kubernetes-list-type: map` lists merge by their list-map keys, `set` lists union, atomic
-    lists/maps (and unknown fields) are replaced. Fields this manager applied before but left out now are
-    removed unless another manager's entry still claims them. NOT done: conflict detection (applying a field
-    another manager set to a different value succeeds, force or not), and ownership of fields written by
-    non-apply requests (those managers' entries are kept as they are).
-    """
-    del force  # conflicts are not detected yet (see docstring)
-    group, version = _split_api_version(str(applied.get("apiVersion", "")))
-    kind = str(applied.get("kind", ""))
-    name = openapi_schemas.definition_name(group, version, kind)
-    root: openapi_schemas.Schema | None = {"$ref": "#/$defs/" + name} if name else None
-    base = copy.deepcopy(live) if live is not None else {}
-    metadata = base.setdefault("metadata", {})
-    entries: list[dict[str, Any]] = list(metadata.get("managedFields") or [])
-    config = copy.deepcopy(applied)
-    config_meta = config.get("metadata")
-    if isinstance(config_meta, dict):
-        config_meta.pop("managedFields", None)
-
-    mine = [e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"
-            and e.get("subresource", "") == subresource]
-    previous = _fields_from_v1(mine[0].get("fieldsV1", {})) if mine else set()
-    owned_by_others: set[tuple[Any, ...]] = set()
-    for entry in entries:
-        if any(entry is m for m in mine):
-            continue
-        owned_by_others |= _fields_from_v1(entry.get("fieldsV1", {}))
-    current = _field_set(config, root)
-    dropped = previous - current - owned_by_others
-    # whole list items first (their key fields must still match), then leaves, deepest first
-    for path in sorted((p for p in dropped if p[-1] == (".",)), key=len):
-        _remove_path(base, path)
-    for path in sorted((p for p in dropped if p[-1] != (".",)), key=len, reverse=True):
-        _remove_path(base, path)
-    merged = _apply_merge(base, config, root)
-
-    stamp = (now or (lambda: datetime.now(UTC)))().strftime("%Y-%m-%dT%H:%M:%SZ")
-    entry = {
-        "manager": manager,
-        "operation": "Apply",
-        "apiVersion": applied.get("apiVersion", ""),
-        "time": stamp,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": _fields_to_v1(current),
-    }
-    if subresource:
-        entry["subresource"] = subresource
-    if mine:
-        entries = [entry if e is mine[0] else e for e in entries if e is mine[0] or e not in mine]
-    else:
-        entries.append(entry)
-    merged.setdefault("metadata", {})["managedFields"] = entries
-    return merged
+def _stamp(now: Callable[[], datetime] | None) -> str:
+    return (now or (lambda: datetime.now(UTC)))().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _split_api_version(api_version: str) -> tuple[str, str]:
+def split_api_version(api_version: str) -> tuple[str, str]:
     if "/" in api_version:
         group, version = api_version.split("/", 1)
         return group, version
     return "", api_version
 
 
-def _list_info(node: openapi_schemas.Schema | None) -> tuple[str, list[str]]:
-    if node is None:
-        return "atomic", []
-    if "allOf" in node and len(node["allOf"]) == 1:
-        node = {**node["allOf"][0], **{k: v for k, v in node.items() if k != "allOf"}}
-    list_type = node.get("x-kubernetes-list-type")
-    if list_type is None:
-        # untagged lists in built-in types: merge-strategy lists behave as sets/maps, the rest are atomic
-        if node.get("x-kubernetes-patch-strategy", "").startswith("merge"):
-            key = node.get("x-kubernetes-patch-merge-key")
-            return ("map", [key]) if key else ("set", [])
-        return "atomic", []
-    return list_type, list(node.get("x-kubernetes-list-map-keys") or [])
+def typed_failure(obj: dict[str, Any], what: str, exc: Exception) -> ApiError:
+    md = obj.get("metadata") or {}
+    group, version = split_api_version(str(obj.get("apiVersion", "")))
+    gvk = f"{group}/{version}, Kind={obj.get('kind', '')}"
+    return ApiError(500, "", f"failed to create typed {what} object ({md.get('namespace', '')}/{md.get('name', '')}; "
+                             f"{gvk}): {exc}")
 
 
-def _is_atomic_map(node: openapi_schemas.Schema | None) -> bool:
-    if node is None:
-        return True
-    resolved = openapi_schemas.resolve(node)
-    if node.get("x-kubernetes-map-type") == "atomic" or (resolved or {}).get("x-kubernetes-map-type") == "atomic":
-        return True
-    if resolved is None:
-        return True
-    return "properties" not in resolved and not isinstance(resolved.get("additionalProperties"), dict)
+def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], manager: str, force: bool = False,
+                      now: Callable[[], datetime] | None = None, subresource: str = "",
+                      ignored: list[Path] | None = None) -> dict[str, Any]:
+    """The object after `manager` applied `applied` to `live` (None: not there yet), managedFields included.
+    Raises ApiError 409 on conflicts (unless force), 500 for a configuration the schema cannot take."""
+    group, version = split_api_version(str(applied.get("apiVersion", "")))
+    t = typed.root_type(group, version, str(applied.get("kind", "")))
+    api_version = str(applied.get("apiVersion", ""))
+    ignored = ignored or []
+    base = copy.deepcopy(live) if live is not None else {}
+    base_md = base.setdefault("metadata", {})
+    live_entries = base_md.pop("managedFields", None)
+    try:
+        managers = decode(live_entries)
+    except ManagedFieldsError as exc:
+        raise ApiError(500, "", f"failed to decode managed fields: {exc}") from None
+    config = copy.deepcopy(applied)
+    try:
+        config_set = typed.field_set(config, t)
+    except typed.TypedError as exc:
+        raise typed_failure(applied, "patch", exc) from None
+    if live is not None and not live_entries:
+        # skipnonapplied: an object nobody tracked yet belongs to "before-first-apply"
+        first = owned_by_nobody(typed.field_set(base, t))
+        first = fieldpath.without_prefixes(first, ignored)
+        if first:
+            managers = {(e := Entry(BEFORE_FIRST_APPLY, UPDATE, api_version, subresource, None, first)).identity: e}
+    stamp = _stamp(now)
+    try:
+        merged, out = _apply(base, config, config_set, managers, manager, api_version, subresource, force, t,
+                             ignored, stamp)
+    except _Conflicts as exc:
+        if manager != _KUBECTL:
+            raise conflict_error(exc.conflicts) from None
+        allowed = _allowed_by_last_applied(base, api_version, t)
+        rest = [c for c in exc.conflicts if c.path not in allowed]
+        if rest:
+            raise conflict_error(rest) from None
+        merged, out = _apply(base, config, config_set, managers, manager, api_version, subresource, True, t,
+                             ignored, stamp)
+    if manager == _KUBECTL:
+        _update_last_applied(merged, applied)
+    if merged == base and same_sets(out, managers):
+        out = managers  # nothing changed: timestamps stay (equality.go)
+    entries = encode(out)
+    md = merged.setdefault("metadata", {})
+    if entries:
+        md["managedFields"] = entries
+    else:
+        md.pop("managedFields", None)
+    return merged
 
 
-def _item_key(item: Any, keys: list[str]) -> tuple[Any, ...]:
-    if isinstance(item, dict):
-        return tuple((k, json.dumps(item.get(k), sort_keys=True)) for k in keys)
-    return (("v", json.dumps(item, sort_keys=True)),)
+class _Conflicts(Exception):
+    def __init__(self, conflicts: list[Conflict]) -> None:
+        super().__init__("conflicts")
+        self.conflicts = conflicts
 
 
-def _apply_merge(live: Any, config: Any, node: openapi_schemas.Schema | None) -> Any:
-    if isinstance(config, dict) and isinstance(live, dict) and not _is_atomic_map(node):
-        out = dict(live)
-        for key, value in config.items():
-            sub = openapi_schemas.property_schema(node, key)
-            if sub is None:
-                sub = openapi_schemas.map_values_schema(node)
-            out[key] = _apply_merge(live.get(key), value, sub)
-        return out
-    if isinstance(config, list) and isinstance(live, list):
-        list_type, keys = _list_info(node)
-        item_node = openapi_schemas.items_schema(node)
-        if list_type == "map" and keys:
-            by_key = {_item_key(item, keys): i for i, item in enumerate(live)}
-            out = list(live)
-            for item in config:
-                k = _item_key(item, keys)
-                if k in by_key:
-                    out[by_key[k]] = _apply_merge(out[by_key[k]], item, item_node)
-                else:
-                    by_key[k] = len(out)
-                    out.append(copy.deepcopy(item))
-            return out
-        if list_type == "set":
-            out = list(live)
-            for item in config:
-                if not any(deep_equal(item, existing) for existing in out):
-                    out.append(item)
-            return out
-    return copy.deepcopy(config)
-
-
-def _field_set(config: Any, node: openapi_schemas.Schema | None, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
-    """Paths the configuration sets: ('f', name) steps, ('k', {keys}) list items, ('v', value) set members."""
-    out: set[tuple[Any, ...]] = set()
-    if isinstance(config, dict) and not _is_atomic_map(node):
-        for key, value in config.items():
-            if prefix == () and key in ("apiVersion", "kind"):
-                continue
-            if prefix == (("f", "metadata"),) and key in ("name", "namespace", "managedFields"):
-                continue
-            sub = openapi_schemas.property_schema(node, key)
-            if sub is None:
-                sub = openapi_schemas.map_values_schema(node)
-            path = (*prefix, ("f", key))
-            children = _field_set(value, sub, path)
-            if not children:
-                out.add(path)
-            out |= children
-        return out
-    if isinstance(config, list):
-        list_type, keys = _list_info(node)
-        item_node = openapi_schemas.items_schema(node)
-        if list_type == "map" and keys:
-            for item in config:
-                if not isinstance(item, dict):
-                    continue
-                ident = json.dumps({k: item[k] for k in keys if k in item}, sort_keys=True, separators=(",", ":"))
-                path = (*prefix, ("k", ident))
-                out.add((*path, (".",)))
-                out |= _field_set(item, item_node, path)
-            return out
-        if list_type == "set":
-            for item in config:
-                out.add((*prefix, ("v", json.dumps(item, separators=(",", ":")))))
-            return out
-    return out
-
-
-def _fields_to_v1(paths: set[tuple[Any, ...]]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path in sorted(paths, key=lambda p: [json.dumps(step) for step in p]):
-        node = tree
-        for step in path:
-            label = "." if step == (".",) else f"{step[0]}:{step[1]}"
-            node = node.setdefault(label, {})
-    return tree
-
-
-def _fields_from_v1(tree: Any, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
-    out: set[tuple[Any, ...]] = set()
-    if not isinstance(tree, dict):
-        return out
-    for label, sub in tree.items():
-        if label == ".":
-            out.add((*prefix, (".",)))
+def _apply(live: dict[str, Any], config: dict[str, Any], config_set: FieldSet, managers: Managers, manager: str,
+           api_version: str, subresource: str, force: bool, t: typed.Type, ignored: list[Path],
+           stamp: str) -> tuple[dict[str, Any], Managers]:
+    config_md = config.get("metadata")
+    if isinstance(config_md, dict):
+        config_md.pop("managedFields", None)
+    try:
+        merged = typed.merge(live, config, t)
+    except typed.TypedError as exc:
+        raise typed_failure(config, "patch", exc) from None
+    mine = Entry(manager, APPLY, api_version, subresource, stamp,
+                 fieldpath.without_prefixes(owned_by_nobody(config_set), ignored))
+    previous = managers.get(mine.identity)
+    out: Managers = {k: Entry(e.manager, e.operation, e.api_version, e.subresource, e.time, set(e.fields))
+                     for k, e in managers.items()}
+    out[mine.identity] = mine
+    if previous is not None and previous.fields:
+        merged = _prune(merged, out, previous.fields, t)
+    cmp = typed.compare(live, merged, t).without(ignored)
+    changed = cmp.modified | cmp.added
+    conflicts: list[Conflict] = []
+    for ident, e in out.items():
+        if ident == mine.identity:
             continue
-        kind, _, rest = label.partition(":")
-        path = (*prefix, (kind, rest))
-        children = _fields_from_v1(sub, path)
-        if not children:
-            out.add(path)
-        out |= children
-    return out
+        for path in sorted(e.fields & changed, key=lambda p: [fieldpath.element_order(x) for x in p]):
+            conflicts.append(Conflict(e, path))
+    if conflicts and not force:
+        raise _Conflicts(conflicts)
+    for ident, e in list(out.items()):
+        if ident == mine.identity:
+            continue
+        e.fields -= changed
+        e.fields -= cmp.removed
+        if not e.fields:
+            del out[ident]
+    return merged, out
 
 
-def _remove_path(obj: Any, path: tuple[Any, ...]) -> None:
-    """Remove what one field path names from obj (a missing path is ignored)."""
-    if path and path[-1] == (".",):
-        path = path[:-1]
-    node = obj
-    for i, step in enumerate(path):
-        last = i == len(path) - 1
-        kind, value = step
-        if kind == "f" and isinstance(node, dict):
-            if last:
-                node.pop(value, None)
-                return
-            node = node.get(value)
-        elif kind == "k" and isinstance(node, list):
-            keys = json.loads(value)
-            idx = next((j for j, item in enumerate(node) if isinstance(item, dict)
-                        and all(deep_equal(item.get(k), v) for k, v in keys.items())), None)
-            if idx is None:
-                return
-            if last:
-                node.pop(idx)
-                return
-            node = node[idx]
-        elif kind == "v" and isinstance(node, list) and last:
-            member = json.loads(value)
-            node[:] = [item for item in node if not deep_equal(item, member)]
-            return
-        else:
-            return
+def _prune(merged: Any, managers: Managers, last: FieldSet, t: typed.Type) -> Any:
+    """Updater.prune: remove what the applier applied last time and nobody (itself included) owns now."""
+    last_named = typed.named_fields(last, t)
+    pruned = typed.remove_items(merged, last_named, t)
+    owned: FieldSet = set()
+    for e in managers.values():
+        owned |= e.fields
+    owned = typed.named_fields(owned, t)
+    merged_set = typed.named_fields(typed.field_set(merged, t, strict=False), t)
+    pruned_set = typed.named_fields(typed.field_set(pruned, t, strict=False), t)
+    return typed.remove_items(merged, (merged_set - pruned_set - owned) & last_named, t)
+
+
+# ---------------------------------------------------------------- client-side apply migration
+
+
+def _allowed_by_last_applied(live: dict[str, Any], api_version: str, t: typed.Type) -> FieldSet:
+    """lastAppliedManager: fields the last-applied annotation set to what the object still holds."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return set()
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return set()
+    if not isinstance(last, dict) or last.get("apiVersion") != api_version:
+        return set()
+    try:
+        fields = typed.field_set(last, t, strict=False)
+        cmp = typed.compare(last, live, t)
+    except typed.TypedError:
+        return set()
+    return fields - cmp.modified - cmp.added - cmp.removed
+
+
+def _update_last_applied(merged: dict[str, Any], applied: dict[str, Any]) -> None:
+    """lastAppliedUpdater: keep an existing last-applied annotation in step with what kubectl applies."""
+    annotations = (merged.get("metadata") or {}).get("annotations") or {}
+    if not annotations.get(LAST_APPLIED):
+        return
+    config = copy.deepcopy(applied)
+    config_annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(config_annotations, dict):
+        config_annotations.pop(LAST_APPLIED, None)
+    text = json.dumps(config, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    annotations[LAST_APPLIED] = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
