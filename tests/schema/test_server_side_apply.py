@@ -87,3 +87,25 @@ def test_duplicate_keys_in_the_configuration_are_a_500() -> None:
         server_side_apply(None, config([{"port": 80}, {"port": 80, "protocol": "TCP"}]), "kubectl", now=fixed)
     assert err.value.code == 500
     assert 'duplicate entries for key [port=80,protocol="TCP"]' in err.value.message
+
+
+def test_first_apply_on_an_untracked_object_credits_before_first_apply() -> None:
+    live = config([{"port": 80, "protocol": "TCP"}], {"a": "1"})
+    out = server_side_apply(live, config([{"port": 80, "protocol": "TCP"}], {"a": "1", "b": "2"}), "kubectl",
+                            now=fixed)
+    owners = {(e["manager"], e["operation"]) for e in out["metadata"]["managedFields"]}
+    assert owners == {("kubectl", "Apply"), ("before-first-apply", "Update")}
+
+
+def test_more_than_ten_updaters_fold_into_ancient_changes() -> None:
+    from nanokube.api.patch import managed_fields, typed
+
+    t = typed.root_type("", "v1", "ConfigMap")
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
+    managers: managed_fields.Managers = {}
+    for i in range(12):
+        new = {**obj, "data": {**obj["data"], f"k{i}": "v"}}
+        managers = managed_fields.track_update(obj, new, managers, f"m{i:02}", "v1", "", t, [], f"2025-01-01T00:00:{i:02}Z")
+        obj = new
+    names = sorted(e.manager for e in managers.values())
+    assert len(names) == 10 and names[0] == "ancient-changes" and "m00" not in names and "m11" in names

@@ -85,11 +85,14 @@ class UpdateTracker:
             return
         t = typed.root_type(self.res.group, self.res.version, self.res.kind)
         try:
-            managers = managed_fields.track_update(old or {}, new, managers, self.manager, self.res.api_version,
-                                                   self.subresource, t, self.ignored, meta.rfc3339())
+            updated = managed_fields.track_update(old or {}, new, managers, self.manager, self.res.api_version,
+                                                  self.subresource, t, self.ignored, meta.rfc3339())
         except typed.TypedError:
             return  # an object the schema cannot type keeps its managedFields as they were
-        encoded = managed_fields.encode(managers)
+        if entries and managed_fields.same_sets(updated, managers):
+            encoded = managed_fields.retimed(entries, updated)  # the common case: only a time moved
+        else:
+            encoded = managed_fields.encode(updated)
         if encoded:
             md["managedFields"] = encoded
         else:

@@ -11,6 +11,7 @@ A set is a Python set of paths (each path a member); fieldsV1 is its trie, `.` m
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -57,6 +58,7 @@ def _value_order(text: str) -> tuple[int, Any]:
     return (4, text)
 
 
+@functools.lru_cache(maxsize=8192)
 def element_order(element: Element) -> tuple[Any, ...]:
     kind, value = element
     if kind == "f":
@@ -68,6 +70,7 @@ def element_order(element: Element) -> tuple[Any, ...]:
     return (3, value)
 
 
+@functools.lru_cache(maxsize=8192)
 def element_label(element: Element) -> str:
     kind, value = element
     if kind == "k":
@@ -75,6 +78,7 @@ def element_label(element: Element) -> str:
     return f"{kind}:{value}"
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_label(label: str) -> Element:
     kind, sep, rest = label.partition(":")
     if not sep or kind not in _KIND_ORDER:

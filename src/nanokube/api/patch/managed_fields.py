@@ -99,13 +99,29 @@ def decode(entries: Any) -> Managers:
     return out
 
 
+def _order(e: Entry) -> tuple[Any, ...]:
+    return (e.operation, e.time or "", e.manager, e.api_version, e.subresource)
+
+
+def retimed(entries: list[dict[str, Any]], managers: Managers) -> list[dict[str, Any]]:
+    """The encoded entries of `managers` when only their times differ from `entries` (no re-encoding)."""
+    out = []
+    for raw in entries:
+        e = Entry(str(raw.get("manager", "")), str(raw.get("operation")), str(raw.get("apiVersion")),
+                  str(raw.get("subresource") or ""), raw.get("time"))
+        now = managers[e.identity].time
+        if now != e.time:
+            raw = {**raw, "time": now}
+            e.time = now
+        out.append((_order(e), raw))
+    out.sort(key=lambda pair: pair[0])
+    return [raw for _, raw in out]
+
+
 def encode(managers: Managers) -> list[dict[str, Any]]:
     """The managedFields list: empty sets dropped, sorted as sortEncodedManagedFields does."""
-    def order(e: Entry) -> tuple[Any, ...]:
-        return (e.operation, e.time or "", e.manager, e.api_version, e.subresource)
-
     out = []
-    for e in sorted((e for e in managers.values() if e.fields), key=order):
+    for e in sorted((e for e in managers.values() if e.fields), key=_order):
         entry: dict[str, Any] = {"manager": e.manager, "operation": e.operation, "apiVersion": e.api_version}
         if e.time:
             entry["time"] = e.time
