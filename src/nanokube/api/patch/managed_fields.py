@@ -8,9 +8,12 @@ it added or changed, from everyone. `apply` (server_side_apply.py) is the Apply 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from nanokube.api.errors import ApiError
 from nanokube.api.patch import fieldpath, typed
@@ -41,8 +44,12 @@ class Entry:
     fields: FieldSet = field(default_factory=set)
 
     @property
-    def identity(self) -> str:
-        """BuildManagerIdentifier: the entry's JSON without time and fields (and apiVersion for Apply)."""
+    def identity(self) -> tuple[str, str, str, str]:
+        """What tells entries apart (BuildManagerIdentifier): all but time and fields, and apiVersion for Apply."""
+        return (self.manager, self.operation, "" if self.operation == APPLY else self.api_version, self.subresource)
+
+    def identity_json(self) -> str:
+        """BuildManagerIdentifier's text (conflict messages list managers in its order)."""
         ident: dict[str, str] = {}
         if self.manager:
             ident["manager"] = self.manager
@@ -63,7 +70,7 @@ class Entry:
         return text
 
 
-Managers = dict[str, Entry]
+Managers = dict[tuple[str, str, str, str], Entry]
 
 
 class ManagedFieldsError(ValueError):
@@ -90,7 +97,7 @@ def decode(entries: Any) -> Managers:
         if not raw.get("apiVersion"):
             raise ManagedFieldsError("apiVersion must not be empty")
         try:
-            fields = fieldpath.from_fields_v1(raw.get("fieldsV1") or {})
+            fields = set(_decoded_set(orjson.dumps(raw.get("fieldsV1") or {})))
         except (ValueError, TypeError) as exc:
             raise ManagedFieldsError(f"error decoding fieldsV1 in managed fields entry {i}: {exc}") from None
         entry = Entry(str(raw.get("manager", "")), operation, str(raw["apiVersion"]),
@@ -116,6 +123,12 @@ def retimed(entries: list[dict[str, Any]], managers: Managers) -> list[dict[str,
         out.append((_order(e), raw))
     out.sort(key=lambda pair: pair[0])
     return [raw for _, raw in out]
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded_set(fields_v1: bytes) -> frozenset[Path]:
+    """fieldsV1 decoded once per distinct text (every write of an object decodes the same entries again)."""
+    return frozenset(fieldpath.from_fields_v1(orjson.loads(fields_v1)))
 
 
 def encode(managers: Managers) -> list[dict[str, Any]]:
@@ -203,7 +216,7 @@ def conflict_error(conflicts: list[Conflict]) -> ApiError:
     else:
         by_owner: dict[str, list[Conflict]] = {}
         for c in conflicts:
-            by_owner.setdefault(c.owner.identity, []).append(c)
+            by_owner.setdefault(c.owner.identity_json(), []).append(c)
         lines = []
         for ident in sorted(by_owner):
             lines.append(f"conflicts with {by_owner[ident][0].owner.describe()}:")

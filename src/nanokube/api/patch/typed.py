@@ -301,6 +301,8 @@ def compare(old: Any, new: Any, t: Type) -> Comparison:
 
 
 def _compare(lhs: Any, rhs: Any, t: Type, path: Path, out: Comparison, unmarked: bool) -> None:
+    if lhs is not _MISSING and rhs is not _MISSING and type(lhs) is type(rhs) and lhs == rhs:
+        return  # equal subtrees (compared in C) have no differences to walk for
     value = rhs if rhs is not _MISSING else lhs
     lhs_v = None if lhs is _MISSING else lhs
     rhs_v = None if rhs is _MISSING else rhs
