@@ -155,8 +155,19 @@ def test_crashing_container_shows_restarts_and_crash_loop_back_off(srv):
     assert cs["lastState"]["terminated"]["exitCode"] == 1
     assert cs["lastState"]["terminated"]["reason"] == "Error"
     assert status["phase"] == "Running"
-    current, previous = logs(srv, "crasher"), logs(srv, "crasher", "--previous")
-    assert current.startswith("run ") and previous.startswith("run ") and current != previous
+    # kubelet's validateContainerLogStatus: while backing off, both read the run lastState.terminated describes
+    for _ in range(5):
+        before = kubectl_json(srv, "get", "pod", "crasher")["status"]["containerStatuses"][0]
+        current, previous = logs(srv, "crasher"), logs(srv, "crasher", "--previous")
+        after = kubectl_json(srv, "get", "pod", "crasher")["status"]["containerStatuses"][0]
+        if before["restartCount"] == after["restartCount"] and "waiting" in after["state"]:
+            break
+    assert previous.startswith("run ") and current == previous
+    ran_at = int(previous.split()[1]) / 1e9
+    terminated = after["lastState"]["terminated"]
+    started, finished = (datetime.fromisoformat(terminated[k].replace("Z", "+00:00")).timestamp()
+                         for k in ("startedAt", "finishedAt"))
+    assert started - 1 <= ran_at <= finished + 1, (terminated, previous)
 
 
 def test_logs_follow_then_previous(srv, files):

@@ -56,7 +56,7 @@ def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | Non
         if isinstance(found, str):
             raise web.HTTPNotFound(text=found)
         opts = options_from(dict(request.query))
-        if opts.previous and found.restart == 0:
+        if opts.previous and found.previous is None:
             raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{pod}" not found')
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)

@@ -294,6 +294,7 @@ class PodWorker:
         if remaining > 0:
             if "terminated" in c.state:
                 c.last_state = {"terminated": c.state["terminated"]}
+                c.log.previous = c.restart_count
             c.state = {"waiting": {"reason": "CrashLoopBackOff", "message": (
                 f"back-off {go_duration(c.backoff.delay)} restarting failed container={c.name} "
                 f"pod={self.name}_{self.namespace}({self.uid})")}}
