@@ -453,9 +453,12 @@ class Handlers:
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await resp.write(chunk)
-            await resp.write_eof()
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except ConnectionResetError:  # the client went away (kubectl logs -f ended): normal
+                log.debug("pods/log %s/%s: client disconnected", t.namespace, t.name)
             return resp
 
 
