@@ -18,7 +18,16 @@ from aiohttp import web
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import discovery, ephemeral, field_manager, fields, metrics_api, resourceproxy, streamproxy
+from nanokube.apiserver import (
+    discovery,
+    ephemeral,
+    event_versions,
+    field_manager,
+    fields,
+    metrics_api,
+    resourceproxy,
+    streamproxy,
+)
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
 from nanokube.apiserver.http import (
@@ -132,6 +141,8 @@ class Handlers:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         method = request.method
         t = target
+        if t.res is event_versions.EVENTS_V1:  # one Event store, served in both shapes
+            return await event_versions.serve(self, request, t)
         if t.subresource == "log":
             return await self.pod_log(request, t)
         if t.subresource in streamproxy.STREAMING and t.res is PODS and t.name:
