@@ -29,6 +29,7 @@ def test_created_pod_is_pending_with_qos_tolerations_and_priority(api_server):
     assert tolerations == {("node.kubernetes.io/not-ready", "Exists", "NoExecute", 300),
                            ("node.kubernetes.io/unreachable", "Exists", "NoExecute", 300)}
     assert created.spec.priority == 0 and created.spec.preemption_policy == "PreemptLowerPriority"
+    assert created.spec.service_account_name == "default"
     w = watch.Watch()
     for ev in w.stream(core.list_namespaced_pod, "default", resource_version=start, timeout_seconds=10):
         assert ev["type"] == "ADDED" and ev["object"].metadata.name == "pending-1"

@@ -76,10 +76,18 @@ def _amount(value: Any) -> Decimal:
 
 
 def admit_new_pod(pod: Obj) -> None:
-    """Mutating admission of a Pod create (DefaultTolerationSeconds, Priority)."""
+    """Mutating admission of a Pod create (ServiceAccount, DefaultTolerationSeconds, Priority)."""
     spec = pod.setdefault("spec", {})
+    add_service_account(spec)
     add_default_tolerations(spec)
     add_priority(spec)
+
+
+def add_service_account(spec: Obj) -> None:
+    """ServiceAccount admission: a pod without one runs as its namespace's `default` ServiceAccount."""
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    spec["serviceAccountName"] = name
+    spec["serviceAccount"] = name  # the deprecated alias, kept equal
 
 
 def prepare_for_create(pod: Obj) -> None:

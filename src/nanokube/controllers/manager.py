@@ -19,6 +19,7 @@ from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
 from nanokube.controllers.resources import PODS, SERVICES
 from nanokube.controllers.scheduler import Scheduler
+from nanokube.controllers.serviceaccounts import ServiceAccountsController
 from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController
 from nanokube.controllers.settings import ControllerSettings
@@ -42,6 +43,7 @@ def build(ctx: Context) -> list[Controller]:
         LocalPathProvisioner(ctx),
         GarbageCollector(ctx),
         NamespaceController(ctx),
+        ServiceAccountsController(ctx),
     ]
 
 
