@@ -354,3 +354,40 @@ spec:
     after = hpa_v2.read_namespaced_horizontal_pod_autoscaler("scaled-web", "default")
     assert after.spec.max_replicas == 6 and [m.resource.name for m in after.spec.metrics] == ["cpu", "memory"]
     assert not (after.metadata.annotations or {}).get("autoscaling.alpha.kubernetes.io/metrics")
+
+
+def test_updates_kubernetes_forbids_are_refused(server) -> None:
+    server.apply("""
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: frozen}
+spec:
+  serviceName: frozen
+  selector: {matchLabels: {app: frozen}}
+  template:
+    metadata: {labels: {app: frozen}}
+    spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: frozen}
+spec:
+  selector: {matchLabels: {app: frozen}}
+  template:
+    metadata: {labels: {app: frozen}}
+    spec: {containers: [{name: c, image: nginx}]}
+""")
+    proc = server.kubectl("patch", "sts", "frozen", "--type=merge", "-p", '{"spec":{"serviceName":"other"}}',
+                          check=False)
+    assert proc.returncode != 0
+    assert ('The StatefulSet "frozen" is invalid: spec: Forbidden: updates to statefulset spec for fields other '
+            "than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+            "'minReadySeconds' are forbidden") in proc.stderr
+    server.kubectl("patch", "sts", "frozen", "--type=merge", "-p", '{"spec":{"replicas":2,"minReadySeconds":5}}')
+    proc = server.kubectl("patch", "ds", "frozen", "--type=merge", "-p",
+                          '{"spec":{"selector":{"matchLabels":{"app":"x"}},"template":{"metadata":{"labels":'
+                          '{"app":"x"}}}}}', check=False)
+    assert proc.returncode != 0
+    assert ('The DaemonSet "frozen" is invalid: spec.selector: Invalid value: &v1.LabelSelector{MatchLabels:'
+            'map[string]string{"app":"x"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable'
+            ) in proc.stderr

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nanokube.api import schema_required
-from nanokube.api.errors import FieldError, GoLiteral, go_quote, invalid, not_supported, required
+from nanokube.api.errors import FieldError, GoLiteral, forbidden, go_quote, invalid, not_supported, required
 from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.api.served_resources import Resource, by_kind
@@ -194,6 +194,56 @@ def _validate_job_selector(obj: Obj) -> list[FieldError]:
     return errs
 
 
+# ValidateStatefulSetUpdate: the spec fields an update may change.
+_STATEFUL_SET_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
+                         "minReadySeconds", "revisionHistoryLimit")
+
+
+def _go_label_selector(selector: Obj | None) -> GoLiteral:
+    """`%#v` of a *metav1.LabelSelector, as "field is immutable" errors print it."""
+    if selector is None:
+        return GoLiteral("(*v1.LabelSelector)(nil)")
+    labels = selector.get("matchLabels")
+    match = _go_string_map(labels).text if labels else "map[string]string(nil)"
+    exprs = selector.get("matchExpressions")
+    if exprs:
+        items = ", ".join(
+            f"v1.LabelSelectorRequirement{{Key:{go_quote(str(e.get('key', '')))}, "
+            f"Operator:{go_quote(str(e.get('operator', '')))}, Values:"
+            + ("[]string{" + ", ".join(go_quote(str(v)) for v in e["values"]) + "}" if e.get("values")
+               else "[]string(nil)") + "}" for e in exprs)
+        expressions = f"[]v1.LabelSelectorRequirement{{{items}}}"
+    else:
+        expressions = "[]v1.LabelSelectorRequirement(nil)"
+    return GoLiteral(f"&v1.LabelSelector{{MatchLabels:{match}, MatchExpressions:{expressions}}}")
+
+
+def _immutable_selector(old: Obj, new: Obj) -> list[FieldError]:
+    old_sel, new_sel = (old.get("spec") or {}).get("selector"), (new.get("spec") or {}).get("selector")
+    if old_sel != new_sel:
+        return [invalid("spec.selector", _go_label_selector(new_sel), "field is immutable")]
+    return []
+
+
+def _stateful_set_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
+    def validate_update(old: Obj, new: Obj) -> list[FieldError]:
+        errs = validate(new)
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        keys = (set(old_spec) | set(new_spec)) - set(_STATEFUL_SET_MUTABLE)
+        if any(old_spec.get(k) != new_spec.get(k) for k in keys):
+            errs.append(forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                                  "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                                  "'minReadySeconds' are forbidden"))
+        return errs
+    return validate_update
+
+
+def _daemon_set_update(validate: Validator) -> Callable[[Obj, Obj], list[FieldError]]:
+    def validate_update(old: Obj, new: Obj) -> list[FieldError]:
+        return [*validate(new), *_immutable_selector(old, new)]
+    return validate_update
+
+
 def _strategies() -> dict[str, Strategy]:
     def res(group: str, kind: str) -> Resource:
         return by_kind(group, kind)
@@ -227,12 +277,14 @@ def _strategies() -> dict[str, Strategy]:
         out[r.plural] = Strategy(default=default, validate=_schema_validator(r),
                                  has_status_subresource=has_status, tracks_generation=r.plural in GENERATION,
                                  prepare_create=_initial_status(r.plural) if has_status else None)
-    out["statefulsets"] = Strategy(default=d.default_stateful_set,
-                                   validate=_schema_validator(sts, _selected_template("statefulset")),
+    sts_validate = _schema_validator(sts, _selected_template("statefulset"))
+    ds_validate = _schema_validator(ds, _selected_template("daemonset"))
+    out["statefulsets"] = Strategy(default=d.default_stateful_set, validate=sts_validate,
+                                   validate_update=_stateful_set_update(sts_validate),
                                    has_status_subresource=True, prepare_create=_initial_status("statefulsets"),
                                    tracks_generation=True)
-    out["daemonsets"] = Strategy(default=d.default_daemon_set,
-                                 validate=_schema_validator(ds, _selected_template("daemonset")),
+    out["daemonsets"] = Strategy(default=d.default_daemon_set, validate=ds_validate,
+                                 validate_update=_daemon_set_update(ds_validate),
                                  has_status_subresource=True, prepare_create=_initial_status("daemonsets"),
                                  tracks_generation=True)
     out["jobs"] = Strategy(default=d.default_job, validate=job_validate, has_status_subresource=True,
