@@ -24,9 +24,12 @@ from nanokube.apiserver import (
     event_versions,
     field_manager,
     fields,
+    identity_api,
     metrics_api,
+    rbac,
     resourceproxy,
     streamproxy,
+    tokens,
 )
 from nanokube.apiserver.alt_versions import to_storage
 from nanokube.apiserver.crds import resolve
@@ -40,6 +43,7 @@ from nanokube.apiserver.http import (
     wants_table,
 )
 from nanokube.apiserver.registry import Registry
+from nanokube.apiserver.tokens import TokenSigner, UserInfo
 from nanokube.apiserver.watch import serve_watch
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class Target:
 class ApiServerState:
     registry: Registry
     token: str | None
+    signer: TokenSigner | None = None  # ServiceAccount tokens (TokenRequest) and their verification
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -143,6 +148,8 @@ class Handlers:
         t = target
         if t.res is event_versions.EVENTS_V1:  # one Event store, served in both shapes
             return await event_versions.serve(self, request, t)
+        if identity_api.handles(t):
+            return await identity_api.serve(self.registry, self.state.signer, request, t)
         if t.subresource == "log":
             return await self.pod_log(request, t)
         if t.subresource in streamproxy.STREAMING and t.res is PODS and t.name:
@@ -491,18 +498,56 @@ def _deleted_status(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return success_status(details)
 
 
+async def _impersonated(state: ApiServerState, request: web.Request, user: UserInfo) -> UserInfo:
+    """Impersonate-User / Impersonate-Group (`kubectl --as`), for users allowed to impersonate."""
+    name = request.headers.get("Impersonate-User")
+    if not name:
+        return user
+    attrs = rbac.Attributes(verb="impersonate", resource_request=True, api_group="",
+                            resource="serviceaccounts" if name.startswith("system:serviceaccount:") else "users",
+                            name=name)
+    if not await rbac.allowed(state.registry, user, attrs):
+        raise rbac.forbidden(user, attrs)
+    groups = request.headers.getall("Impersonate-Group", [])
+    if name.startswith("system:serviceaccount:") and name.count(":") == 3:
+        _, _, ns, sa = name.split(":")
+        base = tokens.service_account_user(ns, sa)
+        return tokens.UserInfo(name, groups=tuple(dict.fromkeys([*groups, *base.groups])))
+    return tokens.UserInfo(name, groups=tuple(dict.fromkeys([*groups, "system:authenticated"])))
+
+
+async def _authorize(state: ApiServerState, request: web.Request, user: UserInfo) -> None:
+    try:
+        target = parse_target(request.path)
+    except ApiError:
+        return  # an unknown resource: its 404 comes from the handler
+    attrs = rbac.request_attributes(request.method, request.path, request.query, target)
+    if target is not None and identity_api.handles(target) and target.subresource != "token":
+        return  # the reviews answer for the requester itself (system:basic-user lets everyone ask)
+    if not await rbac.allowed(state.registry, user, attrs):
+        raise rbac.forbidden(user, attrs)
+
+
 def build_app(state: ApiServerState) -> web.Application:
     handlers = Handlers(state)
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
-        if state.token and request.path not in PUBLIC_PATHS:
-            auth = request.headers.get("Authorization", "")
-            given = auth[7:].strip() if auth.startswith("Bearer ") else ""
-            if not given or not hmac.compare_digest(given, state.token):
-                return status_response(errors.unauthorized())
         try:
+            if state.token and request.path not in PUBLIC_PATHS:
+                auth = request.headers.get("Authorization", "")
+                given = auth[7:].strip() if auth.startswith("Bearer ") else ""
+                if given and hmac.compare_digest(given, state.token):
+                    user: UserInfo | None = tokens.ADMIN
+                else:
+                    user = await identity_api.identify(state.registry, state.signer, given) if given else None
+                if user is None:
+                    return status_response(errors.unauthorized())
+                user = await _impersonated(state, request, user)
+                request["user"] = user
+                if rbac.MASTERS not in user.groups:
+                    await _authorize(state, request, user)
             return await handler(request)
         except ApiError as err:
             return status_response(err)

@@ -9,6 +9,7 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
+from nanokube.apiserver import rbac
 from nanokube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
     for ns in NAMESPACES:
         await _ensure(registry, "Namespace", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                       replace=False)
+    for obj in rbac.bootstrap_objects():  # the default cluster roles, as kube-apiserver's bootstrap policy
+        await _ensure(registry, obj["kind"], "rbac.authorization.k8s.io", obj, replace=False)
     await _ensure(registry, "Service", "", _service(
         "kubernetes", "default", spec.kubernetes_ip,
         [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": spec.api_port}],

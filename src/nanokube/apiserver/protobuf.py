@@ -84,13 +84,27 @@ BOUND_OBJECT_REFERENCE: Desc = {1: ("kind", "string"), 2: ("apiVersion", "string
 TOKEN_REQUEST: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", {
     1: ("audiences", "list:string"), 4: ("expirationSeconds", "int"),
     3: ("boundObjectRef", ("msg", BOUND_OBJECT_REFERENCE))}))}
+RESOURCE_ATTRIBUTES: Desc = {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
+                             4: ("version", "string"), 5: ("resource", "string"), 6: ("subresource", "string"),
+                             7: ("name", "string")}
+NON_RESOURCE_ATTRIBUTES: Desc = {1: ("path", "string"), 2: ("verb", "string")}
+ACCESS_REVIEW_SPEC: Desc = {1: ("resourceAttributes", ("msg", RESOURCE_ATTRIBUTES)),
+                            2: ("nonResourceAttributes", ("msg", NON_RESOURCE_ATTRIBUTES)), 3: ("user", "string"),
+                            4: ("groups", "list:string"), 6: ("uid", "string")}
+SELF_SUBJECT_ACCESS_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", ACCESS_REVIEW_SPEC))}
+SELF_SUBJECT_RULES_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META)),
+                                   2: ("spec", ("msg", {1: ("namespace", "string")}))}
+SELF_SUBJECT_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META))}
 TYPE_META: Desc = {1: ("apiVersion", "string"), 2: ("kind", "string")}
 UNKNOWN: Desc = {1: ("typeMeta", ("msg", TYPE_META)), 2: ("raw", "bytes"), 3: ("contentEncoding", "string"),
                  4: ("contentType", "string")}
 
 KINDS: dict[str, Desc] = {"Namespace": NAMESPACE, "Secret": SECRET, "ConfigMap": CONFIG_MAP, "Service": SERVICE,
-                          "Pod": POD, "Deployment": DEPLOYMENT, "ServiceAccount": SERVICE_ACCOUNT,
-                          "TokenRequest": TOKEN_REQUEST}
+                          "Pod": POD, "Deployment": DEPLOYMENT, "TokenRequest": TOKEN_REQUEST,
+                          "SelfSubjectReview": SELF_SUBJECT_REVIEW, "SelfSubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "SubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "LocalSubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "SelfSubjectRulesReview": SELF_SUBJECT_RULES_REVIEW}
 
 
 class _Zero(int):
