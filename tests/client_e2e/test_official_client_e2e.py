@@ -31,14 +31,6 @@ NEEDS_OTHER_ISSUES = {
     "test_client.TestClient.test_pod_exec_close_channel": "pods/exec over WebSocket (issue 13)",
     "test_client.TestClient.test_portforward_http": "pods/portforward (issue 13)",
     "test_client.TestClient.test_portforward_raw": "pods/portforward (issue 13)",
-    "test_client.TestClient.test_replication_controller_apis": "ReplicationControllers (issue 16)",
-    "test_apps.TestClientApps.test_create_daemonset": "DaemonSets (issue 16)",
-    "test_utils.TestUtils.test_create_rbac_role_from_yaml": "rbac.authorization.k8s.io (issue 16)",
-    "test_utils.TestUtils.test_create_rbac_role_from_yaml_with_verbose_enabled": "rbac.authorization.k8s.io (16)",
-    "test_utils.TestUtils.test_create_from_multi_resource_yaml": "ReplicationControllers (issue 16)",
-    "test_utils.TestUtils.test_create_multi_resource_from_directory": "ReplicationControllers (issue 16)",
-    # these reuse the names the two above leave behind when they fail half-way
-    "test_utils.TestUtils.test_create_from_multi_resource_yaml_with_conflict": "ReplicationControllers (16)",
     "test_utils.TestUtils.test_create_apiservice_from_yaml_with_conflict": "apiregistration.k8s.io APIService",
 }
 ALIAS = """import importlib
