@@ -231,7 +231,7 @@ def test_post_start_and_pre_stop_hooks_run(srv: Server, files: Path) -> None:
 
 def test_clients_leaving_a_follow_or_a_watch_are_not_errors(srv):
     """A client going away mid-stream is normal: at most a debug line, never an ERROR with a traceback."""
-    wait_until(lambda: "tick" in logs(srv, "ticker"), 20, what="ticker's first line")
+    eventually(lambda: "tick" in logs(srv, "ticker"), 20, what="ticker's first line")
     for argv in (["logs", "-f", "ticker"], ["get", "pods", "-w"]):
         follower = subprocess.Popen([KUBECTL, "--kubeconfig", str(srv.kubeconfig), *argv], stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True)

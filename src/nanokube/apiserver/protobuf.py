@@ -73,12 +73,6 @@ DEPLOYMENT_SPEC: Desc = {1: ("replicas", "int0"), 2: ("selector", ("msg", LABEL_
                          6: ("revisionHistoryLimit", "int0"), 7: ("paused", "bool"),
                          9: ("progressDeadlineSeconds", "int0")}
 DEPLOYMENT: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", DEPLOYMENT_SPEC))}
-OBJECT_REFERENCE: Desc = {1: ("kind", "string"), 2: ("namespace", "string"), 3: ("name", "string"),
-                          4: ("uid", "string"), 5: ("apiVersion", "string"), 6: ("resourceVersion", "string"),
-                          7: ("fieldPath", "string")}
-SERVICE_ACCOUNT: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("secrets", ("list:msg", OBJECT_REFERENCE)),
-                         3: ("imagePullSecrets", ("list:msg", {1: ("name", "string")})),
-                         4: ("automountServiceAccountToken", "bool")}
 BOUND_OBJECT_REFERENCE: Desc = {1: ("kind", "string"), 2: ("apiVersion", "string"), 3: ("name", "string"),
                                 4: ("uid", "string")}
 TOKEN_REQUEST: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", {
