@@ -98,7 +98,7 @@ def parse_label(label: str) -> Element:
 def element_text(element: Element) -> str:
     kind, value = element
     if kind == "f":
-        return "." + value
+        return "." + str(value)
     if kind == "k":
         return "[" + ",".join(f"{name}={v}" for name, v in value) + "]"
     if kind == "v":

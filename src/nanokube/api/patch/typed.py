@@ -351,8 +351,8 @@ def remove_items(value: Any, paths: FieldSet, t: Type) -> Any:
     """A copy of value without what the member paths name (a removed map key or list item takes its subtree)."""
     if not paths:
         return value
-    trie: dict[Element, Any] = {}
-    leaf: dict[Element, Any] = {}
+    trie: dict[Element | None, Any] = {}
+    leaf: dict[Element | None, Any] = {}
     for path in paths:
         node = trie
         for pe in path[:-1]:
