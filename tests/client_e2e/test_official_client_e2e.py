@@ -26,11 +26,8 @@ from tests.conftest import start_server
 CHECKOUT = os.environ.get("NANOKUBE_CLIENT_PYTHON", "")
 MODULES = ["test_client.py", "test_apps.py", "test_watch.py", "test_informer.py", "test_utils.py"]
 NEEDS_OTHER_ISSUES = {
-    "test_client.TestClient.test_exit_code": "pods/exec over WebSocket (issue 13)",
-    "test_client.TestClient.test_pod_apis": "pods/exec over WebSocket (issue 13)",
-    "test_client.TestClient.test_pod_exec_close_channel": "pods/exec over WebSocket (issue 13)",
-    "test_client.TestClient.test_portforward_http": "pods/portforward (issue 13)",
-    "test_client.TestClient.test_portforward_raw": "pods/portforward (issue 13)",
+    "test_client.TestClient.test_portforward_http": "pods/portforward as the client speaks it (issue 13)",
+    "test_client.TestClient.test_portforward_raw": "pods/portforward as the client speaks it (issue 13)",
     "test_utils.TestUtils.test_create_apiservice_from_yaml_with_conflict": "apiregistration.k8s.io APIService",
 }
 ALIAS = """import importlib
