@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from nanokube.api.meta import random_suffix
 from nanokube.api.quantity import parse_quantity
 
 Obj = dict[str, Any]
@@ -79,8 +80,33 @@ def admit_new_pod(pod: Obj) -> None:
     """Mutating admission of a Pod create (ServiceAccount, DefaultTolerationSeconds, Priority)."""
     spec = pod.setdefault("spec", {})
     add_service_account(spec)
+    add_token_volume(spec)
     add_default_tolerations(spec)
     add_priority(spec)
+
+
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_SECONDS = 3607  # what the ServiceAccount admission plugin asks for (an hour, plus a little)
+
+
+def add_token_volume(spec: Obj) -> None:
+    """ServiceAccount admission: the projected `kube-api-access-xxxxx` volume (token, ca.crt, namespace) mounted
+    read-only at /var/run/secrets/kubernetes.io/serviceaccount in every container, unless the pod opts out."""
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    containers = [c for key in ("initContainers", "containers", "ephemeralContainers")
+                  for c in spec.get(key) or [] if isinstance(c, dict)]
+    if any(vm.get("mountPath") == TOKEN_MOUNT_PATH for c in containers for vm in c.get("volumeMounts") or []):
+        return
+    name = "kube-api-access-" + random_suffix()
+    spec["volumes"] = [*(spec.get("volumes") or []), {"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": TOKEN_SECONDS, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1",
+                                                                         "fieldPath": "metadata.namespace"}}]}}]}}]
+    for c in containers:
+        c["volumeMounts"] = [*(c.get("volumeMounts") or []),
+                             {"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}]
 
 
 def add_service_account(spec: Obj) -> None:
