@@ -22,6 +22,7 @@ from nanokube.apiserver import (
     discovery,
     ephemeral,
     event_versions,
+    eviction,
     field_manager,
     fields,
     identity_api,
@@ -158,6 +159,8 @@ class Handlers:
             return await ephemeral.serve(self.registry, request, t.namespace, t.name)
         if t.subresource == "scale":
             return await self.scale(request, t)
+        if t.subresource == "eviction" and request.method == "POST":
+            return await eviction.evict(self.registry, request, t.namespace or "default", t.name or "")
         if t.subresource == "binding":
             return await self.binding(request, t)
         if t.name is None:

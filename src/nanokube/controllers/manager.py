@@ -7,6 +7,7 @@ import logging
 
 from nanokube.client import ApiClient
 from nanokube.controllers.deployment import DeploymentController
+from nanokube.controllers.disruption import DisruptionController
 from nanokube.controllers.endpoints_controller import EndpointsController
 from nanokube.controllers.endpointslice_controller import EndpointSliceController
 from nanokube.controllers.framework import Context, Controller
@@ -44,6 +45,7 @@ def build(ctx: Context) -> list[Controller]:
         GarbageCollector(ctx),
         NamespaceController(ctx),
         ServiceAccountsController(ctx),
+        DisruptionController(ctx),
     ]
 
 
