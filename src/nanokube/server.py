@@ -124,7 +124,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         host=hosts[0] if len(hosts) == 1 else hosts,  # type: ignore[arg-type]
         port=settings.api_port, token=token, service_cidr=settings.service_cidr,
         node_port_range=settings.node_port_range, ssl_context=server_context(cert_file, key_file),
-        unix_socket=unix_socket or None, kubelet_ca_file=str(ca_file),
+        unix_socket=unix_socket or None, kubelet_ca_file=str(ca_file), pki_dir=settings.data_dir / "pki",
         compact_keep_revisions=settings.compact_keep_revisions, compact_keep_seconds=settings.compact_keep_seconds,
         compact_interval=min(60.0, max(0.2, settings.compact_keep_seconds / 5)),
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,

@@ -230,3 +230,18 @@ def test_service_not_found(cluster):
     assert code == 1
     assert r["verdict"]["code"] == "service-not-found"
     assert "Did you mean echo?" in r["verdict"]["message"]
+
+
+def test_declared_port_not_opened_yet_is_not_a_wrong_target_port(cluster):
+    """Right after a rollout the app may not have opened its declared port yet: say so, not "target port wrong"."""
+    namespace(cluster, "slowstart")
+    slow = deployment("slow", "slowstart", {"app": "slow"})
+    slow["spec"]["template"]["spec"]["containers"][0].update(image="busybox", command=["sleep", "3600"])
+    cluster.apply(slow)
+    cluster.apply(service("slow", "slowstart", {"app": "slow"}, target=8080))
+    wait_available(cluster, "slowstart", "slow")
+    code, r = eventually(lambda: (res := explain(cluster, "slow", "slowstart")) and res[1]["endpointSlices"]
+                         and res[1]["endpointSlices"][0]["ready"] and res)
+    assert code == 1 and r["verdict"]["code"] == "not-listening-yet", r["verdict"]
+    assert "nothing listens on targetPort 8080 yet" in r["verdict"]["message"]
+    assert "running for " in r["verdict"]["message"]

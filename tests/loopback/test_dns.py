@@ -114,3 +114,18 @@ def test_newly_ready_pod_resolves_on_the_next_query(cluster: Server, tmp_path: P
     # query after the API shows it ready answers it; a 0.3 s allowance covers the DNS's own watch delivery.
     answered = eventually(lambda: answers(ask(cluster, name)), timeout=0.3, interval=0.01, what="late-svc A")
     assert answered == [ip]
+
+
+def test_ptr_of_an_endpoint_of_two_services_names_both(cluster: Server) -> None:
+    """CoreDNS answers one PTR per Service an address is an endpoint of."""
+    cluster.apply(manifest(echo_deployment("twice", 1), service("twice-a", {"app": "twice"}, [{"port": 80}]),
+                           service("twice-b", {"app": "twice"}, [{"port": 81, "targetPort": 8080}])))
+    ip = eventually(lambda: next(iter(ready_pod_ips(cluster, "app=twice").values()), ""), what="the pod's address")
+    reverse = ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+
+    def both() -> list[str]:
+        names = sorted(answers(ask(cluster, reverse, "PTR"), "PTR"))
+        return names if len(names) == 2 else []
+    names = eventually(both, what="two PTR records")
+    dashed = ip.replace(".", "-")
+    assert names == [f"{dashed}.twice-a.default.svc.cluster.local.", f"{dashed}.twice-b.default.svc.cluster.local."]

@@ -234,3 +234,23 @@ def test_terminating_pod_finishes_in_flight_request(cluster: Server) -> None:
         rest += chunk
     sock.close()
     assert rest == b"second"
+
+
+def test_headless_label_makes_the_proxy_skip_the_service(cluster: Server) -> None:
+    """Kubernetes e2e "should implement service.kubernetes.io/headless": the label takes the Service out of the
+    proxy (like service-proxy-name); removing it brings the Service back."""
+    cluster.apply(manifest(echo_deployment("hdl", 1), service("hdl", {"app": "hdl"}, HTTP)))
+    ip = cluster_ip(cluster, "hdl")
+    wait_serving(cluster, ip, 80, "app=hdl", 1)
+    cluster.kubectl("label", "svc", "hdl", "service.kubernetes.io/headless=")
+
+    def refused() -> bool:
+        try:
+            http_get(ip, 80, timeout=3)
+        except (ConnectionRefusedError, ConnectionResetError):
+            return True
+        return False
+
+    eventually(refused, what="the labelled Service dropped by the proxy")
+    cluster.kubectl("label", "svc", "hdl", "service.kubernetes.io/headless-")
+    wait_serving(cluster, ip, 80, "app=hdl", 1)

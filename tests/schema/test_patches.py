@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from nanokube.api.errors import ApiError
-from nanokube.api.patch import json_merge_patch, json_patch, strategic_merge_patch
+from nanokube.api.patch.json_merge import json_merge_patch
+from nanokube.api.patch.json_patch import json_patch
+from nanokube.api.patch.strategic_merge import strategic_merge_patch
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.patching import apply_patch
 

@@ -18,6 +18,7 @@ from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.reaper import Guardian, start_guardian
 from nanokube.agent.sandbox import clean_leftovers
 from nanokube.agent.settings import AgentSettings
+from nanokube.agent.volumes import VolumeNotReady
 from nanokube.agent.worker import PodWorker
 from nanokube.api.errors import ApiError
 from nanokube.api.meta import Obj
@@ -33,6 +34,7 @@ SECRETS = by_kind("", "Secret")
 CONFIGMAPS = by_kind("", "ConfigMap")
 PVCS = by_kind("", "PersistentVolumeClaim")
 PVS = by_kind("", "PersistentVolume")
+SERVICE_ACCOUNTS = by_kind("", "ServiceAccount")
 
 
 class Agent:
@@ -57,6 +59,21 @@ class Agent:
     # -- lookups the workers use -------------------------------------------------------------------------
     async def _secret(self, ns: str, name: str) -> Obj | None:
         return self.secrets.get(ns, name)
+
+    async def _token(self, pod: Obj, audiences: list[str], seconds: int) -> str:
+        """A token of the pod's ServiceAccount bound to the pod (TokenRequest), for its projected volume."""
+        md = pod["metadata"]
+        body: Obj = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                     "spec": {"expirationSeconds": seconds, "audiences": audiences or None,
+                              "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": md["name"],
+                                                 "uid": md.get("uid", "")}}}
+        account = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        try:
+            out = await self.client.create(SERVICE_ACCOUNTS, body, md.get("namespace"), subresource="token",
+                                           name=account)
+        except ApiError as err:
+            raise VolumeNotReady(f"failed to fetch token: {err.message}") from err
+        return str((out.get("status") or {}).get("token") or "")
 
     async def _configmap(self, ns: str, name: str) -> Obj | None:
         return self.configmaps.get(ns, name)
@@ -161,6 +178,7 @@ class Agent:
                          catalogue=catalogue, services=self.services.list,
                          services_synced=self.services.synced.is_set, get_secret=self._secret,
                          get_configmap=self._configmap, get_pvc=self._pvc, get_pv=self._pv,
+                         request_token=self._token,
                          report_status=self._report, remove_pod=self._remove, allocatable=dict(capacity),
                          cgroups=self._cgroups())
         self.events = PodEvents(self.client, settings.node_name)

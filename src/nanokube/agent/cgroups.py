@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from nanokube.agent.quantity import ceil_div, parse_quantity
+from nanokube.api.quantity import ceil_div, parse_quantity
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import logging
 from nanokube.agent.cgroups import Cgroup, Limits
 from nanokube.agent.container import ContainerRun
 from nanokube.agent.nodecontext import NodeRuntime
-from nanokube.agent.quantity import parse_quantity
 from nanokube.api.meta import Obj
+from nanokube.api.quantity import parse_quantity
 
 log = logging.getLogger(__name__)
 POD_PIDS_LIMIT = 4096  # the kubelet's podPidsLimit is unlimited by default; this keeps a fork bomb on the pod

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 
 from nanokube.agent.expand import expand, lookup_in
-from nanokube.agent.quantity import ceil_div, parse_quantity
 from nanokube.api.meta import Obj
+from nanokube.api.quantity import ceil_div, parse_quantity
 
 Getter = Callable[[str, str], Awaitable[Obj | None]]  # (namespace, name) -> object or None when not found
 

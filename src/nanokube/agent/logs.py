@@ -43,6 +43,7 @@ class ContainerLog:
     directory: Path
     restart: int = 0
     running: bool = False
+    previous: int | None = None  # the run lastState.terminated describes (what `logs --previous` shows)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def path(self, restart: int) -> Path:
@@ -59,6 +60,7 @@ class ContainerLog:
     def start_run(self, restart: int) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.restart = restart
+        self.previous = restart - 1 if restart > 0 else None
         self.running = True
         self.notify()
         return self.current
@@ -138,7 +140,7 @@ def read_lines(path: Path, opts: LogOptions) -> tuple[list[bytes], int]:
 
 async def stream_log(log: ContainerLog, opts: LogOptions) -> AsyncIterator[bytes]:
     """The bytes ``kubectl logs`` shows for the run ``opts.previous`` selects, following when asked."""
-    restart = log.restart - 1 if opts.previous else log.restart
+    restart = (log.previous if log.previous is not None else log.restart - 1) if opts.previous else log.restart
     path = log.path(restart)
     budget = opts.limit_bytes
     lines, offset = read_lines(path, opts)

@@ -9,6 +9,7 @@ GET /healthz
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from aiohttp import web
 
 from nanokube.agent.kubelet_auth import require_token
 from nanokube.agent.logs import ContainerLog, LogOptions, parse_rfc3339, stream_log
+
+log = logging.getLogger(__name__)
 
 # (namespace, pod, container) -> the container's logs, or an error text (404) when it has none
 LogLocator = Callable[[str, str, str], "ContainerLog | str"]
@@ -63,13 +66,16 @@ def make_app(locate: LogLocator, extend: Callable[[web.Application], None] | Non
         if isinstance(found, str):
             raise web.HTTPNotFound(text=found)
         opts = options_from(dict(request.query))
-        if opts.previous and found.restart == 0:
+        if opts.previous and found.previous is None:
             raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{pod}" not found')
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
-        async for chunk in stream_log(found, opts):
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            async for chunk in stream_log(found, opts):
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:  # the reader went away (kubectl logs -f ended): normal
+            log.debug("logs of %s/%s/%s: reader disconnected", ns, pod, container)
         return response
 
     async def healthz(_request: web.Request) -> web.Response:

@@ -50,6 +50,7 @@ class NodeRuntime:
     get_configmap: Getter = _none
     get_pvc: Getter = _none
     get_pv: Callable[[str], Awaitable[Obj | None]] = _no_pv
+    request_token: Callable[[Obj, list[str], int], Awaitable[str]] | None = None  # see volumes.VolumeSources
     report_status: Callable[[Obj, Obj], Awaitable[None]] = _ignore_status
     remove_pod: Callable[[Obj], Awaitable[None]] = _ignore_remove
     allocatable: dict[str, str] = field(default_factory=dict)

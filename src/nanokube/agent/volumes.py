@@ -35,6 +35,8 @@ class VolumeSources:
     pod_ip: str = ""
     host_ip: str = ""
     node_allocatable: Mapping[str, str] | None = None
+    # (pod, audiences, seconds) -> a token of the pod's ServiceAccount bound to the pod (TokenRequest)
+    request_token: Callable[[Obj, list[str], int], Awaitable[str]] | None = None
 
 
 def _write_atomic(directory: Path, files: dict[str, tuple[bytes, int]]) -> None:
@@ -214,7 +216,11 @@ async def prepare_volume(pod: Obj, volume: Obj, pod_dir: Path, src: VolumeSource
             elif "downwardAPI" in source:
                 files.update(_downward_files(pod, source["downwardAPI"], src, mode))
             elif "serviceAccountToken" in source:
-                files[source["serviceAccountToken"].get("path", "token")] = (b"", mode)
+                wanted = source["serviceAccountToken"]
+                token = "" if src.request_token is None else await src.request_token(
+                    pod, [wanted["audience"]] if wanted.get("audience") else [],
+                    int(wanted.get("expirationSeconds") or 3600))
+                files[wanted.get("path", "token")] = (token.encode(), mode)
         _write_atomic(target, files)
         return target
     raise VolumeNotReady(f"volume {name}: this volume type is not supported by nanokube")

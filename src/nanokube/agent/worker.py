@@ -226,7 +226,8 @@ class PodWorker:
         assert self.sandbox is not None
         rt = self.rt
         src = VolumeSources(rt.get_secret, rt.get_configmap, rt.get_pvc, rt.get_pv, pod_ip=self.sandbox.ip,
-                            host_ip=rt.settings.node_ip, node_allocatable=rt.allocatable)
+                            host_ip=rt.settings.node_ip, node_allocatable=rt.allocatable,
+                            request_token=rt.request_token)
         paths = {}
         for volume in (self.pod.get("spec") or {}).get("volumes") or []:
             paths[volume["name"]] = await prepare_volume(self.pod, volume, self.dir, src)
@@ -305,6 +306,7 @@ class PodWorker:
         if remaining > 0:
             if "terminated" in c.state:
                 c.last_state = {"terminated": c.state["terminated"]}
+                c.log.previous = c.restart_count
             if (c.state.get("waiting") or {}).get("reason") != "CrashLoopBackOff":
                 self.event("Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
                                                  f"{self.name}_{self.namespace}({self.uid})", c)

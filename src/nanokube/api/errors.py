@@ -156,6 +156,10 @@ def too_long(path: str, value: Any, max_len: int) -> FieldError:
 # StatusCause reasons a client acts on.
 NAMESPACE_TERMINATING = "NamespaceTerminating"  # a create in a namespace being deleted (403)
 
+# Status codes kube-apiserver only answers through constructors that fill `details` (NewNotFound, NewForbidden,
+# NewConflict, NewInvalid, NewGenericServerResponse...): clients read it (kubectl debug dereferences it on a 404).
+_ALWAYS_DETAILED = frozenset({403, 404, 405, 409, 422})
+
 
 @dataclass
 class ApiError(Exception):
@@ -184,6 +188,8 @@ class ApiError(Exception):
             body["reason"] = self.reason
         if self.details is not None:
             body["details"] = self.details
+        elif self.code in _ALWAYS_DETAILED:
+            body["details"] = {}
         body["code"] = self.code
         return body
 

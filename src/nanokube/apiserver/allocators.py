@@ -677,8 +677,9 @@ class ServiceAllocator:
                     port["nodePort"] = node_port
                 key = (port.get("protocol") or "", node_port)
                 if key in seen:
-                    # Kubernetes returns a plain error here, which the apiserver turns into a bare 500.
-                    raise ApiError(500, "", f"duplicate nodePort: {{{key[0]} {key[1]}}}")
+                    # kube-apiserver reaches a plain error (a bare 500) here before validation runs; say what
+                    # ValidateService says about it instead
+                    raise _invalid(new, [FieldError("FieldValueDuplicate", f"spec.ports[{i}].nodePort", node_port)])
                 seen.add(key)
             new_numbers = {as_int(p.get("nodePort")) for p in ports_of(new)}
             for number in old_numbers:

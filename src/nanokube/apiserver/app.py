@@ -21,11 +21,17 @@ from nanokube.api.served_resources import Resource, by_kind
 from nanokube.apiserver import (
     discovery,
     ephemeral,
+    event_versions,
+    eviction,
+    field_manager,
     fields,
+    identity_api,
     kubelet_client,
     metrics_api,
+    rbac,
     resourceproxy,
     streamproxy,
+    tokens,
     versions,
 )
 from nanokube.apiserver.alt_versions import to_storage
@@ -40,6 +46,7 @@ from nanokube.apiserver.http import (
     wants_table,
 )
 from nanokube.apiserver.registry import Registry
+from nanokube.apiserver.tokens import TokenSigner, UserInfo
 from nanokube.apiserver.watch import serve_watch
 from nanokube.store.base import Compacted
 
@@ -65,6 +72,7 @@ class Target:
 class ApiServerState:
     registry: Registry
     token: str | None
+    signer: TokenSigner | None = None  # ServiceAccount tokens (TokenRequest) and their verification
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -105,6 +113,14 @@ def _check_dry_run(values: list[str], method: str) -> bool:
     return bool(values)
 
 
+def _tracker(request: web.Request, res: Resource, has_status: bool,
+             subresource: str | None = None) -> field_manager.UpdateTracker:
+    wanted = request.query.get("fieldManager")
+    field_manager.check_field_manager(wanted)
+    return field_manager.UpdateTracker(res, field_manager.manager_name(wanted, request.headers.get("User-Agent")),
+                                       subresource, has_status)
+
+
 def _dry_run(request: web.Request) -> bool:
     return _check_dry_run(request.query.getall("dryRun", []), request.method)
 
@@ -134,6 +150,10 @@ class Handlers:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         method = request.method
         t = target
+        if t.res is event_versions.EVENTS_V1:  # one Event store, served in both shapes
+            return await event_versions.serve(self, request, t)
+        if identity_api.handles(t):
+            return await identity_api.serve(self.registry, self.state.signer, request, t)
         if t.subresource == "log":
             return await self.pod_log(request, t)
         if t.subresource in streamproxy.STREAMING and t.res is PODS and t.name:
@@ -142,6 +162,8 @@ class Handlers:
             return await ephemeral.serve(self.registry, request, t.namespace, t.name)
         if t.subresource == "scale":
             return await self.scale(request, t)
+        if t.subresource == "eviction" and request.method == "POST":
+            return await eviction.evict(self.registry, request, t.namespace or "default", t.name or "")
         if t.subresource == "binding":
             return await self.binding(request, t)
         if t.name is None:
@@ -233,8 +255,12 @@ class Handlers:
         self._check_kind(t.res, obj)
         warnings = self._field_validation(request, t.res, obj)
         stored_as, obj = to_storage(t.res, obj)
-        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request))
+        result = await self.registry.create(stored_as, t.namespace, obj, dry_run=_dry_run(request),
+                                            manager=_tracker(request, stored_as, self._has_status(stored_as)))
         return json_response(_present(t.res, result.raw), 201, warnings=warnings)
+
+    def _has_status(self, res: Resource) -> bool:
+        return self.registry.strategy(res).has_status_subresource
 
     @staticmethod
     def _check_kind(res: Resource, obj: dict[str, Any]) -> None:
@@ -261,7 +287,8 @@ class Handlers:
         else:
             stored_as, obj = to_storage(t.res, obj)
             result = await self.registry.update(stored_as, t.namespace, t.name, obj, subresource=sub,
-                                                dry_run=_dry_run(request))
+                                                dry_run=_dry_run(request),
+                                                manager=_tracker(request, stored_as, self._has_status(stored_as), sub))
         return json_response(_present(t.res, result.raw), warnings=warnings)
 
     async def finalize_namespace(self, name: str, obj: dict[str, Any], dry_run: bool) -> Any:
@@ -280,21 +307,24 @@ class Handlers:
         sub = t.subresource if t.subresource == "status" else None
         dry_run = _dry_run(request)
         force = query_bool(request, "force")
-        manager = request.query.get("fieldManager", "")
+        manager = request.query.get("fieldManager")
+        has_status = self._has_status(t.res)
+        tracker = None if ctype == patching.APPLY_PATCH else _tracker(request, t.res, has_status, sub)
         for attempt in range(8):
             try:
                 current = await self.registry.get_raw(t.res, t.namespace, t.name)
             except ApiError as err:
-                if err.code == 404 and ctype == "application/apply-patch+yaml":
+                if err.code == 404 and ctype == patching.APPLY_PATCH and sub is None:
                     applied = decode_body(raw, "application/yaml")
-                    self._check_kind(t.res, applied)
-                    warnings = self._field_validation(request, t.res, applied)
-                    stored_as, created = to_storage(t.res, patching.apply_create(applied, manager))
+                    created = field_manager.apply(t.res, None, applied, manager, force, has_status=has_status)
+                    warnings = self._field_validation(request, t.res, created)
+                    stored_as, created = to_storage(t.res, created)
                     result = await self.registry.create(stored_as, t.namespace, created, dry_run=dry_run)
                     return json_response(_present(t.res, result.raw), 201, warnings=warnings)
                 raise
             live = orjson.loads(_present(t.res, current.value))  # patched as the requested version shows it
-            new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force)
+            new = patching.apply_patch(t.res, live, raw, ctype, manager=manager, force=force, subresource=sub,
+                                       has_status=has_status)
             warnings = self._field_validation(request, t.res, new)
             if "resourceVersion" not in (new.get("metadata") or {}) or \
                     new["metadata"]["resourceVersion"] == str(current.revision):
@@ -302,7 +332,7 @@ class Handlers:
             stored_as, new = to_storage(t.res, new)
             try:
                 result = await self.registry.update(stored_as, t.namespace, t.name, new, subresource=sub,
-                                                    dry_run=dry_run, current=current)
+                                                    dry_run=dry_run, current=current, manager=tracker)
             except ApiError as err:
                 if err.code == 409 and err.reason == "Conflict" and attempt < 7 and \
                         b'"resourceVersion"' not in raw:
@@ -448,9 +478,12 @@ class Handlers:
             resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await resp.write(chunk)
-            await resp.write_eof()
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except ConnectionResetError:  # the client went away (kubectl logs -f ended): normal
+                log.debug("pods/log %s/%s: client disconnected", t.namespace, t.name)
             return resp
 
 
@@ -472,18 +505,56 @@ def _deleted_status(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return success_status(details)
 
 
+async def _impersonated(state: ApiServerState, request: web.Request, user: UserInfo) -> UserInfo:
+    """Impersonate-User / Impersonate-Group (`kubectl --as`), for users allowed to impersonate."""
+    name = request.headers.get("Impersonate-User")
+    if not name:
+        return user
+    attrs = rbac.Attributes(verb="impersonate", resource_request=True, api_group="",
+                            resource="serviceaccounts" if name.startswith("system:serviceaccount:") else "users",
+                            name=name)
+    if not await rbac.allowed(state.registry, user, attrs):
+        raise rbac.forbidden(user, attrs)
+    groups = request.headers.getall("Impersonate-Group", [])
+    if name.startswith("system:serviceaccount:") and name.count(":") == 3:
+        _, _, ns, sa = name.split(":")
+        base = tokens.service_account_user(ns, sa)
+        return tokens.UserInfo(name, groups=tuple(dict.fromkeys([*groups, *base.groups])))
+    return tokens.UserInfo(name, groups=tuple(dict.fromkeys([*groups, "system:authenticated"])))
+
+
+async def _authorize(state: ApiServerState, request: web.Request, user: UserInfo) -> None:
+    try:
+        target = parse_target(request.path)
+    except ApiError:
+        return  # an unknown resource: its 404 comes from the handler
+    attrs = rbac.request_attributes(request.method, request.path, request.query, target)
+    if target is not None and identity_api.handles(target) and target.subresource != "token":
+        return  # the reviews answer for the requester itself (system:basic-user lets everyone ask)
+    if not await rbac.allowed(state.registry, user, attrs):
+        raise rbac.forbidden(user, attrs)
+
+
 def build_app(state: ApiServerState) -> web.Application:
     handlers = Handlers(state)
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
-        if state.token and request.path not in PUBLIC_PATHS:
-            auth = request.headers.get("Authorization", "")
-            given = auth[7:].strip() if auth.startswith("Bearer ") else ""
-            if not given or not hmac.compare_digest(given, state.token):
-                return status_response(errors.unauthorized())
         try:
+            if state.token and request.path not in PUBLIC_PATHS:
+                auth = request.headers.get("Authorization", "")
+                given = auth[7:].strip() if auth.startswith("Bearer ") else ""
+                if given and hmac.compare_digest(given, state.token):
+                    user: UserInfo | None = tokens.ADMIN
+                else:
+                    user = await identity_api.identify(state.registry, state.signer, given) if given else None
+                if user is None:
+                    return status_response(errors.unauthorized())
+                user = await _impersonated(state, request, user)
+                request["user"] = user
+                if rbac.MASTERS not in user.groups:
+                    await _authorize(state, request, user)
             return await handler(request)
         except ApiError as err:
             return status_response(err)

@@ -9,12 +9,14 @@ from typing import Any
 
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
+from nanokube.apiserver import rbac
 from nanokube.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-# kube-proxy skips Services carrying this label; the DNS server answers on the ClusterIP itself.
+# kube-proxy skips Services carrying this label; the DNS server answers on the ClusterIP itself (unless it listens
+# elsewhere: then kube-dns is an ordinary proxied Service).
 SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
 # The apiserver writes these Endpoints' slices itself; the mirroring controller must leave them alone
 # (kube-apiserver's EndpointsAdapter labels the `kubernetes` Endpoints the same way).
@@ -87,6 +89,8 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
     for ns in NAMESPACES:
         await _ensure(registry, "Namespace", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                       replace=False)
+    for obj in rbac.bootstrap_objects():  # the default cluster roles, as kube-apiserver's bootstrap policy
+        await _ensure(registry, obj["kind"], "rbac.authorization.k8s.io", obj, replace=False)
     await _ensure(registry, "Service", "", _service(
         "kubernetes", "default", spec.kubernetes_ip,
         [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": spec.api_port}],
@@ -99,10 +103,11 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
     dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                  {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
                  {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
-    await _ensure(registry, "Service", "", _service(
-        "kube-dns", "kube-system", spec.kube_dns_ip, dns_ports,
-        {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true",
-         SERVICE_PROXY_NAME: "nanokube-dns"}), replace=False)
+    dns_labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}
+    if spec.dns_address == spec.kube_dns_ip:  # else (--dns-listen elsewhere) the proxy carries the ClusterIP there
+        dns_labels[SERVICE_PROXY_NAME] = "nanokube-dns"
+    await _ensure(registry, "Service", "", _service("kube-dns", "kube-system", spec.kube_dns_ip, dns_ports, dns_labels),
+                  replace=False)
     ep_ports = [{"name": "dns", "port": spec.dns_port, "protocol": "UDP"},
                 {"name": "dns-tcp", "port": spec.dns_port, "protocol": "TCP"}]
     await _ensure(registry, "Endpoints", "", _endpoints("kube-dns", "kube-system", spec.dns_address, ep_ports),

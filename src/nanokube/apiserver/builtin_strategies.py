@@ -6,6 +6,7 @@ and validation = the schema's required fields plus the few cross-field rules use
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -480,6 +481,8 @@ def _strategies() -> dict[str, Strategy]:
                                  else None,
                                  has_status_subresource=has_status, tracks_generation=r.plural in GENERATION,
                                  prepare_create=_initial_status(r.plural) if has_status else None)
+    for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):  # ValidateRBACName
+        out[plural] = dataclasses.replace(out[plural], name_kind="path-segment")
     sts_validate = _schema_validator(sts, _selected_template("statefulset"))
     ds_validate = _schema_validator(ds, _selected_template("daemonset"))
     out["statefulsets"] = Strategy(default=d.default_stateful_set, validate=sts_validate,

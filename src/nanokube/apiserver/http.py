@@ -23,7 +23,7 @@ def json_response(body: bytes | dict[str, Any], status: int = 200, *, warnings: 
 
 
 def status_response(err: ApiError) -> web.Response:
-    resp = json_response(err.status(), err.code)
+    resp = json_response(orjson.dumps(err.status()) + b"\n", err.code)  # json.Encoder's newline, as Kubernetes
     for k, v in err.headers.items():
         resp.headers[k] = v
     return resp

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import orjson
 
-from nanokube.api import openapi_schemas
+from nanokube.api import openapi_schemas, patch
 from nanokube.api.served_resources import RESOURCES, Resource
 from nanokube.apiserver import alt_versions, crds, openapi_custom, openapi_v2_proto
 
@@ -37,12 +37,7 @@ _V2_PROTO_SUBTYPES = ("com.github.proto-openapi.spec.v2@v1.0+protobuf", "com.git
 _V3_REF = "#/components/schemas/"
 _V2_REF = "#/definitions/"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
-_PATCH_TYPES = (
-    "application/apply-patch+yaml",
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-)
+_PATCH_TYPES = patch.CONTENT_TYPES
 _SCALE_GVK = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
 _SCALE_DEF = "io.k8s.api.autoscaling.v1.Scale"
 

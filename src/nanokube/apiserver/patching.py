@@ -6,13 +6,13 @@ from typing import Any
 
 import orjson
 
-from nanokube.api import errors, patch
+from nanokube.api import errors
+from nanokube.api.patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
+from nanokube.api.patch.json_merge import json_merge_patch
+from nanokube.api.patch.json_patch import json_patch
+from nanokube.api.patch.strategic_merge import strategic_merge_patch
 from nanokube.api.served_resources import Resource
-
-MERGE = "application/merge-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-APPLY = "application/apply-patch+yaml"
+from nanokube.apiserver import field_manager
 
 
 def _load(raw: bytes, yaml_ok: bool = False) -> Any:
@@ -33,28 +33,20 @@ def _load(raw: bytes, yaml_ok: bool = False) -> Any:
 
 def apply_plain_patch(target: dict[str, Any], raw: bytes, content_type: str) -> dict[str, Any]:
     if content_type == JSON_PATCH:
-        return patch.json_patch(target, _load(raw))
-    if content_type in (MERGE, STRATEGIC):
-        return patch.json_merge_patch(target, _load(raw))
+        return json_patch(target, _load(raw))
+    if content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+        return json_merge_patch(target, _load(raw))
     raise errors.unsupported_media_type(content_type)
 
 
-def apply_patch(res: Resource, live: dict[str, Any], raw: bytes, content_type: str, *, manager: str,
-                force: bool) -> dict[str, Any]:
-    if content_type == MERGE:
-        return patch.json_merge_patch(live, _load(raw))
+def apply_patch(res: Resource, live: dict[str, Any], raw: bytes, content_type: str, *, manager: str | None,
+                force: bool, subresource: str | None = None, has_status: bool = False) -> dict[str, Any]:
+    if content_type == MERGE_PATCH:
+        return json_merge_patch(live, _load(raw))
     if content_type == JSON_PATCH:
-        return patch.json_patch(live, _load(raw))
-    if content_type == STRATEGIC:
-        return patch.strategic_merge_patch(live, _load(raw), res.group, res.version, res.kind)
-    if content_type == APPLY:
-        applied = _load(raw, yaml_ok=True)
-        if not isinstance(applied, dict):
-            raise errors.bad_request("apply patch must be an object")
-        return patch.server_side_apply(live, applied, manager or "unknown", force)
+        return json_patch(live, _load(raw))
+    if content_type == STRATEGIC_MERGE_PATCH:
+        return strategic_merge_patch(live, _load(raw), res.group, res.version, res.kind)
+    if content_type == APPLY_PATCH:
+        return field_manager.apply(res, live, _load(raw, yaml_ok=True), manager, force, subresource, has_status)
     raise errors.unsupported_media_type(content_type)
-
-
-def apply_create(applied: dict[str, Any], manager: str) -> dict[str, Any]:
-    """Server-side apply of an object that does not exist yet: the applied config is the object."""
-    return patch.server_side_apply({}, applied, manager or "unknown", False)

@@ -1,6 +1,6 @@
 """Decoding of Kubernetes' protobuf request bodies for the kinds kubectl's typed `create` commands send.
 
-`kubectl create namespace|secret|configmap` POST `application/vnd.kubernetes.protobuf`: the magic
+`kubectl create namespace|secret|configmap|serviceaccount|token` POST `application/vnd.kubernetes.protobuf`: the magic
 `k8s\\0` followed by a runtime.Unknown {typeMeta, raw} whose raw bytes are the object message. Only the
 messages below are understood; anything else gets 415 and kubectl's other commands keep using JSON.
 Field numbers are those of k8s.io/api and k8s.io/apimachinery generated.proto.
@@ -73,12 +73,32 @@ DEPLOYMENT_SPEC: Desc = {1: ("replicas", "int0"), 2: ("selector", ("msg", LABEL_
                          6: ("revisionHistoryLimit", "int0"), 7: ("paused", "bool"),
                          9: ("progressDeadlineSeconds", "int0")}
 DEPLOYMENT: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", DEPLOYMENT_SPEC))}
+BOUND_OBJECT_REFERENCE: Desc = {1: ("kind", "string"), 2: ("apiVersion", "string"), 3: ("name", "string"),
+                                4: ("uid", "string")}
+TOKEN_REQUEST: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", {
+    1: ("audiences", "list:string"), 4: ("expirationSeconds", "int"),
+    3: ("boundObjectRef", ("msg", BOUND_OBJECT_REFERENCE))}))}
+RESOURCE_ATTRIBUTES: Desc = {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
+                             4: ("version", "string"), 5: ("resource", "string"), 6: ("subresource", "string"),
+                             7: ("name", "string")}
+NON_RESOURCE_ATTRIBUTES: Desc = {1: ("path", "string"), 2: ("verb", "string")}
+ACCESS_REVIEW_SPEC: Desc = {1: ("resourceAttributes", ("msg", RESOURCE_ATTRIBUTES)),
+                            2: ("nonResourceAttributes", ("msg", NON_RESOURCE_ATTRIBUTES)), 3: ("user", "string"),
+                            4: ("groups", "list:string"), 6: ("uid", "string")}
+SELF_SUBJECT_ACCESS_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META)), 2: ("spec", ("msg", ACCESS_REVIEW_SPEC))}
+SELF_SUBJECT_RULES_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META)),
+                                   2: ("spec", ("msg", {1: ("namespace", "string")}))}
+SELF_SUBJECT_REVIEW: Desc = {1: ("metadata", ("msg", OBJECT_META))}
 TYPE_META: Desc = {1: ("apiVersion", "string"), 2: ("kind", "string")}
 UNKNOWN: Desc = {1: ("typeMeta", ("msg", TYPE_META)), 2: ("raw", "bytes"), 3: ("contentEncoding", "string"),
                  4: ("contentType", "string")}
 
 KINDS: dict[str, Desc] = {"Namespace": NAMESPACE, "Secret": SECRET, "ConfigMap": CONFIG_MAP, "Service": SERVICE,
-                          "Pod": POD, "Deployment": DEPLOYMENT}
+                          "Pod": POD, "Deployment": DEPLOYMENT, "TokenRequest": TOKEN_REQUEST,
+                          "SelfSubjectReview": SELF_SUBJECT_REVIEW, "SelfSubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "SubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "LocalSubjectAccessReview": SELF_SUBJECT_ACCESS_REVIEW,
+                          "SelfSubjectRulesReview": SELF_SUBJECT_RULES_REVIEW}
 
 
 class _Zero(int):
@@ -202,7 +222,9 @@ def decode_body(raw: bytes) -> dict[str, Any]:
         kind = type_meta.get("kind", "")
         desc = KINDS.get(kind)
         if desc is None:
-            raise errors.unsupported_media_type("application/vnd.kubernetes.protobuf")
+            raise errors.ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                                  "accepted media types include: application/json, application/yaml "
+                                  f"(protobuf is decoded for {', '.join(sorted(KINDS))}, not {kind or 'this kind'})")
         obj = decode_message(unknown.get("raw", b""), desc)
     except _Malformed as exc:
         raise errors.bad_request(f"unable to decode protobuf body: {exc}") from exc

@@ -24,6 +24,7 @@ from nanokube.apiserver import deletion, naming, strategies
 from nanokube.apiserver.allocators import NO_ALLOCATION, ServiceAllocator
 from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
+FieldTracker = Callable[[Obj | None, Obj], None]  # records the writer's fields in managedFields
 NAMESPACES = by_kind("", "Namespace")
 ALLOCATION_ATTEMPTS = 8
 
@@ -60,6 +61,14 @@ def carry_system_metadata(strat: strategies.Strategy, old: Obj, new: Obj) -> Non
 
 def _decode(kv: KeyValue) -> Obj:
     return orjson.loads(kv.value)
+
+
+def _unchanged(old: Obj, new: Obj) -> bool:
+    """new (without resourceVersion) equals the stored old: GuaranteedUpdate then writes nothing."""
+    if old.keys() != new.keys():
+        return False
+    omd = {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}
+    return bool(omd == new["metadata"]) and all(old[k] == new[k] for k in old if k != "metadata")
 
 
 @dataclass
@@ -170,18 +179,20 @@ class Registry:
             md.pop("namespace", None)
         return obj
 
-    async def create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False) -> WriteResult:
+    async def create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False,
+                     manager: FieldTracker | None = None) -> WriteResult:
         for _ in range(ALLOCATION_ATTEMPTS - 1 if self.allocation_taken else 0):
             try:
-                return await self._create(res, ns, copy.deepcopy(obj), dry_run=dry_run)
+                return await self._create(res, ns, copy.deepcopy(obj), dry_run=dry_run, manager=manager)
             except ApiError as err:
                 taken = getattr(err, "allocation_key", None)
                 if taken is None or self.allocation_taken is None:
                     raise
                 self.allocation_taken(taken)
-        return await self._create(res, ns, obj, dry_run=dry_run)
+        return await self._create(res, ns, obj, dry_run=dry_run, manager=manager)
 
-    async def _create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False) -> WriteResult:
+    async def _create(self, res: Resource, ns: str | None, obj: Obj, *, dry_run: bool = False,
+                      manager: FieldTracker | None = None) -> WriteResult:
         obj = self._prepare_new(res, ns, obj)
         md = obj["metadata"]
         if md.get("resourceVersion"):
@@ -199,6 +210,8 @@ class Registry:
             md["generation"] = 1
         else:
             md.pop("generation", None)
+        if manager is not None:
+            manager(None, obj)
         allocation = strat.before_create(res, obj, dry_run)
         with allocation.kept_if_written():
             await self._check_namespace(res, strat, md.get("namespace"))
@@ -219,7 +232,8 @@ class Registry:
 
     # -- update ----------------------------------------------------------------------------------------
     async def update(self, res: Resource, ns: str | None, name: str, new: Obj, *, subresource: str | None = None,
-                     dry_run: bool = False, current: KeyValue | None = None) -> WriteResult:
+                     dry_run: bool = False, current: KeyValue | None = None,
+                     manager: FieldTracker | None = None) -> WriteResult:
         new = self._prepare_new(res, ns, new)
         md = new["metadata"]
         if md.get("name") and md["name"] != name:
@@ -238,6 +252,8 @@ class Registry:
         elif strat.default:
             strat.default(new)
         carry_system_metadata(strat, old, new)
+        if manager is not None:
+            manager(old, new)
         omd = old["metadata"]
         errs = naming.validate_object_meta(new, res.namespaced, strat.name_kind)
         if omd.get("deletionTimestamp"):
@@ -253,6 +269,9 @@ class Registry:
             if dry_run:
                 new["metadata"]["resourceVersion"] = str(kv.revision)
                 return WriteResult(new, orjson.dumps(new))
+            if _unchanged(old, new):
+                allocation.revert()
+                return WriteResult(None, kv.value)
             if self._delete_during_update(strat, old, new):
                 allocation.revert()
                 return await self._delete_now(res, ns, name, kv)

@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from nanokube.apiserver.key_migration import migrate_legacy_keys
 from nanokube.apiserver.registry import Registry
 from nanokube.apiserver.services import repair_allocations
 from nanokube.apiserver.tls_site import SniffingTLSSite
+from nanokube.apiserver.tokens import TokenSigner
 from nanokube.store import run_compactor
 from nanokube.store.base import Store
 
@@ -36,6 +38,7 @@ class ApiServerSettings:
     # Plain HTTP on a Unix socket (mode 0600, bearer token still required) for the server's own components:
     # TLS to the process itself costs each of their ~30 connections a TLS session and a 256 KB buffer per side.
     unix_socket: str | None = None
+    pki_dir: Path | None = None  # where the ServiceAccount token key lives (no TokenRequest without one)
     # History kept for watches (older resourceVersions get 410 Gone): revisions and seconds.
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
@@ -85,7 +88,8 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
         shared = [asyncio.create_task(lease.run(), name="apiserver lease"),
                   asyncio.create_task(follow_allocations(store, allocator, repaired_at), name="allocation sync")]
     kubelet_client.configure(settings.token, settings.kubelet_ca_file)
-    state = ApiServerState(registry=registry, token=settings.token)
+    state = ApiServerState(registry=registry, token=settings.token,
+                           signer=TokenSigner(settings.pki_dir) if settings.pki_dir else None)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

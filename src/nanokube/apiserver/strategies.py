@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from nanokube.api import secret, service
+from nanokube.api import pod_admission, secret, service
 from nanokube.api.errors import FieldError, invalid, invalid_object, required
 from nanokube.api.meta import Obj
 from nanokube.api.served_resources import Resource, by_kind
@@ -26,7 +26,11 @@ def _default_container(c: Obj) -> None:
     if "imagePullPolicy" not in c:
         tag = image.rsplit("/", 1)[-1]
         c["imagePullPolicy"] = "Always" if (":" not in tag or tag.endswith(":latest")) else "IfNotPresent"
-    c.setdefault("resources", {})
+    resources = c.setdefault("resources", {})
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict) and resources["limits"]:
+        requests = resources.setdefault("requests", {})  # SetDefaults_Pod: requests default to limits
+        for name, value in resources["limits"].items():
+            requests.setdefault(name, value)
     for port in c.get("ports") or []:
         port.setdefault("protocol", "TCP")
     for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
@@ -121,6 +125,11 @@ def _default_slice(obj: Obj) -> None:
 
 def _default_node(obj: Obj) -> None:
     obj.setdefault("spec", {})
+
+
+def _prepare_pod_create(obj: Obj) -> None:
+    pod_admission.admit_new_pod(obj)
+    pod_admission.prepare_for_create(obj)
 
 
 def _validate_pod(obj: Obj) -> list[FieldError]:
@@ -286,7 +295,8 @@ def table(service_allocator: ServiceAllocator) -> dict[str, Strategy]:
     """The strategy of every kind that has one, for one API server (its Service allocator)."""
     family = service_allocator.primary_family
     return {
-        "pods": Strategy(default=_default_pod, validate=_validate_pod, has_status_subresource=True),
+        "pods": Strategy(default=_default_pod, prepare_create=_prepare_pod_create, validate=_validate_pod,
+                         has_status_subresource=True),
         "services": Strategy(default=service.default_service, prepare_create=service.prepare_for_create,
                              prepare_update=service.prepare_for_update, validate=service.validate_service,
                              validate_update=service.validate_service_update, validates_meta=True,

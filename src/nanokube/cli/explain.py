@@ -159,8 +159,19 @@ def _pod_entry(pod: Obj, events: list[Obj]) -> Obj:
             "node": (pod.get("spec") or {}).get("nodeName") or "", "ready": ready,
             "restarts": sum(c.get("restartCount") or 0 for c in status.get("containerStatuses") or []),
             "problems": [] if ready else pod_problems(pod, events),
+            "runningSeconds": _running_seconds(status),
             "containerPorts": [{"container": c, "port": n, "name": nm, "protocol": pr}
                                for c, n, nm, pr in container_ports(pod)]}
+
+
+def _running_seconds(status: Obj) -> float | None:
+    """How long the pod's containers have been running (the youngest one), None when none runs."""
+    started = [((c.get("state") or {}).get("running") or {}).get("startedAt") for c in
+               status.get("containerStatuses") or []]
+    if not started or not all(started):
+        return None
+    newest = max(datetime.fromisoformat(s.replace("Z", "+00:00")) for s in started)
+    return round((datetime.now(UTC) - newest).total_seconds(), 1)
 
 
 def _selector_hints(selector: dict[str, str], pods: list[Obj]) -> list[str]:
@@ -304,6 +315,14 @@ async def _live_checks(report: Obj, dns_server: tuple[str, int] | None, options:
         ready = [p for p in port["pods"] if p["ready"] and p["port"]]
         if port["problem"] is None and ready and all(p["listening"] is False for p in ready):
             declared = sorted({c["port"] for pod in report["pods"] for c in pod["containerPorts"]})
+            if all(p["declared"] for p in ready):
+                # the port is the one the pods declare: the app has not opened it (yet), the Service is right
+                by_name = {pod["name"]: pod for pod in report["pods"]}
+                running = [s for p in ready if (s := (by_name.get(p["pod"]) or {}).get("runningSeconds")) is not None]
+                port["notListeningYet"] = {"port": ready[0]["port"], "runningSeconds": min(running) if running
+                                           else None, "pod": ready[0]["pod"]}
+                port["problem"] = f"nothing listens on targetPort {port['targetPort']} yet"
+                continue
             port["problem"] = (f"nothing listens on targetPort {port['targetPort']} in the ready pods"
                                + (f" (they declare containerPort {', '.join(map(str, declared))})" if declared
                                   else ""))

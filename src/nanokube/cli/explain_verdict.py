@@ -29,6 +29,14 @@ def verdict(r: Obj) -> Obj:
     ports = [p for p in r["ports"] if p["problem"]]
     if ports:
         p = ports[0]
+        early = p.get("notListeningYet")
+        if early:
+            since = f" (running for {early['runningSeconds']:.0f}s)" if early.get("runningSeconds") is not None \
+                else ""
+            return _v(False, "not-listening-yet", f"port {p['port']}: nothing listens on targetPort "
+                      f"{p['targetPort']} yet; it is the containerPort the pods declare, so the process has not "
+                      f"opened it yet{since}.",
+                      f"wait for the app to start, or see why it does not: kubectl logs {early['pod']}")
         declared = sorted({c["port"] for pod in r["pods"] for c in pod["containerPorts"]})
         hint = f"one of the pods' containerPorts ({', '.join(map(str, declared))})" if declared else "the port the app listens on"
         return _v(False, "target-port-wrong", f"port {p['port']}: {p['problem']}.",

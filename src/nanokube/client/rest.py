@@ -11,14 +11,15 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from nanokube.api import patch
 from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import Resource
 
 PATCH_TYPES = {
-    "merge": "application/merge-patch+json",
-    "strategic": "application/strategic-merge-patch+json",
-    "json": "application/json-patch+json",
-    "apply": "application/apply-patch+yaml",
+    "merge": patch.MERGE_PATCH,
+    "strategic": patch.STRATEGIC_MERGE_PATCH,
+    "json": patch.JSON_PATCH,
+    "apply": patch.APPLY_PATCH,
 }
 
 

@@ -7,6 +7,7 @@ import logging
 
 from nanokube.client import ApiClient
 from nanokube.controllers.deployment import DeploymentController
+from nanokube.controllers.disruption import DisruptionController
 from nanokube.controllers.endpoints_controller import EndpointsController
 from nanokube.controllers.endpointslice_controller import EndpointSliceController
 from nanokube.controllers.framework import Context, Controller
@@ -19,6 +20,7 @@ from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
 from nanokube.controllers.resources import PODS, SERVICES
 from nanokube.controllers.scheduler import Scheduler
+from nanokube.controllers.serviceaccounts import ServiceAccountsController
 from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController
 from nanokube.controllers.settings import ControllerSettings
@@ -42,6 +44,8 @@ def build(ctx: Context) -> list[Controller]:
         LocalPathProvisioner(ctx),
         GarbageCollector(ctx),
         NamespaceController(ctx),
+        ServiceAccountsController(ctx),
+        DisruptionController(ctx),
     ]
 
 

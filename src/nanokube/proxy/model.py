@@ -13,6 +13,7 @@ from nanokube.api.meta import Obj
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds; Kubernetes' default for sessionAffinity ClientIP
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+HEADLESS_LABEL = "service.kubernetes.io/headless"  # kube-proxy skips these too (its label selector)
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 
@@ -103,11 +104,13 @@ def service_key(obj: Obj) -> str:
 
 
 def service_ports(svc: Obj | None) -> dict[ServicePortName, ServicePortInfo]:
-    """The proxied ports of a Service; empty for headless, ExternalName and foreign-proxy Services."""
+    """The proxied ports of a Service; empty for headless, ExternalName and foreign-proxy Services, and for those
+    labelled service.kubernetes.io/headless."""
     if not svc:
         return {}
     meta, spec = svc.get("metadata", {}), svc.get("spec") or {}
-    if SERVICE_PROXY_NAME_LABEL in (meta.get("labels") or {}):
+    labels = meta.get("labels") or {}
+    if SERVICE_PROXY_NAME_LABEL in labels or HEADLESS_LABEL in labels:
         return {}
     if spec.get("type") == "ExternalName":
         return {}

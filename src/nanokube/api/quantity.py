@@ -1,4 +1,4 @@
-"""Parsing resource quantities ("500m", "128Mi", "1e3") into exact numbers for the downward API."""
+"""Parsing resource quantities ("500m", "128Mi", "1e3") into exact numbers (downward API, QoS class)."""
 
 from __future__ import annotations
 
