@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 
 from tests.conftest import Server
@@ -41,8 +42,13 @@ def test_kubelet_resource_metrics_endpoint(cluster: Server, sleeper: str) -> Non
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
 
+    # the kubelet port speaks TLS from the cluster CA and wants the cluster's token (as the API server sends it)
+    ctx = ssl.create_default_context(cafile=str(cluster.data_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(f"https://{address}:{port}/metrics/resource",
+                                     headers={"Authorization": f"Bearer {cluster.token}"})
+
     def scrape() -> str | None:
-        text = urllib.request.urlopen(f"http://{address}:{port}/metrics/resource", timeout=10).read().decode()
+        text = urllib.request.urlopen(request, timeout=10, context=ctx).read().decode()
         return text if f'pod="{sleeper}"' in text else None
 
     text = wait_for(scrape, 30, "the sleeper pod in /metrics/resource")
