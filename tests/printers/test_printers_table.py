@@ -98,7 +98,8 @@ DEFAULT_TABLE = {("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8
 
 
 def test_every_scheme_resource_has_a_printer() -> None:
-    assert {(r.group, r.plural) for r in RESOURCES} - DEFAULT_TABLE == set(PRINTERS) == set(EXPECTED_COLUMNS)
+    listable = {(r.group, r.plural) for r in RESOURCES if "list" in r.verbs}  # not the create-only reviews
+    assert listable - DEFAULT_TABLE == set(PRINTERS) == set(EXPECTED_COLUMNS)
 
 
 @pytest.mark.parametrize(("group", "plural"), sorted(EXPECTED_COLUMNS))

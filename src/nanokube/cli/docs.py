@@ -60,6 +60,8 @@ def cli_reference() -> str:
         out.extend(_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction))
         out.append("")
     out.append(served_kinds())
+    out.append("Tokens, ServiceAccounts, RBAC, `kubectl auth`, eviction and server-side apply: "
+               "[access.md](access.md).\n")
     return "\n".join(out) + SECURITY
 
 
@@ -82,6 +84,11 @@ ACTED_ON: dict[tuple[str, str], str] = {
     ("events.k8s.io", "events"): "written by the controllers and agents",
     ("storage.k8s.io", "storageclasses"): "the `local-path` class",
     ("apiextensions.k8s.io", "customresourcedefinitions"): "the API server serves the custom resources they define",
+    ("authentication.k8s.io", "selfsubjectreviews"): "answered by the API server (`kubectl auth whoami`)",
+    ("authorization.k8s.io", "selfsubjectaccessreviews"): "answered by the API server (`kubectl auth can-i`)",
+    ("authorization.k8s.io", "selfsubjectrulesreviews"): "answered by the API server (`kubectl auth can-i --list`)",
+    ("authorization.k8s.io", "subjectaccessreviews"): "answered by the API server (RBAC)",
+    ("authorization.k8s.io", "localsubjectaccessreviews"): "answered by the API server (RBAC)",
 }
 
 
