@@ -36,13 +36,14 @@ class NodeIdentity:
     joining: bool  # a `nanokube agent` joining a server's cluster, not the server's own node
 
 
-def agent_settings(node: NodeIdentity, *, cluster_dns: str, cluster_domain: str, image_dirs: list[Path],
-                   backoff_base: float, max_pods: int, lease_duration_seconds: float, kubelet_port: int = 0,
+def agent_settings(node: NodeIdentity, *, kubelet_cert: Path | None, kubelet_key: Path | None, kubelet_token: str | None,
+                   cluster_dns: str, cluster_domain: str, image_dirs: list[Path], backoff_base: float, max_pods: int,
+                   lease_duration_seconds: float, kubelet_port: int = 0,
                    pod_cidr_wait: float | None = None) -> AgentSettings:
     plan = node.plan
     extra = {} if pod_cidr_wait is None else {"pod_cidr_wait": pod_cidr_wait}
     return AgentSettings(
-        node_name=node.node_name, node_ip=node.node_ip, network=plan.node_network, data_dir=node.data_dir,
+        kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=kubelet_token, node_name=node.node_name, node_ip=node.node_ip, network=plan.node_network, data_dir=node.data_dir,
         # the server's node takes the first /24; a joining node waits for the one the server's IPAM gives it
         pod_cidr=None if node.joining else plan.first_node_pod_cidr, cluster_dns=cluster_dns,
         cluster_domain=cluster_domain, image_dirs=image_dirs, kubelet_port=kubelet_port,
@@ -50,7 +51,8 @@ def agent_settings(node: NodeIdentity, *, cluster_dns: str, cluster_domain: str,
         node_roles=() if node.joining else ("control-plane",), pod_cidr_fallback=not node.joining, **extra)
 
 
-def proxy_settings(node: NodeIdentity, *, status_port: int) -> ProxySettings:
+def proxy_settings(node: NodeIdentity, *, status_port: int, status_token: str | None, status_socket: str | None
+                   ) -> ProxySettings:
     plan = node.plan
     # A joining loopback node shares the host's `lo` with the server, whose proxy already serves every ClusterIP
     # and LB address: it serves only the node ports of its own address.
@@ -58,7 +60,7 @@ def proxy_settings(node: NodeIdentity, *, status_port: int) -> ProxySettings:
     return ProxySettings(mode=plan.proxy_mode, node_name=node.node_name, node_ips=[node.node_ip],
                          service_cidr=plan.service_cidr, pod_cidr=plan.pod_cidr, lb_pool=plan.lb_pool,
                          status_port=status_port, status_address=node.node_ip if node.joining else "127.0.0.1",
-                         frontend_kinds=kinds)
+                         status_token=status_token, status_socket=status_socket, frontend_kinds=kinds)
 
 
 def dns_settings(listen: tuple[str, int], *, cluster_domain: str, ttl: int, pods_mode: str,
