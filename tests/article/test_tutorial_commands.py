@@ -10,15 +10,18 @@ explain` must exit 1 exactly where the tutorial shows a PROBLEM verdict. Blocks 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +56,25 @@ def tutorial_steps() -> list[Step]:
     return steps
 
 
+def run_in_own_group(argv: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """subprocess.run, but whatever it started (a server in the background of a script) is killed with it
+    even when the test is interrupted (a timeout kills the script before its EXIT trap can run)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def test_the_tutorial_has_commands_for_each_mode():
     steps = tutorial_steps()
     assert len(steps) > 30
@@ -80,7 +102,7 @@ def script_for(mode: str, tmp: Path) -> str:
     body = "\n".join(lines)
     return textwrap.dedent(f"""\
         ip link set lo up
-        python3 -m nanokube server --network {mode} --data-dir {tmp}/data > {tmp}/server.out 2> {tmp}/server.err &
+        {sys.executable} -m nanokube server --network {mode} --data-dir {tmp}/data > {tmp}/server.out 2> {tmp}/server.err &
         server=$!
         trap 'kill $server 2>/dev/null; wait $server' EXIT
         for _ in $(seq 600); do grep -q '^export KUBECONFIG=' {tmp}/server.out && break
@@ -109,12 +131,10 @@ def _run_tutorial(mode: str, tmp_path: Path) -> None:
     bin_dir.mkdir()
     (bin_dir / "nanokube").write_text(f"#!/bin/sh\nexec {sys.executable} -m nanokube \"$@\"\n")
     (bin_dir / "nanokube").chmod(0o755)
-    (bin_dir / "python3").symlink_to(sys.executable)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
            "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO / "src"))}
     env.pop("KUBECONFIG", None)
-    proc = subprocess.run(["unshare", "--net", "bash", "-c", script_for(mode, tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = run_in_own_group(["unshare", "--net", "bash", "-c", script_for(mode, tmp_path)], env=env, timeout=800)
     out = proc.stdout
     failed = re.findall(r"^@@rc (\d+) ([^0]\d*)$", out, re.M)
     steps = [s for s in tutorial_steps() if mode in s.modes]

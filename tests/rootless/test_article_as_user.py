@@ -15,9 +15,10 @@ import textwrap
 import time
 
 import pytest
+from tests.article.test_tutorial_commands import run_in_own_group
 from tests.rootless.conftest import User
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 CHECKS_COMMON = """\
 export KUBECONFIG=$DATA/kubeconfig.yaml
@@ -35,8 +36,8 @@ echo "@@nodeport $(try mysql -h 127.0.0.1 -P 31111 -uroot -p"$PASSWORD" -N -e 's
 def run_as(user: User, script: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
     """`script` as `user` in a fresh network namespace (made by root, with only `lo`)."""
     inner = ["runuser", "-u", user.name, "--", *user.env(), "bash", "-c", script]
-    return subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "-", *inner],
-                          cwd=user.home, capture_output=True, text=True, timeout=timeout)
+    return run_in_own_group(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "-", *inner],
+                            cwd=user.home, timeout=timeout)
 
 
 def server_script(extra_env: str, checks: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import free_port
 from tests.rootless.conftest import User, children
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _octets(n: int) -> list[int]:
