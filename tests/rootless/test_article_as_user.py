@@ -33,6 +33,16 @@ echo "@@nodeport $(try mysql -h 127.0.0.1 -P 31111 -uroot -p"$PASSWORD" -N -e 's
 """
 
 
+RUN_AS = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: whoami}
+spec:
+  securityContext: {runAsUser: 1000, runAsGroup: 1000}
+  containers: [{name: c, image: busybox, command: [sh, -c, "id -u; id -g; sleep 3600"]}]
+"""
+
+
 def run_as(user: User, script: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
     """`script` as `user` in a fresh network namespace (made by root, with only `lo`)."""
     inner = ["runuser", "-u", user.name, "--", *user.env(), "bash", "-c", script]
@@ -82,7 +92,10 @@ def test_article_in_rootless_mode(throwaway_user: User):
         echo "@@web_lb $(try curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10080/)"
         echo "@@nk0_host $(/usr/sbin/ip -br link | grep -c nk0)"
         echo "@@pods $(kubectl get pods -l app=mariadb -o jsonpath='{.items[0].metadata.name}')"
-        """)
+        echo '{RUN_AS}' | kubectl apply -f - > /dev/null
+        kubectl wait --for=condition=Ready pod/whoami --timeout=60s > /dev/null
+        echo "@@whoami $(kubectl logs whoami | tr '\\n' ' ')"
+        """).replace("{RUN_AS}", RUN_AS)
     proc = run_as(user, server_script("", checks))
     out = proc.stdout
     detail = f"{out[-4000:]}\n{proc.stderr[-3000:]}\n{(user.home / 'server.err').read_text()[-3000:]}"
@@ -99,6 +112,7 @@ def test_article_in_rootless_mode(throwaway_user: User):
     assert field(out, "web_inside") == "200", detail
     assert field(out, "web_lb") == "200", detail
     assert field(out, "nk0_host") == "0", detail
+    assert field(out, "whoami") == "1000 1000", detail  # the user's subordinate ids (uidmap is installed)
     assert field(out, "exit") == "0", detail
     assert field(out, "files") == "0", detail
     assert "rootless" in field(out, "datadir").split(), detail
@@ -136,3 +150,31 @@ def _no_processes_left(user: User) -> None:
     while user.pids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not user.pids()
+
+
+def test_run_as_user_refused_with_one_mapped_id(throwaway_user: User):
+    """Without subordinate ids (forced: NANOKUBE_ROOTLESS_IDMAP=single) the node has one id, and a pod asking
+    for another is refused with a clear status instead of running as root."""
+    user = throwaway_user
+    script = textwrap.dedent("""\
+        DATA=$HOME/data-$$
+        NANOKUBE_ROOTLESS_IDMAP=single nanokube server --data-dir $DATA > $HOME/server.out 2> $HOME/server.err &
+        server=$!
+        for _ in $(seq 600); do grep -q '^export KUBECONFIG=' $HOME/server.out && break
+          kill -0 $server 2>/dev/null || break; sleep 0.05; done
+        export KUBECONFIG=$DATA/kubeconfig.yaml
+        echo '{RUN_AS}' | kubectl apply -f - > /dev/null
+        for _ in $(seq 200); do
+          reason=$(kubectl get pod whoami -o jsonpath='{.status.containerStatuses[0].state.waiting.reason}')
+          [ "$reason" = CreateContainerConfigError ] && break; sleep 0.1; done
+        echo "@@reason $reason"
+        echo "@@message $(kubectl get pod whoami -o jsonpath='{.status.containerStatuses[0].state.waiting.message}')"
+        kill -TERM $server; wait $server; echo "@@exit $?"
+        rm -rf $DATA
+        """).replace("{RUN_AS}", RUN_AS)
+    proc = run_as(user, script, timeout=300)
+    detail = f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{(user.home / 'server.err').read_text()[-2000:]}"
+    assert field(proc.stdout, "reason") == "CreateContainerConfigError", detail
+    assert "runAsUser 1000" in field(proc.stdout, "message") and "/etc/subuid" in field(proc.stdout, "message")
+    assert field(proc.stdout, "exit") == "0", detail
+    _no_processes_left(user)

@@ -32,8 +32,9 @@ def is_mapped(value: int, ranges: list[tuple[int, int]]) -> bool:
     return any(first <= value < first + count for first, count in ranges)
 
 
-def check_run_as(pod: Obj, container: Obj) -> None:
-    """Raise ContainerConfigError when the container asks for an id this node's user namespace lacks."""
+def refuse_unmapped_ids(pod: Obj, container: Obj) -> None:
+    """Raise ContainerConfigError when the container asks (runAsUser/runAsGroup, the container's
+    securityContext over the pod's) for an id this node's user namespace lacks."""
     pod_ctx = (pod.get("spec") or {}).get("securityContext") or {}
     ctx = container.get("securityContext") or {}
     for field, kind in (("runAsUser", "uid"), ("runAsGroup", "gid")):
@@ -42,4 +43,5 @@ def check_run_as(pod: Obj, container: Obj) -> None:
             continue
         raise ContainerConfigError(
             f"{field} {value}: this rootless node has one {kind} (yours, root inside its user namespace), so it "
-            f"cannot run a container as {kind} {value}; drop {field}, or run nanokube as root (--network netns)")
+            f"cannot run a container as {kind} {value}; give the user subordinate ids (/etc/subuid, /etc/subgid) "
+            f"and install newuidmap (Debian: uidmap), or drop {field}")

@@ -4,8 +4,10 @@
   dir's lock, binds the API and DNS host ports first (so a port in use fails at once), forks C, then only
   answers C's node with host sockets (host_ports.py) until the node is gone, and forwards SIGTERM/SIGINT.
 * C unshares user + network + mount + PID + UTS + IPC namespaces (forked first thing: unshare(CLONE_NEWUSER)
-  needs a single-threaded process), maps the user to root inside (one id: no newuidmap needed), forks N
-  and waits for it.
+  needs a single-threaded process) and gets its id maps: root inside is the user, and, when the user has
+  subordinate ids (/etc/subuid, /etc/subgid) and newuidmap/newgidmap exist, ids 1.. inside are those (P runs
+  the setuid helpers, as RootlessKit does), so pods can run as other users; otherwise C maps the one id
+  itself. Then C forks N and waits for it.
 * N is PID 1 of the new PID namespace and root in the user namespace, which owns its network and mount
   namespaces: it mounts its own /proc, /sys and a tmpfs on /run (for `ip netns`), then runs the server in
   netns mode, unchanged, with the port forwarder as one more component.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -60,6 +63,8 @@ def run_rootless(data_dir: Path, early_ports: list[tuple[str, int]], run_node: C
         return 1
     (state / "child_pid").unlink(missing_ok=True)
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    maps_r, maps_w = os.pipe()  # C -> P: "unshared, map me"
+    done_r, done_w = os.pipe()  # P -> C: b"1" (full map written) or b"0" (map yourself)
     me = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -68,14 +73,19 @@ def run_rootless(data_dir: Path, early_ports: list[tuple[str, int]], run_node: C
         code = 1
         try:
             parent_end.close()
+            os.close(maps_r)
+            os.close(done_w)
             for sock in prebound.values():
                 sock.close()
-            code = _namespaces_child(me, state, child_end, run_node)
+            code = _namespaces_child(me, state, child_end, run_node, maps_w, done_r)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
     child_end.close()
+    os.close(maps_w)
+    os.close(done_r)
+    _write_maps(pid, maps_r, done_w)
     _forward_signals(state, pid)
     try:
         while serve_one(parent_end, prebound):
@@ -87,6 +97,26 @@ def run_rootless(data_dir: Path, early_ports: list[tuple[str, int]], run_node: C
         (state / "child_pid").unlink(missing_ok=True)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 1
+
+
+def _write_maps(child: int, maps_r: int, done_w: int) -> None:
+    """P: once C has unshared, map its ids with newuidmap/newgidmap when the user has subordinate ids."""
+    try:
+        if os.read(maps_r, 1) != b"u":
+            return  # C died before unsharing
+        commands = ns.full_map_commands(child, os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name)
+        ok = commands is not None
+        for argv in commands or []:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:
+                print(f"nanokube: rootless: {os.path.basename(argv[0])} failed ({result.stderr.strip()}); "
+                      "mapping one id", file=sys.stderr)
+                ok = False
+                break
+        os.write(done_w, b"1" if ok else b"0")
+    finally:
+        os.close(maps_r)
+        os.close(done_w)
 
 
 def _forward_signals(state: Path, child: int) -> None:
@@ -101,13 +131,21 @@ def _forward_signals(state: Path, child: int) -> None:
         signal.signal(sig, forward)
 
 
-def _namespaces_child(parent: int, state: Path, control: socket.socket, run_node: Callable[[HostPorts], int]) -> int:
+def _namespaces_child(parent: int, state: Path, control: socket.socket, run_node: Callable[[HostPorts], int],
+                      maps_w: int, done_r: int) -> int:
     ns.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent:
         return 1
     uid, gid = os.getuid(), os.getgid()
     ns.unshare(NAMESPACES)
-    ns.write_single_map(uid, gid)
+    os.write(maps_w, b"u")
+    os.close(maps_w)
+    full = os.read(done_r, 1) == b"1"
+    os.close(done_r)
+    if not full:
+        ns.write_single_map(uid, gid)
+    os.setgid(0)  # the ids of root inside (with the full map the credentials are not switched by themselves)
+    os.setuid(0)
     node = os.fork()
     if node == 0:  # N: PID 1 of the new PID namespace
         code = 1

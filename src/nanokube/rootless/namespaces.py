@@ -53,6 +53,36 @@ def write_single_map(uid: int, gid: int) -> None:
     Path("/proc/self/gid_map").write_text(f"0 {gid} 1\n")
 
 
+def subordinate_range(kind: str, user: str, uid: int) -> tuple[int, int] | None:
+    """(start, count) of the user's first range in /etc/subuid or /etc/subgid (by name or number)."""
+    try:
+        lines = Path(f"/etc/sub{kind}").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+def full_map_commands(pid: int, uid: int, gid: int, user: str) -> list[list[str]] | None:
+    """newuidmap/newgidmap argv mapping 0 -> the user and 1.. -> the user's subordinate ids (RootlessKit's
+    layout), or None when they cannot be used (no uidmap package, no ranges, or NANOKUBE_ROOTLESS_IDMAP=single)."""
+    if os.environ.get("NANOKUBE_ROOTLESS_IDMAP", "") == "single":
+        return None
+    tools = {kind: shutil.which(f"new{kind}map") or shutil.which(f"new{kind}map", path=SBIN_PATH)
+             for kind in ("uid", "gid")}
+    ranges = {"uid": subordinate_range("uid", user, uid), "gid": subordinate_range("gid", user, uid)}
+    if not all(tools.values()) or not all(ranges.values()):
+        return None
+    out = []
+    for kind, own in (("uid", uid), ("gid", gid)):
+        start, count = ranges[kind]  # type: ignore[misc]
+        out.append([tools[kind], str(pid), "0", str(own), "1", "1", str(start), str(count)])  # type: ignore[list-item]
+    return out
+
+
 def userns_unavailable_reason() -> str:
     """"" when this user can make a user namespace that owns a network namespace with a bridge in it (the
     real operation: Ubuntu's AppArmor restriction lets unshare succeed with no capabilities); else why not."""
