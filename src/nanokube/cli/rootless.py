@@ -20,11 +20,11 @@ def main_rootless(settings: ServerSettings, components: tuple[str, ...],
     inside_dns = settings.dns_listen
     static = {("tcp", settings.api_port): ("127.0.0.1", settings.api_port),
               ("udp", dns_host_port): inside_dns, ("tcp", dns_host_port): inside_dns}
-    if settings.proxy_status_port:
-        static[("tcp", settings.proxy_status_port)] = ("127.0.0.1", settings.proxy_status_port)
+    best_effort = ({("tcp", settings.proxy_status_port): ("127.0.0.1", settings.proxy_status_port)}
+                   if settings.proxy_status_port else {})
 
     def run_node(host_ports: HostPorts) -> int:
-        forwarder = Forwarder(host_ports, node_ip=settings.node_ip, static=static)
+        forwarder = Forwarder(host_ports, node_ip=settings.node_ip, static=static, best_effort=best_effort)
         return main_server(settings, components, extra={"rootless-forwarder": forwarder.run})
 
     try:

@@ -6,7 +6,7 @@ DNS and every NodePort):
 | host side (127.0.0.1)                  | dialled inside the node                           |
 |----------------------------------------|---------------------------------------------------|
 | the API port                           | 127.0.0.1:<API port>                              |
-| the proxy status port                  | 127.0.0.1:<status port> (so `nanokube explain` works) |
+| the proxy status port (if free)        | 127.0.0.1:<status port> (so `nanokube explain` works) |
 | the DNS port (10053), UDP and TCP      | the kube-dns ClusterIP:53                         |
 | each Service's nodePort (same number)  | node IP:nodePort                                  |
 | each LoadBalancer ingress IP's port    | LB IP:port; host port = port, or 10000 + port below 1024 |
@@ -72,7 +72,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()  # half-close, as the other side may still answer
-    except (ConnectionError, OSError):
+    except (ConnectionError, OSError, RuntimeError):  # RuntimeError: the transport closed under us
         writer.close()
 
 
@@ -130,6 +130,7 @@ class _UdpForward(asyncio.DatagramProtocol):
         self.flows: dict[tuple[str, int], _UdpFlow] = {}
         self.pending: dict[tuple[str, int], list[bytes]] = {}
         self.sweeper: asyncio.Task[None] | None = None
+        self.opening: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -149,7 +150,9 @@ class _UdpForward(asyncio.DatagramProtocol):
             self.pending[addr].append(data)
             return
         self.pending[addr] = [data]
-        asyncio.get_running_loop().create_task(self._open_flow(addr))
+        task = asyncio.get_running_loop().create_task(self._open_flow(addr), name=f"rootless-udp-flow:{addr}")
+        self.opening.add(task)
+        task.add_done_callback(self.opening.discard)
 
     async def _open_flow(self, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
@@ -189,7 +192,8 @@ class _UdpForward(asyncio.DatagramProtocol):
 class Forwarder:
     host_ports: HostPorts
     node_ip: str
-    static: Wanted  # the API, the proxy status and the DNS: opened before ready, fatal when they fail
+    static: Wanted  # the API and the DNS: opened before ready; a failure stops the server with the reason
+    best_effort: Wanted = field(default_factory=dict)  # e.g. the proxy status port: warned about, retried
     open: dict[tuple[str, int], tuple[tuple[str, int], _TcpForward | _UdpForward]] = field(default_factory=dict)
     failed: set[tuple[str, int]] = field(default_factory=set)
 
@@ -217,7 +221,7 @@ class Forwarder:
             self.open.clear()
 
     async def _reconcile(self, services: list[Obj]) -> None:
-        wanted: Wanted = dict(self.static)
+        wanted: Wanted = {**self.best_effort, **self.static}
         for svc in sorted(services, key=lambda s: s["metadata"].get("creationTimestamp") or ""):
             for key, target in service_forwards(svc, self.node_ip).items():
                 wanted.setdefault(key, target)  # the older Service keeps a shared host port
