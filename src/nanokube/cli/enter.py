@@ -12,6 +12,16 @@ from pathlib import Path
 
 from nanokube.rootless.launcher import state_dir
 from nanokube.rootless.namespaces import SBIN_PATH
+from nanokube.settings import default_data_dir
+
+
+def enter_data_dir() -> Path:
+    """The data dir of the server $KUBECONFIG belongs to, when it is a rootless one (so `nanokube enter` works
+    right after the `export KUBECONFIG=...` line the server printed); else the default data dir."""
+    kubeconfig = os.environ.get("KUBECONFIG", "")
+    if kubeconfig and ":" not in kubeconfig and state_dir(Path(kubeconfig).parent).is_dir():
+        return Path(kubeconfig).parent
+    return default_data_dir()
 
 
 def node_pid(data_dir: Path) -> int | None:

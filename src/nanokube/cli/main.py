@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nanokube import control_plane
+from nanokube.cli.enter import enter_data_dir
 from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
 
 
@@ -168,7 +169,8 @@ def _enter_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                        "--network rootless`: its network, mount and PID namespaces, as root of its user "
                        "namespace, so ClusterIPs, pod IPs, `ip netns` and `nft list ruleset` answer. KUBECONFIG "
                        "is set. Like `minikube ssh`.")
-    p.add_argument("--data-dir", type=Path, default=None, help="the server's data dir (default ~/.local/share/nanokube)")
+    p.add_argument("--data-dir", type=Path, default=None, help="the server's data dir (default: the one holding "
+                   "$KUBECONFIG when that is a rootless server's, else ~/.local/share/nanokube)")
     p.add_argument("command_args", metavar="COMMAND", nargs=argparse.REMAINDER, help="command and arguments (after --)")
 
 
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "enter":
         from nanokube.cli.enter import run_enter
 
-        return run_enter(args.data_dir or default_data_dir(), args.command_args)
+        return run_enter(args.data_dir or enter_data_dir(), args.command_args)
     if args.command == "explain":
         from nanokube.cli.explain_command import run_explain
 
