@@ -70,9 +70,9 @@ def server_script(extra_env: str, checks: str) -> str:
 
 
 def field(out: str, name: str) -> str:
-    match = re.search(rf"^@@{name} ?(.*)$", out, re.M)
+    match = re.search(rf"^@@{name}(?: (.*))?$", out, re.M)
     assert match, f"no @@{name} in:\n{out[-4000:]}"
-    return match.group(1).strip()
+    return (match.group(1) or "").strip()
 
 
 def test_article_in_rootless_mode(throwaway_user: User):
