@@ -80,7 +80,8 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    "node its own, e.g. 127.0.0.2; netns: required)")
     p.add_argument("--data-dir", type=Path, default=None, help="pods, volumes, logs of this node "
                    "(default ~/.local/share/nanokube-agent, root: /var/lib/nanokube-agent)")
-    p.add_argument("--network", default="auto", help="auto|netns|loopback, as the server's")
+    p.add_argument("--network", default="auto", help="auto|netns|loopback, as the server's (auto: netns as root, "
+                   "else loopback)")
     p.add_argument("--service-cidr", default="", help="the server's ClusterIP range (default: that of the mode)")
     p.add_argument("--pod-cidr", default="", help="the server's pod range (default: that of the mode)")
     p.add_argument("--lb-pool", default="", help="the server's LoadBalancer pool (default: that of the mode)")
@@ -148,7 +149,12 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
 def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from nanokube.worker_node import NodeSettings, default_agent_data_dir
 
-    s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=resolve_network(args.network),
+    network = resolve_network(args.network)
+    if network == "rootless":  # a joining node in a user namespace of its own is not built (yet)
+        if args.network != "auto":
+            raise SettingsError("--network rootless: `nanokube agent` runs in netns (root) or loopback mode")
+        network = "loopback"
+    s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=network,
                      server=args.server, token_file=args.token_file, ca_file=args.ca_file,
                      kubeconfig=args.kubeconfig, node_ip=args.node_ip, proxy=not args.no_proxy,
                      proxy_status_port=args.proxy_status_port, kubelet_port=args.kubelet_port,
