@@ -116,7 +116,7 @@ def test_article_in_rootless_mode(throwaway_user: User):
     assert field(out, "exit") == "0", detail
     assert field(out, "files") == "0", detail
     assert "rootless" in field(out, "datadir").split(), detail
-    assert {p.name for p in user.home.iterdir()} - home_before <= {"server.out", "server.err"}, detail
+    assert {p.name for p in user.home.iterdir()} - home_before <= {"server.out", "server.err", ".kube"}, detail
     _no_processes_left(user)
 
 

@@ -81,11 +81,16 @@ class _TcpForward:
         self.sock = sock
         self.target = target
         self.server: asyncio.AbstractServer | None = None
+        self.connections: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._handle, sock=self.sock)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(task)
+        task.add_done_callback(self.connections.discard)
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.target), 10)
         except (OSError, TimeoutError):
@@ -97,11 +102,15 @@ class _TcpForward:
             up_writer.close()
             writer.close()
 
-    def close(self) -> None:
+    def close(self) -> list[asyncio.Task[Any]]:
+        """Stop listening and end the open connections; returns their tasks to await."""
         if self.server is not None:
             self.server.close()
         else:
             self.sock.close()
+        for task in self.connections:
+            task.cancel()
+        return list(self.connections)
 
 
 class _UdpFlow(asyncio.DatagramProtocol):
@@ -175,7 +184,9 @@ class _UdpForward(asyncio.DatagramProtocol):
                 if flow.transport is not None:
                     flow.transport.close()
 
-    def close(self) -> None:
+    def close(self) -> list[asyncio.Task[Any]]:
+        for task in self.opening:
+            task.cancel()
         if self.sweeper is not None:
             self.sweeper.cancel()
         for flow in self.flows.values():
@@ -186,6 +197,7 @@ class _UdpForward(asyncio.DatagramProtocol):
             self.transport.close()
         else:
             self.sock.close()
+        return [*self.opening, *([self.sweeper] if self.sweeper else [])]
 
 
 @dataclass
@@ -196,6 +208,7 @@ class Forwarder:
     best_effort: Wanted = field(default_factory=dict)  # e.g. the proxy status port: warned about, retried
     open: dict[tuple[str, int], tuple[tuple[str, int], _TcpForward | _UdpForward]] = field(default_factory=dict)
     failed: set[tuple[str, int]] = field(default_factory=set)
+    closing: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def run(self, client: ApiClient, ready: asyncio.Event) -> None:
         for key, target in self.static.items():
@@ -216,9 +229,9 @@ class Forwarder:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            for _target, fwd in self.open.values():
-                fwd.close()
+            ending = [task for _target, fwd in self.open.values() for task in fwd.close()]
             self.open.clear()
+            await asyncio.gather(*ending, *self.closing, return_exceptions=True)
 
     async def _reconcile(self, services: list[Obj]) -> None:
         wanted: Wanted = {**self.best_effort, **self.static}
@@ -226,7 +239,9 @@ class Forwarder:
             for key, target in service_forwards(svc, self.node_ip).items():
                 wanted.setdefault(key, target)  # the older Service keeps a shared host port
         for key in [k for k, (target, _f) in self.open.items() if wanted.get(k) != target]:
-            self.open.pop(key)[1].close()
+            for task in self.open.pop(key)[1].close():  # kept until its cancelled connections are done
+                self.closing.add(task)
+                task.add_done_callback(self.closing.discard)
         for key, target in wanted.items():
             if key not in self.open:
                 try:
