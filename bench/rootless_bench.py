@@ -7,7 +7,7 @@ nothing touches the host's network):
 
 Per round, alternating the modes:
 * time to ready: spawn `nanokube server` -> its `nanokube ready` line;
-* data path: keep-alive HTTP requests/s (wrk, 1 thread, 8 connections) to an echo pod through its NodePort
+* data path: HTTP requests/s (wrk, 1 thread, 8 connections; keep-alive, and a new connection per request) to an echo pod through its NodePort
   from outside the node: netns mode's node IP (the kernel's nftables DNAT) against rootless mode's host
   port 127.0.0.1:<nodePort> (the server's forwarder: one Python splice per connection, then the same DNAT
   inside), plus rootless mode from inside (`nanokube enter`, the nftables path only).
@@ -73,6 +73,7 @@ def script(server: str, target: str, seconds: int, inside: str = "") -> str:
         NODE=$(kubectl get nodes -o jsonpath='{{.items[0].status.addresses[0].address}}')
         for _ in $(seq 100); do curl -sf -o /dev/null http://{target}/ && break; sleep 0.1; done
         echo "@@outside $(wrk -t1 -c8 -d{seconds}s http://{target}/ | sed -n 's/^Requests\\/sec: *//p')"
+        echo "@@outside_new $(wrk -t1 -c8 -d{seconds}s -H 'Connection: close' http://{target}/ | sed -n 's/^Requests\\/sec: *//p')"
         {inside}
         kill -TERM $pid; wait $pid
         rm -rf $DATA $DATA.out $DATA.err
@@ -137,6 +138,9 @@ def main() -> None:
               f"(ratio {med['rootless']['outside'] / med['netns']['outside']:.2f}); "
               f"rootless from inside {med['rootless']['inside']:.0f} "
               f"(ratio {med['rootless']['inside'] / med['netns']['outside']:.2f})")
+        print(f"new connection per request, req/s: netns {med['netns']['outside_new']:.0f}, "
+              f"rootless {med['rootless']['outside_new']:.0f} "
+              f"(ratio {med['rootless']['outside_new'] / med['netns']['outside_new']:.2f})")
     finally:
         kill_user_processes(pwd.getpwnam(name).pw_uid)
         subprocess.run(["userdel", "-r", name], capture_output=True)
