@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port
+from tests.polling import eventually
+from tests.ports import free_port
 from tests.rootless.conftest import User, children
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -79,15 +80,14 @@ def test_loopback_as_a_user_warns_once_and_moves_dns(throwaway_user: User):
         kubeconfig, dns_ip, dns_port = ready.groups()
         assert dns_port == "10053"
         assert f"export KUBECONFIG={kubeconfig}" in srv.out
-        explain = None
-        for _ in range(100):  # until the proxy's first sync has met port 443
-            explain = user.run(f"KUBECONFIG={kubeconfig} nanokube explain service kubernetes -o json "
-                               f"--proxy-status http://127.0.0.1:{srv.status_port}", check=False)
-            if '"privileged-port"' in explain.stdout:
-                break
-            time.sleep(0.1)
-        assert explain is not None and explain.returncode == 1, explain.stdout + explain.stderr
-        verdict = json.loads(explain.stdout)["verdict"]
+        def explain() -> subprocess.CompletedProcess[str] | None:  # once the proxy's first sync has met port 443
+            proc = user.run(f"KUBECONFIG={kubeconfig} nanokube explain service kubernetes -o json "
+                            f"--proxy-status http://127.0.0.1:{srv.status_port}", check=False)
+            return proc if '"privileged-port"' in proc.stdout else None
+
+        explained = eventually(explain, timeout=30, interval=0.1, what="explain's privileged-port verdict")
+        assert explained.returncode == 1, explained.stdout + explained.stderr
+        verdict = json.loads(explained.stdout)["verdict"]
         assert verdict["code"] == "privileged-port", verdict
         assert "ip_unprivileged_port_start" in verdict["fix"] and "rootless" in verdict["fix"]
         answer = subprocess.run(["dig", "+short", f"@{dns_ip}", "-p", dns_port,
