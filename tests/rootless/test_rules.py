@@ -8,7 +8,7 @@ import os
 import pytest
 
 from nanokube.agent.envvars import ContainerConfigError
-from nanokube.agent.user_ids import is_mapped, run_as
+from nanokube.agent.user_ids import is_mapped, refuse_unmapped_ids
 from nanokube.api.address_plan import AddressPlan
 from nanokube.api.privileged_ports import PRIVILEGED_PORT_ERROR, listen_error
 from nanokube.rootless.forwarder import lb_host_port, service_forwards
@@ -45,17 +45,15 @@ def test_eacces_is_a_privileged_port_not_a_taken_one():
     assert listen_error(OSError(errno.EADDRINUSE, "Address already in use")) == "Address already in use"
 
 
-def test_run_as_user_and_group():
-    pod = {"spec": {"securityContext": {"runAsUser": 0}}}
-    assert run_as({"spec": {}}, {}) is None
-    assert run_as(pod, {"securityContext": {"runAsGroup": 0}}) == (0, 0)
+def test_mapped_ranges():
     assert is_mapped(5, [(0, 1), (1, 10)]) and not is_mapped(11, [(0, 1), (1, 10)])
+    refuse_unmapped_ids({"spec": {"securityContext": {"runAsUser": 0}}}, {})  # root: always mapped
 
 
 def test_run_as_an_unmapped_id_is_refused(monkeypatch):
     monkeypatch.setattr("nanokube.agent.user_ids.mapped_ranges", lambda kind="uid": [(0, 1)])
     with pytest.raises(ContainerConfigError, match="runAsUser 1000: this rootless node has one uid"):
-        run_as({"spec": {"securityContext": {"runAsUser": 1000}}}, {})
+        refuse_unmapped_ids({"spec": {"securityContext": {"runAsUser": 1000}}}, {})
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as root")
