@@ -94,8 +94,8 @@ def test_loopback_as_a_user_warns_once_and_moves_dns(throwaway_user: User):
                                  "kubernetes.default.svc.cluster.local"], capture_output=True, text=True, timeout=10)
         assert re.fullmatch(r"127\.\d+\.0\.1\n", answer.stdout), answer
         err = srv.err_path.read_text()
-        warnings = [line for line in err.splitlines() if "WARNING" in line]
-        assert len(warnings) == 1, warnings
+        warnings = [line for line in err.splitlines() if "WARNING" in line and "1024" in line]
+        assert len(warnings) == 1, warnings  # one line about the ports, however many Services use them
         assert "cannot bind ports below 1024" in warnings[0] and "10053" in warnings[0]
         assert "Traceback" not in err
     finally:

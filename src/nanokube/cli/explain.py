@@ -278,7 +278,7 @@ def _proxy_section(report: Obj, proxy: Obj, options: ExplainOptions) -> Obj:
                endpoints=endpoints if isinstance(endpoints, list) else [],
                frontends=[{"address": f.get("address"), "kind": f.get("kind"), "endpoints": len(f.get("endpoints") or []),
                            "noEndpoints": f.get("noEndpoints") or "", "error": f.get("error") or "",
-                           "reason": f.get("reason") or ""}
+                           **({"reason": f["reason"]} if f.get("reason") else {})}
                           for p in (ports if isinstance(ports, list) else []) for f in p.get("frontends") or []])
     return out
 
