@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -74,25 +74,33 @@ def write_kubeconfig(path: Path, server: str, token: str, ca_file: Path) -> Path
     return target
 
 
+# More components a caller runs with the others (rootless mode's port forwarder): name -> start(client, ready).
+ExtraComponents = dict[str, Callable[[ApiClient, asyncio.Event], Coroutine[Any, Any, Any]]]
+
+
 async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
-                     components: tuple[str, ...] = ("controllers", "agent", "proxy", "dns")) -> None:
+                     components: tuple[str, ...] = ("controllers", "agent", "proxy", "dns"),
+                     extra: ExtraComponents | None = None) -> None:
     gcpause.install()  # caches of every component grow large; full GC passes would stall the one event loop
     settings.fill_defaults()
     prepare_data_dir(settings.data_dir)
+    warning = settings.privileged_port_warning()
+    if warning:
+        log.warning("%s", warning)
     token = load_token(settings.data_dir)
     node_network = (NodeNetwork(settings.node_pod_cidr, dns_address=settings.local_dns_address)
-                    if settings.network == "netns" else None)
+                    if settings.plan.node_network == "netns" else None)
     try:
         if node_network is not None:
             await node_network.setup()
-        await _run_cluster(settings, token, stop, components)
+        await _run_cluster(settings, token, stop, components, extra or {})
     finally:
         if node_network is not None:
             await node_network.teardown()
 
 
 async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event,
-                       components: tuple[str, ...]) -> None:
+                       components: tuple[str, ...], extra: ExtraComponents) -> None:
     plane = settings.control_plane
     store = open_store(settings.data_dir, plane)
     await store.start()
@@ -143,6 +151,9 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
             await api_ready.wait()
             kubeconfig = write_kubeconfig(settings.data_dir, settings.api_url, token, ca_file)
             starters = _component_starters(settings, client, components, readies)
+            for name, start in extra.items():
+                readies[name] = asyncio.Event()
+                starters[name] = start(client, readies[name])
             sub = {name: coro for name, coro in starters.items()}
             waiter = asyncio.create_task(_announce(settings, kubeconfig, readies))
             try:
@@ -161,9 +172,11 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
 async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[str, asyncio.Event]) -> None:
     for event in readies.values():
         await event.wait()
-    dns = f"{settings.dns_listen[0]}:{settings.dns_listen[1]}" if settings.dns_listen else "-"
+    dns_listen = settings.announced_dns
+    dns = f"{dns_listen[0]}:{dns_listen[1]}" if dns_listen else "-"
     print(f"nanokube ready kubeconfig={kubeconfig} api={settings.api_url} dns={dns} "
           f"network={settings.network} node={settings.node_name}", flush=True)
+    print(f"export KUBECONFIG={kubeconfig}", flush=True)  # to copy into another shell
 
 
 def local_socket(data_dir: Path, name: str) -> str | None:
@@ -174,56 +187,53 @@ def local_socket(data_dir: Path, name: str) -> str | None:
 
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
                         readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
+    from nanokube import component_settings as derive
+
+    node = derive.NodeIdentity(plan=settings.plan, node_name=settings.node_name, node_ip=settings.node_ip,
+                               data_dir=settings.data_dir, joining=False)
     out: dict[str, Coroutine[Any, Any, Any]] = {}
     if "controllers" in components:
-        from nanokube.controllers import ControllerSettings, run_controllers
+        from nanokube.controllers import run_controllers
 
         readies["controllers"] = asyncio.Event()
-        out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=ControllerSettings(
-            lb_pool=settings.lb_pool, data_dir=settings.data_dir,
-            node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
-            reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
+        out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=(
+            derive.controller_settings(node, node_monitor_grace_period=settings.node_monitor_grace_period)))
         if settings.control_plane.leader_election.enabled:
             from nanokube.elected import elected
 
             out["controllers"] = elected(settings, client, out["controllers"], readies["controllers"])
     if "dns" in components:
-        from nanokube.dns import DnsSettings, run_dns
+        from nanokube.dns import run_dns
 
         readies["dns"] = asyncio.Event()
         assert settings.dns_listen is not None
-        out["dns"] = run_dns(client=client, ready=readies["dns"], settings=DnsSettings(
-            listen=[settings.dns_listen], cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
+        out["dns"] = run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
+            settings.dns_listen, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
             pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams))
     if "proxy" in components:
-        from nanokube.proxy import ProxySettings, run_proxy
+        from nanokube.proxy import run_proxy
 
         readies["proxy"] = asyncio.Event()
-        out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
-            mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
-            node_ips=[settings.node_ip], service_cidr=settings.service_cidr, pod_cidr=settings.pod_cidr,
-            lb_pool=settings.lb_pool, nodeport_addresses=None, status_port=settings.proxy_status_port,
-            status_token=client.token, status_socket=local_socket(settings.data_dir, "proxy.sock")))
+        out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
+            node, status_port=settings.proxy_status_port, status_token=client.token,
+            status_socket=local_socket(settings.data_dir, "proxy.sock")))
     if "agent" in components:
-        from nanokube.agent import AgentSettings, run_agent
+        from nanokube.agent import run_agent
 
         readies["agent"] = asyncio.Event()
         _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,
                                                              sorted({settings.node_ip, "127.0.0.1"}))
-        out["agent"] = run_agent(client=client, ready=readies["agent"], settings=AgentSettings(
-            kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
-            node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
-            data_dir=settings.data_dir, pod_cidr=settings.node_pod_cidr, cluster_dns=settings.kube_dns_ip,
-            cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
-            backoff_base=settings.backoff_base, max_pods=settings.max_pods,
-            # renew the Lease at least 4 times per grace period (Kubernetes: every 10 s, grace 40 s)
-            node_lease_seconds=min(10.0, settings.node_monitor_grace_period / 4)))
+        out["agent"] = run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
+            node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
+            cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
+            image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
+            lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
     return out
 
 
-def main_server(settings: ServerSettings, components: tuple[str, ...]) -> int:
+def main_server(settings: ServerSettings, components: tuple[str, ...], extra: ExtraComponents | None = None) -> int:
     try:
-        run_until_signalled(lambda stop: run_server(settings, stop=stop, components=components))
+        run_until_signalled(lambda stop: run_server(settings, stop=stop, components=components, extra=extra))
     except SettingsError as exc:
         print(f"nanokube: {exc}", file=sys.stderr)
         return 2

@@ -25,16 +25,14 @@ from typing import Any
 
 from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
+from nanokube.api.address_plan import AddressPlan
 from nanokube.api.errors import ApiError
+from nanokube.api.kube_dns import KUBE_DNS_SERVICE, KUBE_SYSTEM
 from nanokube.client import ApiClient
 from nanokube.client.rest import client_from_kubeconfig, wait_until_ready
-from nanokube.settings import ADDRESS_PLAN, SettingsError, nth_ip
+from nanokube.settings import SettingsError
 
 log = logging.getLogger("nanokube")
-
-KUBE_SYSTEM = "kube-system"
-KUBE_DNS = "kube-dns"
-
 
 @dataclass
 class NodeSettings:
@@ -74,16 +72,18 @@ class NodeSettings:
                 raise SettingsError("--ca-file: the server's CA (DATA_DIR/pki/ca.crt of the server) is needed")
         elif not self.kubeconfig.is_file():
             raise SettingsError(f"--kubeconfig {self.kubeconfig}: no such file")
-        plan = ADDRESS_PLAN[self.network]
-        self.service_cidr = self.service_cidr or plan["service_cidr"]
-        self.pod_cidr = self.pod_cidr or plan["pod_cidr"]
-        self.lb_pool = self.lb_pool or plan["lb_pool"]
+        plan = AddressPlan.of(self.network, self.service_cidr, self.pod_cidr, self.lb_pool)
+        self.service_cidr, self.pod_cidr, self.lb_pool = plan.service_cidr, plan.pod_cidr, plan.lb_pool
         if not self.node_ip:
             self.node_ip = "127.0.0.1" if self.network == "loopback" else ""
         if not self.node_ip:
             raise SettingsError("--node-ip: the address of this node is needed in netns mode")
         if not self.image_dirs:
             self.image_dirs = [self.data_dir / "images"]
+
+    @property
+    def plan(self) -> AddressPlan:
+        return AddressPlan(self.network, self.service_cidr, self.pod_cidr, self.lb_pool)
 
     def client(self) -> ApiClient:
         if self.kubeconfig is not None:
@@ -102,18 +102,18 @@ def default_agent_data_dir() -> Path:
     return Path(os.path.expanduser("~/.local/share/nanokube-agent"))
 
 
-async def cluster_dns_address(client: ApiClient, service_cidr: str) -> str:
-    """The kube-dns Service's ClusterIP as the server made it (.10 of the service CIDR when missing)."""
+async def cluster_dns_address(client: ApiClient, plan: AddressPlan) -> str:
+    """The kube-dns Service's ClusterIP as the server made it (the plan's when missing)."""
     from nanokube.api.served_resources import by_kind
 
     try:
-        svc = await client.get(by_kind("", "Service"), KUBE_DNS, KUBE_SYSTEM)
+        svc = await client.get(by_kind("", "Service"), KUBE_DNS_SERVICE, KUBE_SYSTEM)
         dns_ip = (svc.get("spec") or {}).get("clusterIP") or ""
     except ApiError as err:
         if err.code != 404:
             raise
         dns_ip = ""
-    return dns_ip or nth_ip(service_cidr, 10)
+    return dns_ip or plan.kube_dns_ip
 
 
 def kubelet_certificate(settings: NodeSettings) -> tuple[Path, Path]:
@@ -131,36 +131,34 @@ def kubelet_certificate(settings: NodeSettings) -> tuple[Path, Path]:
 
 async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
     """Run the node agent and the proxy of this node until `stop`; the first to fail stops the other."""
-    from nanokube.agent import AgentSettings, run_agent
-    from nanokube.proxy import ProxySettings, run_proxy
+    from nanokube import component_settings as derive
+    from nanokube.agent import run_agent
+    from nanokube.proxy import run_proxy
 
     gcpause.install()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
     client = settings.client()
+    node = derive.NodeIdentity(plan=settings.plan, node_name=settings.node_name, node_ip=settings.node_ip,
+                               data_dir=settings.data_dir, joining=True)
     try:
         await wait_until_ready(client, timeout=30.0)
-        cluster_dns = await cluster_dns_address(client, settings.service_cidr)
+        cluster_dns = await cluster_dns_address(client, settings.plan)
         readies = {"agent": asyncio.Event()}
         kubelet_cert, kubelet_key = kubelet_certificate(settings)
         tasks: dict[str, Coroutine[Any, Any, Any]] = {"agent": run_agent(
-            client=client, ready=readies["agent"], settings=AgentSettings(
-                kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
-                node_name=settings.node_name, node_ip=settings.node_ip, network=settings.network,
-                data_dir=settings.data_dir, pod_cidr=None, cluster_dns=cluster_dns,
-                cluster_domain=settings.cluster_domain, image_dirs=settings.image_dirs,
-                kubelet_port=settings.kubelet_port, backoff_base=settings.backoff_base,
-                max_pods=settings.max_pods, node_roles=(), node_lease_seconds=settings.node_lease_duration / 4, pod_cidr_wait=settings.pod_cidr_wait,
-                pod_cidr_fallback=False))}
+            client=client, ready=readies["agent"], settings=derive.agent_settings(
+                node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
+                cluster_dns=cluster_dns, cluster_domain=settings.cluster_domain,
+                image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
+                lease_duration_seconds=settings.node_lease_duration, kubelet_port=settings.kubelet_port,
+                pod_cidr_wait=settings.pod_cidr_wait))}
         if settings.proxy:
             readies["proxy"] = asyncio.Event()
-            tasks["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=ProxySettings(
-                mode="nftables" if settings.network == "netns" else "userspace", node_name=settings.node_name,
-                node_ips=[settings.node_ip], service_cidr=settings.service_cidr,
-                pod_cidr=settings.pod_cidr, lb_pool=settings.lb_pool, status_port=settings.proxy_status_port, status_address=settings.node_ip,
-                status_token=client.token, status_socket=str(settings.data_dir.resolve() / "proxy.sock")
-                if len(str(settings.data_dir.resolve() / "proxy.sock")) <= 107 else None,
-                frontend_kinds=("nodeport",) if settings.network == "loopback" else None))
+            proxy_socket = settings.data_dir.resolve() / "proxy.sock"
+            tasks["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
+                node, status_port=settings.proxy_status_port, status_token=client.token,
+                status_socket=str(proxy_socket) if len(str(proxy_socket)) <= 107 else None))
         tasks["announce"] = _announce(settings, readies)
         tasks["memtrim"] = memtrim.trim_periodically()
         await run_root_tasks(tasks, stop=stop)

@@ -16,6 +16,7 @@ from nanokube.agent.envvars import ContainerConfigError, build_env, expand_comma
 from nanokube.agent.etcfiles import pod_hostname
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.sandbox import Sandbox
+from nanokube.agent.user_ids import refuse_unmapped_ids
 from nanokube.agent.volumes import subpath
 from nanokube.api.meta import Obj
 
@@ -120,6 +121,8 @@ async def prepare_launch(rt: NodeRuntime, pod: Obj, c: ContainerRun, sandbox: Sa
     env.update(declared)
     cwd = spec.get("workingDir") or resolved.working_dir or "/"
     host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+    if rt.netns_mode:
+        refuse_unmapped_ids(pod, spec)  # a rootless node with one mapped id: say so instead of failing setuid
     sec = security.resolve(pod, spec, agent_uid=os.geteuid(), namespaced=rt.netns_mode)
     if sec.fs_group is not None and os.geteuid() == 0:
         writable = [Path(source) for source, _target, read_only in mounts if not read_only]

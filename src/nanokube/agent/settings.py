@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanokube.api.address_plan import AddressPlan
+
 KUBELET_VERSION = "v1.32.0-nanokube"
 
 
@@ -39,4 +41,4 @@ class AgentSettings:
 
     @property
     def default_pod_cidr(self) -> str:
-        return "10.244.0.0/24" if self.network == "netns" else "127.244.0.0/24"
+        return AddressPlan.of(self.network).first_node_pod_cidr

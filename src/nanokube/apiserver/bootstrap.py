@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.kube_dns import KUBE_DNS_PROXY_NAME, SERVICE_PROXY_NAME_LABEL
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver import rbac
 from nanokube.apiserver.registry import Registry
@@ -15,9 +16,6 @@ from nanokube.apiserver.registry import Registry
 log = logging.getLogger(__name__)
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-# kube-proxy skips Services carrying this label; the DNS server answers on the ClusterIP itself (unless it listens
-# elsewhere: then kube-dns is an ordinary proxied Service).
-SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
 # The apiserver writes these Endpoints' slices itself; the mirroring controller must leave them alone
 # (kube-apiserver's EndpointsAdapter labels the `kubernetes` Endpoints the same way).
 SKIP_MIRROR = {"endpointslice.kubernetes.io/skip-mirror": "true"}
@@ -105,7 +103,7 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
                  {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
     dns_labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}
     if spec.dns_address == spec.kube_dns_ip:  # else (--dns-listen elsewhere) the proxy carries the ClusterIP there
-        dns_labels[SERVICE_PROXY_NAME] = "nanokube-dns"
+        dns_labels[SERVICE_PROXY_NAME_LABEL] = KUBE_DNS_PROXY_NAME
     await _ensure(registry, "Service", "", _service("kube-dns", "kube-system", spec.kube_dns_ip, dns_ports, dns_labels),
                   replace=False)
     ep_ports = [{"name": "dns", "port": spec.dns_port, "protocol": "UDP"},

@@ -277,7 +277,8 @@ def _proxy_section(report: Obj, proxy: Obj, options: ExplainOptions) -> Obj:
                secondsAgo=round((datetime.now(UTC) - at).total_seconds(), 1) if at else None,
                endpoints=endpoints if isinstance(endpoints, list) else [],
                frontends=[{"address": f.get("address"), "kind": f.get("kind"), "endpoints": len(f.get("endpoints") or []),
-                           "noEndpoints": f.get("noEndpoints") or "", "error": f.get("error") or ""}
+                           "noEndpoints": f.get("noEndpoints") or "", "error": f.get("error") or "",
+                           **({"reason": f["reason"]} if f.get("reason") else {})}
                           for p in (ports if isinstance(ports, list) else []) for f in p.get("frontends") or []])
     return out
 

@@ -7,6 +7,7 @@ the port lands on something, an external address exists, the proxy has programme
 from __future__ import annotations
 
 from nanokube.api.meta import Obj
+from nanokube.api.privileged_ports import REMEDIES
 
 
 def _v(ok: bool, code: str, message: str, fix: str = "") -> Obj:
@@ -54,6 +55,11 @@ def verdict(r: Obj) -> Obj:
             return _v(False, "not-programmed", "the proxy has not programmed this Service (yet).",
                       "check the proxy in the `nanokube server` log")
         taken = [f for f in proxy.get("frontends") or [] if f.get("error")]
+        privileged = [f for f in taken if f.get("reason") == "privileged-port"]
+        if privileged:
+            f = privileged[0]
+            return _v(False, "privileged-port", f"the proxy cannot serve {f['kind']} address {f['address']}: "
+                      f"{f['error']} (loopback mode run by a user; nothing else holds the port).", REMEDIES)
         if taken:
             f = taken[0]
             return _v(False, "port-taken", f"the proxy cannot serve {f['kind']} address {f['address']}: {f['error']} "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nanokube import control_plane
+from nanokube.cli.enter import enter_data_dir
 from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
 
 
@@ -22,14 +23,16 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--max-pods", type=int, default=110, help="pods this node runs at most (default 110)")
     p.add_argument("--proxy-status-port", type=int, default=10256,
                    help="port of the proxy's status endpoint on 127.0.0.1 (/healthz, /services; 0 = off; default 10256)")
-    p.add_argument("--network", default="auto", help="auto|netns|loopback (auto: netns when root on Linux with nft)")
+    p.add_argument("--network", default="auto", help="auto|netns|rootless|loopback (auto: netns as root on Linux "
+                   "with nft; rootless for a user when user namespaces work; else loopback)")
     p.add_argument("--service-cidr", default="", help="ClusterIP range (netns 10.96.0.0/12, loopback 127.96.0.0/16)")
     p.add_argument("--pod-cidr", default="", help="pod range (netns 10.244.0.0/16, loopback 127.244.0.0/16)")
     p.add_argument("--lb-pool", default="", help="LoadBalancer addresses, CIDR or A-B "
                    "(netns 10.250.0.0/24, loopback 127.240.0.0/24)")
     p.add_argument("--service-node-port-range", default="30000-32767", help="node port range (default 30000-32767)")
     p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
-    p.add_argument("--dns-listen", default=None, help="HOST:PORT of the cluster DNS (default: kube-dns ClusterIP:53)")
+    p.add_argument("--dns-listen", default=None, help="HOST:PORT of the cluster DNS (default: kube-dns ClusterIP:53; "
+                   "a user's loopback mode: port 10053; rootless: the host side, default 127.0.0.1:10053)")
     p.add_argument("--dns-ttl", type=int, default=5, help="TTL of cluster DNS answers (default 5)")
     p.add_argument("--dns-pods", default="verified", choices=["disabled", "insecure", "verified"],
                    help="pod A records a-b-c-d.<ns>.pod.<zone> (default verified)")
@@ -77,7 +80,8 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                    "node its own, e.g. 127.0.0.2; netns: required)")
     p.add_argument("--data-dir", type=Path, default=None, help="pods, volumes, logs of this node "
                    "(default ~/.local/share/nanokube-agent, root: /var/lib/nanokube-agent)")
-    p.add_argument("--network", default="auto", help="auto|netns|loopback, as the server's")
+    p.add_argument("--network", default="auto", help="auto|netns|loopback, as the server's (auto: netns as root, "
+                   "else loopback)")
     p.add_argument("--service-cidr", default="", help="the server's ClusterIP range (default: that of the mode)")
     p.add_argument("--pod-cidr", default="", help="the server's pod range (default: that of the mode)")
     p.add_argument("--lb-pool", default="", help="the server's LoadBalancer pool (default: that of the mode)")
@@ -127,7 +131,9 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
     s.control_plane = control_plane.from_args(args)
     if args.node_name:
         s.node_name = args.node_name
-    if args.dns_listen:
+    if args.dns_listen and network == "rootless":
+        s.host_dns_listen = parse_hostport(args.dns_listen, 53)
+    elif args.dns_listen:
         s.dns_listen = parse_hostport(args.dns_listen, 53)
     if args.image_dir:
         s.image_dirs = list(args.image_dir)
@@ -143,7 +149,12 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
 def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from nanokube.worker_node import NodeSettings, default_agent_data_dir
 
-    s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=resolve_network(args.network),
+    network = resolve_network(args.network)
+    if network == "rootless":  # a joining node in a user namespace of its own is not built (yet)
+        if args.network != "auto":
+            raise SettingsError("--network rootless: `nanokube agent` runs in netns (root) or loopback mode")
+        network = "loopback"
+    s = NodeSettings(data_dir=args.data_dir or default_agent_data_dir(), network=network,
                      server=args.server, token_file=args.token_file, ca_file=args.ca_file,
                      kubeconfig=args.kubeconfig, node_ip=args.node_ip, proxy=not args.no_proxy,
                      proxy_status_port=args.proxy_status_port, kubelet_port=args.kubelet_port,
@@ -158,12 +169,24 @@ def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-de
     return s
 
 
+def _enter_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("enter", help="run a shell or command inside a rootless server's namespaces",
+                       description="Run COMMAND (default: your $SHELL) inside the node of a `nanokube server "
+                       "--network rootless`: its network, mount and PID namespaces, as root of its user "
+                       "namespace, so ClusterIPs, pod IPs, `ip netns` and `nft list ruleset` answer. KUBECONFIG "
+                       "is set. Like `minikube ssh`.")
+    p.add_argument("--data-dir", type=Path, default=None, help="the server's data dir (default: the one holding "
+                   "$KUBECONFIG when that is a rootless server's, else ~/.local/share/nanokube)")
+    p.add_argument("command_args", metavar="COMMAND", nargs=argparse.REMAINDER, help="command and arguments (after --)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanokube", description="Kubernetes Services, for real, on one machine.")
     sub = parser.add_subparsers(dest="command", required=True)
     _server_parser(sub)
     _agent_parser(sub)
     _explain_parser(sub)
+    _enter_parser(sub)
     return parser
 
 
@@ -199,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         with _no_system_ca_bundle():
             from nanokube.server import main_server
 
+        if settings.network == "rootless":
+            from nanokube.cli.rootless import main_rootless
+
+            return main_rootless(settings, components, main_server)
         return main_server(settings, components)
     if args.command == "agent":
         with _no_system_ca_bundle():
@@ -210,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nanokube: {exc}", file=sys.stderr)
             return 2
         return main_node(node_settings)
+    if args.command == "enter":
+        from nanokube.cli.enter import run_enter
+
+        return run_enter(args.data_dir or enter_data_dir(), args.command_args)
     if args.command == "explain":
         from nanokube.cli.explain_command import run_explain
 

@@ -51,12 +51,13 @@ class ApiClient:
     """Thin async client. Methods return decoded JSON dicts and raise ApiError on non-2xx answers."""
 
     def __init__(self, base_url: str, token: str | None = None, *, ca_file: str | None = None,
-                 user_agent: str = "nanokube", unix_socket: str | None = None) -> None:
+                 ca_data: str | None = None, user_agent: str = "nanokube", unix_socket: str | None = None) -> None:
         """unix_socket: talk plain HTTP over that socket instead (base_url then only names the host)."""
         self.base_url = base_url.rstrip("/")
         self.unix_socket = unix_socket
         self.token = token  # the node's own servers (kubelet port, proxy status) ask callers for it too
-        self._ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._ssl: ssl.SSLContext | bool = (ssl.create_default_context(cafile=ca_file, cadata=ca_data)
+                                            if ca_file or ca_data else True)
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -179,7 +180,6 @@ class ApiClient:
 def client_from_kubeconfig(path: str, *, user_agent: str = "nanokube") -> ApiClient:
     """An ApiClient for the current context of a kubeconfig written by `nanokube server`."""
     import base64
-    import tempfile
 
     import yaml
 
@@ -188,12 +188,10 @@ def client_from_kubeconfig(path: str, *, user_agent: str = "nanokube") -> ApiCli
     context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
     user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-    ca_file = cluster.get("certificate-authority")
-    if cluster.get("certificate-authority-data"):
-        with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as fh:
-            fh.write(base64.b64decode(cluster["certificate-authority-data"]))
-            ca_file = fh.name
-    return ApiClient(cluster["server"], user.get("token"), ca_file=ca_file, user_agent=user_agent)
+    ca_data = cluster.get("certificate-authority-data")
+    # the CA goes straight into the TLS context (a temp file for it would be left behind in /tmp)
+    return ApiClient(cluster["server"], user.get("token"), ca_file=cluster.get("certificate-authority"),
+                     ca_data=base64.b64decode(ca_data).decode() if ca_data else None, user_agent=user_agent)
 
 
 async def wait_until_ready(client: ApiClient, timeout: float = 10.0) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from nanokube.api.kube_dns import SERVICE_PROXY_NAME_LABEL
 from nanokube.api.meta import Obj
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds; Kubernetes' default for sessionAffinity ClientIP
-SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 HEADLESS_LABEL = "service.kubernetes.io/headless"  # kube-proxy skips these too (its label selector)
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 

@@ -19,7 +19,9 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
                   "frontends": [{"address": "127.96.0.5:80", "kind": "cluster",   # cluster|external|nodeport
                                  "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"],
                                  "noEndpoints": ""}]}],              # "" | "reject" | "drop"
-                               # + "error": "Address already in use" on a frontend the proxy cannot serve
+                               # + "error": "Address already in use" and "reason": "port-taken" (or
+                               #   "privileged-port": a port < 1024 for a non-root user) on a frontend the
+                               #   proxy cannot serve
                                # + "sourceRanges": ["192.168.0.0/24"] on an LB IP with loadBalancerSourceRanges
        "endpoints": ["127.244.0.2:8080", "127.244.0.3:8080"]}}      # every endpoint any frontend uses
 
@@ -50,6 +52,7 @@ from typing import Any
 import orjson
 
 from nanokube.api.meta import rfc3339_micro
+from nanokube.api.privileged_ports import PRIVILEGED_PORT_ERROR
 from nanokube.proxy.plan import ServicePortPlan
 
 log = logging.getLogger(__name__)
@@ -144,7 +147,9 @@ class ProxyStatus:
     def _with_error(self, fe: dict[str, Any], protocol: str) -> dict[str, Any]:
         ip, _, number = fe["address"].rpartition(":")
         reason = self.unserved.get((ip, protocol, int(number)))
-        return {**fe, "error": reason} if reason else fe
+        if not reason:
+            return fe
+        return {**fe, "error": reason, "reason": "privileged-port" if reason == PRIVILEGED_PORT_ERROR else "port-taken"}
 
     def status_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "nodeIPs": self.node_ips, "syncs": self.syncs,

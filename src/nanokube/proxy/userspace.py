@@ -13,6 +13,7 @@ import logging
 import select
 from dataclasses import dataclass
 
+from nanokube.api.privileged_ports import PRIVILEGED_PORT_ERROR, listen_error
 from nanokube.proxy.epoll_relay import Poller, TcpEpollListener
 from nanokube.proxy.forward import Addr, Route, UdpListener, tcp_factory
 from nanokube.proxy.plan import Frontend, ServicePortPlan
@@ -143,8 +144,9 @@ class UserspaceBackend:
             await self._listen(key, listener)
         except OSError as err:
             self.failed.add(key)
-            self.unserved[key] = err.strerror or str(err)
-            errors.append(f"{key[0]}:{key[2]}/{key[1]}: {err.strerror or err}")
+            self.unserved[key] = listen_error(err)
+            if self.unserved[key] != PRIVILEGED_PORT_ERROR:  # the server warned about those once, at start
+                errors.append(f"{key[0]}:{key[2]}/{key[1]}: {self.unserved[key]}")
             return False
         self._served(key)
         return True

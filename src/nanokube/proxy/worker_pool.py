@@ -26,6 +26,7 @@ from collections.abc import Iterable
 
 import orjson
 
+from nanokube.api.privileged_ports import PRIVILEGED_PORT_ERROR, listen_error
 from nanokube.proxy.plan import ServicePortPlan
 from nanokube.proxy.state import PlanChange
 from nanokube.proxy.userspace import DEFAULT_TCP, FrontendKey, RouteSpec
@@ -55,7 +56,7 @@ def port_taken(key: FrontendKey) -> str:
         sock.bind((ip, port))
         return ""
     except OSError as err:
-        return err.strerror or str(err)
+        return listen_error(err)
     finally:
         sock.close()
 
@@ -175,7 +176,7 @@ class WorkerPoolBackend:
         if spec[0] and not any(w is not None and w.table.get(key, ((), 0, ()))[0] for w in self.workers):
             reason = port_taken(key)  # about to be opened for the first time: is it someone else's?
             if reason:
-                if key not in self.blocked:
+                if key not in self.blocked and reason != PRIVILEGED_PORT_ERROR:  # the server said so once
                     log.warning("userspace proxy: %s:%d/%s is taken (%s); serving the other frontends and "
                                 "retrying on every sync", key[0], key[2], key[1], reason)
                 self.blocked.add(key)
