@@ -218,6 +218,12 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             backoff_base=settings.backoff_base, max_pods=settings.max_pods,
             # renew the Lease at least 4 times per grace period (Kubernetes: every 10 s, grace 40 s)
             node_lease_seconds=min(10.0, settings.node_monitor_grace_period / 4)))
+        if settings.network == "netns" and settings.node_ip != settings.node_pod_gateway:
+            # a node IP on a real link: other hosts may join (`nanokube agent`); route to their pods
+            from nanokube.agent.podroutes import PodRoutes
+
+            out["routes"] = PodRoutes(client, node_name=settings.node_name, node_ip=settings.node_ip,
+                                      backend=settings.flannel_backend).run()
     return out
 
 
