@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.netns.cluster import netns_id, pids_in
+from tests.polling import eventually
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -54,6 +56,7 @@ class Host:
     ip: str
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    crashed: bool = False  # SIGKILLed by a test: its pods and their namespaces stay behind, as on a real crash
 
     @property
     def name(self) -> str:
@@ -200,11 +203,17 @@ class Lab:
         self.start_server()
         for host in self.hosts[1:]:
             self.start_agent(host)
+        eventually(lambda: self.ready_nodes() == {h.name for h in self.hosts}, timeout=30)
+
+    def ready_nodes(self) -> set[str]:
+        return {n["metadata"]["name"] for n in self.get("nodes")["items"]
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])}
 
     def kill(self, host: Host, sig: int = signal.SIGKILL) -> None:
         """Signal the host's nanokube (its whole process group: `ip netns exec` and Python)."""
         if host.proc is None:
             return
+        host.crashed = host.crashed or sig == signal.SIGKILL
         with contextlib.suppress(ProcessLookupError):
             os.killpg(host.proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -247,22 +256,35 @@ class Lab:
         out = self.pod_exec(host, pod, sys.executable, "-I", "-S", "-c", NETCLIENT.read_text(), *map(str, args))
         return json.loads(out.stdout)
 
+    def _lab_netns(self) -> list[str]:
+        names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+        return sorted(n for n in names if n.startswith(self.prefix + "-"))
+
     # -- cleanup ---------------------------------------------------------------------------------------------
     def destroy(self) -> list[str]:
         """Stop everything and remove every namespace of the lab; returns what was left behind."""
         for host in reversed(self.hosts):
             self.kill(host, signal.SIGTERM)
-        pod_netns = set()
-        for host in self.hosts:
-            pod_netns |= host.pod_netns_names()
+        pod_netns: set[str] = set()
         problems = []
+        for host in self.hosts:
+            names = host.pod_netns_names()
+            pod_netns |= names
+            problems += [f"pod netns {n} left by {host.name}'s agent" for n in sorted(names)
+                         if not host.crashed and os.path.exists(f"/run/netns/{n}")]
+        ours = {f"/run/netns/{n}" for n in pod_netns} | {f"/run/netns/{n}" for n in self._lab_netns()}
+        inodes = {ident for ident in map(netns_id, ours) if ident is not None}
+        for pid in pids_in(inodes):  # pods of a crashed agent, or anything a test left running in the lab
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while pids_in(inodes) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for name in sorted(pod_netns):
             if os.path.exists(f"/run/netns/{name}"):
-                problems.append(f"pod netns {name} left by its agent")
                 sh("ip", "netns", "del", name, check=False)
-        for name in sorted(os.listdir("/run/netns") if os.path.isdir("/run/netns") else []):
-            if name.startswith(self.prefix + "-"):
-                sh("ip", "netns", "del", name, check=False)
+        for name in self._lab_netns():
+            sh("ip", "netns", "del", name, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
         left = [n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else [])
                 if n.startswith(self.prefix) or n in pod_netns]
