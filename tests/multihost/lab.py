@@ -139,9 +139,10 @@ class Lab:
         if self.routed:
             router = f"{self.prefix}-r"
             self._netns(router)
-            sh("ip", "-n", self.parent, "link", "add", "ra", "type", "veth", "peer", "name", "a", "netns", router)
-            sh("ip", "-n", self.parent, "link", "add", "rb", "type", "veth", "peer", "name", "b", "netns", router)
-            for veth, bridge, leg, addr in (("ra", "bra", "a", "192.168.77.1/24"), ("rb", "brb", "b", "192.168.78.1/24")):
+            sh("ip", "-n", self.parent, "link", "add", "ra", "type", "veth", "peer", "name", "lega", "netns", router)
+            sh("ip", "-n", self.parent, "link", "add", "rb", "type", "veth", "peer", "name", "legb", "netns", router)
+            for veth, bridge, leg, addr in (("ra", "bra", "lega", "192.168.77.1/24"),
+                                         ("rb", "brb", "legb", "192.168.78.1/24")):
                 sh("ip", "-n", self.parent, "link", "set", veth, "master", bridge, "up")
                 sh("ip", "-n", router, "addr", "add", addr, "dev", leg)
                 sh("ip", "-n", router, "link", "set", leg, "up")
