@@ -149,3 +149,16 @@ def test_killed_agent_node_goes_not_ready_and_its_endpoints_leave(lab: Lab, echo
         result = lab.netclient(lab.client_ns, "http", host.ip, NODE_PORT, 40)
         assert sum(result["pods"].values()) == 40 and set(result["pods"]) <= set(left), result
 
+
+
+def test_pods_of_the_lost_node_are_evicted_and_replaced_elsewhere(lab: Lab, echo: dict[str, Any]) -> None:
+    lost = set(echo["pods"]["h2"])
+
+    def replaced() -> bool:
+        pods = lab.get("pods", "-l", "app=echo")["items"]
+        evicted = all(p["metadata"].get("deletionTimestamp") for p in pods if p["metadata"]["name"] in lost)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+                and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])]
+        return evicted and len(live) == 6 and all(p["spec"]["nodeName"] != "h2" for p in live)
+
+    eventually(replaced, timeout=lab.eviction + 60)
