@@ -185,8 +185,8 @@ def scale(hosts: int, services: int) -> dict[str, Any]:
         lab.apply([pinned_pod("web", "h1"), svc("web", {"app": "web"}, node_port=31500)])
         lab.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=90s", timeout=100)
         # a second Service in front of the ready pod: how long until every node programmed it
-        began = time.time()
         lab.apply([svc("web2", {"app": "web"}, node_port=31501)])
+        began = time.time()  # kubectl has returned: the Service is stored
         import subprocess
 
         probes = [subprocess.Popen(["ip", "netns", "exec", lab.client_ns, sys.executable, "-c", PROBE, h.ip, "31501",

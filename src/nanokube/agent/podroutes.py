@@ -130,6 +130,7 @@ class PodRoutes:
         self.applied: dict[str, tuple[Peer, str]] = {}  # node name -> (peer, "host-gw" | "vxlan")
         self.reported: set[tuple[str, str]] = set()
         self.synced = asyncio.Event()
+        self.own_cidr = asyncio.Event()
 
     @property
     def uses_vxlan(self) -> bool:
@@ -227,18 +228,23 @@ class PodRoutes:
         self.applied.update(wanted)
         self.synced.set()
 
+    def _changed(self, node: dict[str, Any] | None = None) -> None:
+        if node is not None and (node.get("metadata") or {}).get("name") == self.node_name \
+                and (node.get("spec") or {}).get("podCIDR"):
+            self.own_cidr.set()
+        self.runner.request()
+
     async def _own_node(self) -> dict[str, Any]:
         """This node once it has a pod CIDR (the agent registers it; the server's IPAM fills spec.podCIDR)."""
-        while True:
-            node = self.nodes.get(None, self.node_name)
-            if node and (node.get("spec") or {}).get("podCIDR"):
-                return node
-            await asyncio.sleep(0.1)
+        await self.own_cidr.wait()
+        node = self.nodes.get(None, self.node_name)
+        assert node is not None
+        return node
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self.link = await find_link(self.node_ip)
-        self.nodes.add_handler(on_add=lambda _: self.runner.request(), on_update=lambda _a, _b: self.runner.request(),
-                               on_delete=lambda _: self.runner.request(), on_synced=self.runner.request)
+        self.nodes.add_handler(on_add=self._changed, on_update=lambda _old, new: self._changed(new),
+                               on_delete=lambda _: self._changed(), on_synced=self._changed)
         try:
             await self._flush_routes()
             async with asyncio.TaskGroup() as tg:
