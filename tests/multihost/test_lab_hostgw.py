@@ -44,9 +44,12 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def echo(lab: Lab) -> dict[str, Any]:
-    local = service("solo-local", "solo", type="NodePort", node_port=LOCAL_NODE_PORT)
+    local = service("solo-local", "solo", type="LoadBalancer", node_port=LOCAL_NODE_PORT)
     local["spec"]["externalTrafficPolicy"] = "Local"
+    internal = service("solo-itp", "solo")
+    internal["spec"]["internalTrafficPolicy"] = "Local"
     lab.apply([spread("echo", 6), echo_deployment("solo", 1), service("echo", "echo"), headless("echo-h", "echo"),
+               internal,
                service("echo-np", "echo", type="NodePort", node_port=NODE_PORT),
                service("echo-lb", "echo", type="LoadBalancer"), local])
     lab.kubectl("rollout", "status", "deployment/echo", "deployment/solo", "--timeout=90s", timeout=100)
@@ -57,7 +60,9 @@ def echo(lab: Lab) -> dict[str, Any]:
     lb = eventually(lambda: (lab.get("svc", "echo-lb")["status"].get("loadBalancer") or {}).get("ingress"),
                     timeout=30)
     return {"pods": pods, "cluster_ip": lab.get("svc", "echo")["spec"]["clusterIP"],
-            "solo_node": solo["spec"]["nodeName"], "solo": solo["metadata"]["name"], "lb_ip": lb[0]["ip"]}
+            "solo_node": solo["spec"]["nodeName"], "solo": solo["metadata"]["name"], "lb_ip": lb[0]["ip"],
+            "health_port": lab.get("svc", "solo-local")["spec"]["healthCheckNodePort"],
+            "itp_ip": lab.get("svc", "solo-itp")["spec"]["clusterIP"]}
 
 
 def all_pods(echo: dict[str, Any]) -> list[str]:
@@ -117,6 +122,21 @@ def test_external_traffic_policy_local_answers_only_where_the_pod_runs(lab: Lab,
         else:
             result = lab.netclient(lab.client_ns, "tcp", host.ip, LOCAL_NODE_PORT, 2)
             assert result["result"] != "ok", (host.name, result)
+
+
+def test_health_check_node_port_and_internal_traffic_policy_are_per_node(lab: Lab, echo: dict[str, Any]) -> None:
+    probe = ("import sys, urllib.request, urllib.error\n"
+             "try:\n    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)\n"
+             "except urllib.error.HTTPError as err:\n    print(err.code)\n")
+    for host in lab.hosts:
+        code = sh("ip", "netns", "exec", lab.client_ns, sys.executable, "-c", probe,
+                  f"http://{host.ip}:{echo['health_port']}/").stdout.strip()
+        assert code == ("200" if host.name == echo["solo_node"] else "503"), (host.name, code)
+        client = sorted(echo["pods"][host.name])[0]
+        if host.name == echo["solo_node"]:
+            assert lab.pod_client(host, client, "http", echo["itp_ip"], 80, 1)["pods"] == {echo["solo"]: 1}
+        else:  # no local endpoint: dropped on this node, never sent to the pod on another node
+            assert lab.pod_client(host, client, "tcp", echo["itp_ip"], 80, 1)["result"] != "ok"
 
 
 def test_killed_agent_node_goes_not_ready_and_its_endpoints_leave(lab: Lab, echo: dict[str, Any]) -> None:
