@@ -54,7 +54,6 @@ def _controllers_factory(settings: ServerSettings, client: ApiClient, pending: l
         return run_controllers(client=client, ready=ready, settings=ControllerSettings(
             lb_pool=settings.lb_pool, data_dir=settings.data_dir,
             node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
-            default_toleration_seconds=settings.default_toleration_seconds,
             reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
 
     return start

@@ -182,7 +182,6 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=ControllerSettings(
             lb_pool=settings.lb_pool, data_dir=settings.data_dir,
             node_monitor_grace_period=settings.node_monitor_grace_period, pod_cidr=settings.pod_cidr,
-            default_toleration_seconds=settings.default_toleration_seconds,
             reserved_pod_cidrs={settings.node_name: settings.node_pod_cidr}))
         if settings.control_plane.leader_election.enabled:
             from nanokube.elected import elected

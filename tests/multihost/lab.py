@@ -94,7 +94,7 @@ class Lab:
     routed: bool = False  # hosts 2.. on a second bridge behind a router: VXLAN between the two sides
     backend: str = "auto"
     grace: float = 4.0
-    eviction: float = 8.0  # --default-unreachable-toleration-seconds
+    eviction: int = 8  # tolerationSeconds of node.kubernetes.io/unreachable in the test pods
     lab_id: str = field(default_factory=lambda: secrets.token_hex(3))
     hosts: list[Host] = field(default_factory=list)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="nanokube-lab-")))
@@ -187,8 +187,7 @@ class Lab:
         host = self.server
         self._spawn(host, ["server", "--network", "netns", "--data-dir", str(host.data_dir), "--node-name", host.name,
                            "--node-ip", host.ip, "--flannel-backend", self.backend,
-                           "--node-monitor-grace-period", str(self.grace),
-                           "--default-unreachable-toleration-seconds", str(self.eviction), "--dns-upstream", "127.0.0.1:9",
+                           "--node-monitor-grace-period", str(self.grace), "--dns-upstream", "127.0.0.1:9",
                            "--proxy-status-port", "0"])
         self._await_line(host, b"nanokube ready", timeout)
 

@@ -23,8 +23,10 @@ NODE_PORT = 31080
 LOCAL_NODE_PORT = 31081
 
 
-def spread(name: str, replicas: int) -> dict[str, Any]:
+def spread(name: str, replicas: int, evict_after: int = 8) -> dict[str, Any]:
     dep = echo_deployment(name, replicas)
+    dep["spec"]["template"]["spec"]["tolerations"] = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                                        "effect": "NoExecute", "tolerationSeconds": evict_after}]
     dep["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{
         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
         "labelSelector": {"matchLabels": {"app": name}}}]
@@ -48,7 +50,7 @@ def echo(lab: Lab) -> dict[str, Any]:
     local["spec"]["externalTrafficPolicy"] = "Local"
     internal = service("solo-itp", "solo")
     internal["spec"]["internalTrafficPolicy"] = "Local"
-    lab.apply([spread("echo", 6), echo_deployment("solo", 1), service("echo", "echo"), headless("echo-h", "echo"),
+    lab.apply([spread("echo", 6, lab.eviction), echo_deployment("solo", 1), service("echo", "echo"), headless("echo-h", "echo"),
                internal,
                service("echo-np", "echo", type="NodePort", node_port=NODE_PORT),
                service("echo-lb", "echo", type="LoadBalancer"), local])

@@ -45,8 +45,6 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    help="comma list of components to run besides the API (default all)")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without a Lease renewal before a node turns NotReady (default 40)")
-    p.add_argument("--default-unreachable-toleration-seconds", type=float, default=300.0,
-                   help="pods on a NotReady/unreachable node are evicted this long after its taint (default 300)")
     p.add_argument("--image-dir", type=Path, action="append", default=None,
                    help="directory of your own image catalogue entries (default DATA_DIR/images)")
     p.add_argument("--backoff-base", type=float, default=10.0, help="container restart back-off base (default 10 s)")
@@ -130,7 +128,6 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
                        backoff_base=args.backoff_base, proxy_status_port=args.proxy_status_port,
                        max_pods=args.max_pods, flannel_backend=args.flannel_backend,
-                       default_toleration_seconds=args.default_unreachable_toleration_seconds,
                        compact_keep_revisions=args.history_revisions,
                        compact_keep_seconds=args.history_seconds)
     s.control_plane = control_plane.from_args(args)

@@ -2,9 +2,9 @@
 taint are deleted once they no longer tolerate it.
 
 A pod that tolerates the taint without `tolerationSeconds` stays; with it, it is deleted that long after the
-taint's `timeAdded`; one with no matching toleration at all gets `default_toleration_seconds` (300 s), the
-toleration the DefaultTolerationSeconds admission plugin gives every pod for `not-ready`/`unreachable`
-(nanokube applies it here instead of writing it into the pod).
+taint's `timeAdded`; one with no matching toleration is deleted at once, except for `not-ready`/`unreachable`,
+which it tolerates for `default_toleration_seconds` (300 s): what the DefaultTolerationSeconds admission
+(`api/pod_admission.py`) writes into every pod anyway, kept here for pods that bypassed it.
 """
 
 from __future__ import annotations
