@@ -64,6 +64,15 @@ class NodeNetwork:
         for path, value in SYSCTLS.items():
             _write_sysctl(path, value)
 
+    async def add_dns_address(self) -> None:
+        """Only the DNS address (a node that joins with `nanokube agent`: the agent makes the bridge)."""
+        if self.dns_address:
+            await ip_batch([f"addr replace {self.dns_address}/32 dev lo label {DNS_LABEL}"])
+
+    async def remove_dns_address(self) -> None:
+        if self.dns_address:
+            await ip_batch([f"addr del {self.dns_address}/32 dev lo"], check=False)
+
     async def teardown(self) -> None:
         """Remove the DNS address and the bridge (with the pod routes and LB addresses left on it)."""
         commands = [f"link del {BRIDGE}"]

@@ -228,6 +228,12 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
             image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
             lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
+        if settings.network == "netns" and settings.node_ip != settings.node_pod_gateway:
+            # a node IP on a real link: other hosts may join (`nanokube agent`); route to their pods
+            from nanokube.agent.podroutes import PodRoutes
+
+            out["routes"] = PodRoutes(client, node_name=settings.node_name, node_ip=settings.node_ip,
+                                      backend=settings.flannel_backend).run()
     return out
 
 

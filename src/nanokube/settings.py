@@ -102,6 +102,7 @@ class ServerSettings:
     backoff_base: float = 10.0
     proxy_status_port: int = 10256
     max_pods: int = 110
+    flannel_backend: str = "auto"  # netns mode with a --node-ip off the bridge: routes to other nodes' pods
     compact_keep_revisions: int = 10_000
     compact_keep_seconds: float = 300.0
     control_plane: ControlPlane = field(default_factory=ControlPlane)  # etcd, several API servers, leader election

@@ -40,6 +40,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    help="resolver for names outside the cluster zone (repeatable; default /etc/resolv.conf)")
     p.add_argument("--node-name", default=None, help="name of this node (default: the host name)")
     p.add_argument("--node-ip", default="", help="address of this node (loopback 127.0.0.1; netns: the pod gateway)")
+    p.add_argument("--flannel-backend", default="auto", choices=["auto", "host-gw", "vxlan"],
+                   help="netns mode, pod routes to other nodes: auto (default: host-gw on a shared link, else "
+                   "VXLAN), host-gw, vxlan")
     p.add_argument("--no-agent", action="store_true", help="run no node agent (pods stay Pending)")
     p.add_argument("--components", default="controllers,agent,proxy,dns",
                    help="comma list of components to run besides the API (default all)")
@@ -86,6 +89,9 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--pod-cidr", default="", help="the server's pod range (default: that of the mode)")
     p.add_argument("--lb-pool", default="", help="the server's LoadBalancer pool (default: that of the mode)")
     p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
+    p.add_argument("--flannel-backend", default="auto", choices=["auto", "host-gw", "vxlan"],
+                   help="netns mode, pod routes to other nodes: auto (default: host-gw on a shared link, else "
+                   "VXLAN), host-gw, vxlan")
     p.add_argument("--no-proxy", action="store_true", help="run no service proxy on this node")
     p.add_argument("--proxy-status-port", type=int, default=10256,
                    help="port of the proxy's status endpoint on the node IP (0 = off; default 10256)")
@@ -125,7 +131,7 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
                        dns_ttl=args.dns_ttl, dns_pods=args.dns_pods, dns_upstreams=args.dns_upstream,
                        node_ip=args.node_ip, node_monitor_grace_period=args.node_monitor_grace_period,
                        backoff_base=args.backoff_base, proxy_status_port=args.proxy_status_port,
-                       max_pods=args.max_pods,
+                       max_pods=args.max_pods, flannel_backend=args.flannel_backend,
                        compact_keep_revisions=args.history_revisions,
                        compact_keep_seconds=args.history_seconds)
     s.control_plane = control_plane.from_args(args)
@@ -160,7 +166,8 @@ def _node_settings_from(args: argparse.Namespace):  # type: ignore[no-untyped-de
                      proxy_status_port=args.proxy_status_port, kubelet_port=args.kubelet_port,
                      service_cidr=args.service_cidr, pod_cidr=args.pod_cidr, lb_pool=args.lb_pool,
                      cluster_domain=args.cluster_domain, backoff_base=args.backoff_base, max_pods=args.max_pods,
-                     node_lease_duration=args.node_lease_duration_seconds)
+                     node_lease_duration=args.node_lease_duration_seconds,
+                     flannel_backend=args.flannel_backend)
     if args.node_name:
         s.node_name = args.node_name
     if args.image_dir:

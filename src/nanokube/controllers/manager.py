@@ -24,6 +24,7 @@ from nanokube.controllers.serviceaccounts import ServiceAccountsController
 from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController
 from nanokube.controllers.settings import ControllerSettings
+from nanokube.controllers.tainteviction import TaintEvictionController
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def build(ctx: Context) -> list[Controller]:
         DeploymentController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
+        TaintEvictionController(ctx),
         LocalPathProvisioner(ctx),
         GarbageCollector(ctx),
         NamespaceController(ctx),

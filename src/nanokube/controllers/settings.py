@@ -11,6 +11,7 @@ class ControllerSettings:
     lb_pool: str  # CIDR ("127.240.0.0/24") or range ("10.250.0.10-10.250.0.20")
     data_dir: Path
     node_monitor_grace_period: float = 40.0
+    default_toleration_seconds: float = 300.0  # not-ready/unreachable NoExecute, as DefaultTolerationSeconds
     max_endpoints_per_slice: int = 100
     lb_class: str | None = "nanokube.io/lb"  # besides Services with no loadBalancerClass
     pod_cidr: str = ""  # the cluster pod CIDR node IPAM gives /24s of; "" = no node IPAM
