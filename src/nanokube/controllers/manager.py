@@ -25,6 +25,7 @@ from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController
 from nanokube.controllers.settings import ControllerSettings
 from nanokube.controllers.tainteviction import TaintEvictionController
+from nanokube.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def build(ctx: Context) -> list[Controller]:
         ServiceLBController(ctx),
         ReplicaSetController(ctx),
         DeploymentController(ctx),
+        StatefulSetController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),

@@ -17,6 +17,12 @@ REPLICASETS = by_kind("apps", "ReplicaSet")
 ENDPOINTSLICES = by_kind("discovery.k8s.io", "EndpointSlice")
 LEASES = by_kind("coordination.k8s.io", "Lease")
 STORAGECLASSES = by_kind("storage.k8s.io", "StorageClass")
+STATEFULSETS = by_kind("apps", "StatefulSet")
+DAEMONSETS = by_kind("apps", "DaemonSet")
+CONTROLLERREVISIONS = by_kind("apps", "ControllerRevision")
+JOBS = by_kind("batch", "Job")
+CRONJOBS = by_kind("batch", "CronJob")
+REPLICATIONCONTROLLERS = by_kind("", "ReplicationController")
 
 
 def resource_for(api_version: str, kind: str) -> Resource | None:
