@@ -12,6 +12,7 @@ from nanokube.controllers.endpoints_controller import EndpointsController
 from nanokube.controllers.endpointslice_controller import EndpointSliceController
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.gc import GarbageCollector
+from nanokube.controllers.job import JobController
 from nanokube.controllers.localpath import LocalPathProvisioner
 from nanokube.controllers.mirroring import MirroringController
 from nanokube.controllers.namespace import NamespaceController
@@ -42,6 +43,7 @@ def build(ctx: Context) -> list[Controller]:
         ReplicaSetController(ctx),
         DeploymentController(ctx),
         StatefulSetController(ctx),
+        JobController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),
