@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from nanokube.client import ApiClient
+from nanokube.controllers.cronjob import CronJobController
 from nanokube.controllers.deployment import DeploymentController
 from nanokube.controllers.disruption import DisruptionController
 from nanokube.controllers.endpoints_controller import EndpointsController
@@ -44,6 +45,7 @@ def build(ctx: Context) -> list[Controller]:
         DeploymentController(ctx),
         StatefulSetController(ctx),
         JobController(ctx),
+        CronJobController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),
