@@ -18,7 +18,8 @@ from nanokube.controllers import statefulset_logic as logic
 from nanokube.controllers.events import NORMAL, WARNING
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.owned import OwnedIndex
-from nanokube.controllers.resources import CONTROLLERREVISIONS, PODS, PVCS, STATEFULSETS
+from nanokube.controllers.resources import PODS, PVCS, STATEFULSETS
+from nanokube.controllers.revisions import RevisionHistory
 
 log = logging.getLogger(__name__)
 KIND = "StatefulSet"
@@ -41,7 +42,7 @@ class StatefulSetController(Controller):
         self.sets.add_handler(on_add=self._set_changed, on_update=lambda _o, n: self._set_changed(n),
                               on_delete=self._set_deleted)
         self.pods = OwnedIndex(ctx.informer(PODS), KIND, self._enqueue_uid, self._orphan_pod)
-        self.revisions = OwnedIndex(ctx.informer(CONTROLLERREVISIONS), KIND, self._enqueue_uid)
+        self.history = RevisionHistory(ctx, KIND, self._enqueue_uid)
         self.pvcs.add_handler(on_update=lambda _o, n: self._claim_changed(n), on_delete=self._claim_changed)
 
     # -- events ----------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class StatefulSetController(Controller):
         if sts is None:
             return None
         pods = await self._claim_pods(sts)
-        current, update, collisions = await self._revisions(sts, pods)
+        current, update, collisions = await self.history.sync(sts)
         at = now()
         if sts["metadata"].get("deletionTimestamp"):
             await self._write_status(sts, logic.compute_status(sts, pods, current["metadata"]["name"],
@@ -92,7 +93,7 @@ class StatefulSetController(Controller):
         await self._execute(sts, step, current, update)
         await self._write_status(sts, logic.compute_status(sts, pods, current["metadata"]["name"],
                                                            update["metadata"]["name"], collisions, at))
-        await self._truncate_history(sts, pods, current, update)
+        await self.history.truncate(sts, pods, current, update)
         return step.wait_seconds
 
     async def _claim_pods(self, sts: Obj) -> list[Obj]:
@@ -130,55 +131,6 @@ class StatefulSetController(Controller):
                 elif claim["metadata"].get("deletionTimestamp"):
                     stale.add(ordinal)
         return missing, stale
-
-    # -- revisions -------------------------------------------------------------------------------------
-    async def _revisions(self, sts: Obj, pods: list[Obj]) -> tuple[Obj, Obj, int]:
-        """(current revision, update revision, collisionCount), creating or re-numbering as needed."""
-        revisions = sorted(self.revisions.of(sts["metadata"]["uid"]), key=lambda r: r.get("revision", 0))
-        status = sts.get("status") or {}
-        collisions = int(status.get("collisionCount") or 0)
-        data = logic.revision_data(sts)
-        equal = [r for r in revisions if r.get("data") == data]
-        latest = revisions[-1].get("revision", 0) if revisions else 0
-        if equal and equal[-1] is revisions[-1]:
-            update = equal[-1]
-        elif equal:
-            update = await self.client.update(CONTROLLERREVISIONS, {**equal[-1], "revision": latest + 1})
-        else:
-            update, collisions = await self._create_revision(sts, data, latest + 1, collisions)
-        name = status.get("currentRevision")
-        current = next((r for r in revisions if r["metadata"]["name"] == name), update)
-        return current, update, collisions
-
-    async def _create_revision(self, sts: Obj, data: Obj, number: int, collisions: int) -> tuple[Obj, int]:
-        """A name taken by a different template bumps collisionCount, which changes the hash."""
-        while True:
-            body = logic.new_revision(sts, data, number, collisions)
-            try:
-                created = await self.client.create(CONTROLLERREVISIONS, body, sts["metadata"]["namespace"])
-            except ApiError as err:
-                if err.code != 409:
-                    raise
-                existing = await self.client.get(CONTROLLERREVISIONS, body["metadata"]["name"],
-                                                 sts["metadata"]["namespace"])
-                if existing.get("data") == data:
-                    created = existing
-                else:
-                    collisions += 1
-                    continue
-            return created, collisions
-
-    async def _truncate_history(self, sts: Obj, pods: list[Obj], current: Obj, update: Obj) -> None:
-        limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
-        limit = 10 if limit is None else int(limit)
-        live = {current["metadata"]["name"], update["metadata"]["name"], *(logic.revision_of(p) for p in pods)}
-        for revision in logic.revisions_to_truncate(self.revisions.of(sts["metadata"]["uid"]), live, limit):
-            try:
-                await self.client.delete(CONTROLLERREVISIONS, revision["metadata"]["name"],
-                                         sts["metadata"]["namespace"])
-            except ApiError as err:
-                if err.code != 404:
-                    raise
 
     # -- actions ---------------------------------------------------------------------------------------
     async def _execute(self, sts: Obj, step: logic.Plan, current: Obj, update: Obj) -> None:

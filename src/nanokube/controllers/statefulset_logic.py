@@ -15,8 +15,7 @@ from datetime import datetime
 
 import orjson
 
-from nanokube.api.meta import Obj, is_pod_ready
-from nanokube.controllers.replicaset import is_available
+from nanokube.api.meta import Obj, condition, is_pod_ready, parse_time
 from nanokube.controllers.rollout import safe_encode
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -24,6 +23,16 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
 HASH_LABEL = "controller.kubernetes.io/hash"
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
+
+
+def is_available(pod: Obj, min_ready_seconds: int, at: datetime) -> bool:
+    """Ready for at least minReadySeconds (podutil.IsPodAvailable)."""
+    if not is_pod_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    return since is not None and (at - since).total_seconds() >= min_ready_seconds
 
 
 # -- identity ------------------------------------------------------------------------------------------
@@ -142,13 +151,13 @@ def revision_name(sts_name: str, hash_: str) -> str:
     return f"{sts_name[:223]}-{hash_}"
 
 
-def new_revision(sts: Obj, data: Obj, number: int, collision_count: int | None) -> Obj:
+def new_revision(sts: Obj, data: Obj, number: int, collision_count: int | None, kind: str = "StatefulSet") -> Obj:
     hash_ = revision_hash(data, collision_count)
     tmd = ((sts.get("spec") or {}).get("template") or {}).get("metadata") or {}
     labels = dict(tmd.get("labels") or {})
     labels[HASH_LABEL] = hash_
     md: Obj = {"name": revision_name(sts["metadata"]["name"], hash_), "namespace": sts["metadata"]["namespace"],
-               "labels": labels, "ownerReferences": [owner_ref(sts, "StatefulSet", "apps/v1")]}
+               "labels": labels, "ownerReferences": [owner_ref(sts, kind, "apps/v1")]}
     if sts["metadata"].get("annotations"):
         md["annotations"] = dict(sts["metadata"]["annotations"])
     return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": md, "data": data,
