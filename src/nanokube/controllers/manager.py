@@ -7,6 +7,7 @@ import logging
 
 from nanokube.client import ApiClient
 from nanokube.controllers.cronjob import CronJobController
+from nanokube.controllers.daemonset import DaemonSetController
 from nanokube.controllers.deployment import DeploymentController
 from nanokube.controllers.disruption import DisruptionController
 from nanokube.controllers.endpoints_controller import EndpointsController
@@ -46,6 +47,7 @@ def build(ctx: Context) -> list[Controller]:
         StatefulSetController(ctx),
         JobController(ctx),
         CronJobController(ctx),
+        DaemonSetController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),
