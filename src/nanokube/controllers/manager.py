@@ -21,6 +21,7 @@ from nanokube.controllers.namespace import NamespaceController
 from nanokube.controllers.nodeipam import NodeIpamController
 from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
+from nanokube.controllers.replication import ReplicationManager
 from nanokube.controllers.resources import PODS, SERVICES
 from nanokube.controllers.scheduler import Scheduler
 from nanokube.controllers.serviceaccounts import ServiceAccountsController
@@ -48,6 +49,7 @@ def build(ctx: Context) -> list[Controller]:
         JobController(ctx),
         CronJobController(ctx),
         DaemonSetController(ctx),
+        ReplicationManager(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),

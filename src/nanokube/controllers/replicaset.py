@@ -81,13 +81,13 @@ def deletion_order(pods: list[Obj]) -> list[Obj]:
     return sorted(pods, key=key)
 
 
-def pod_from_template(rs: Obj) -> Obj:
+def pod_from_template(rs: Obj, kind: str = "ReplicaSet", api_version: str = "apps/v1") -> Obj:
     md = rs["metadata"]
     template = rs.get("spec", {}).get("template") or {}
     tmd = template.get("metadata") or {}
     pod_md: Obj = {"generateName": f"{md['name']}-", "namespace": md.get("namespace"),
                    "labels": dict(tmd.get("labels") or {}),
-                   "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": md["name"],
+                   "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": md["name"],
                                         "uid": md["uid"], "controller": True, "blockOwnerDeletion": True}]}
     if tmd.get("annotations"):
         pod_md["annotations"] = dict(tmd["annotations"])
@@ -99,10 +99,13 @@ def pod_from_template(rs: Obj) -> Obj:
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     workers = 4
+    resource = REPLICASETS
+    kind = "ReplicaSet"
+    api_version = "apps/v1"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.rss = ctx.informer(REPLICASETS)
+        self.rss = ctx.informer(self.resource)
         self.pods = ctx.informer(PODS)
         self._expectations: dict[str, Expectation] = {}
         self._uid_to_key: dict[str, str] = {}
@@ -126,7 +129,7 @@ class ReplicaSetController(Controller):
     def _controller_uid(self, pod: Obj) -> str | None:
         for ref in pod.get("metadata", {}).get("ownerReferences") or []:
             if ref.get("controller"):
-                return ref.get("uid") if ref.get("kind") == "ReplicaSet" else ""
+                return ref.get("uid") if ref.get("kind") == self.kind else ""
         return None
 
     def _index(self, pod: Obj, present: bool) -> None:
@@ -156,8 +159,11 @@ class ReplicaSetController(Controller):
                     self.queue.add(object_key(rs))
 
     @staticmethod
-    def _selects(rs: Obj, labels: dict[str, str]) -> bool:
-        reqs = selector_from_label_selector(rs.get("spec", {}).get("selector"))
+    def label_selector(rs: Obj) -> Obj | None:
+        return rs.get("spec", {}).get("selector")
+
+    def _selects(self, rs: Obj, labels: dict[str, str]) -> bool:
+        reqs = selector_from_label_selector(self.label_selector(rs))
         return bool(reqs) and matches_labels(reqs, labels)  # type: ignore[arg-type]
 
     def _pod_added(self, pod: Obj) -> None:
@@ -215,7 +221,7 @@ class ReplicaSetController(Controller):
         orphans = [p for k in self._orphans.get(ns, ()) if (p := self.pods.cache.get(k)) is not None
                    and is_active(p) and self._selects(rs, p["metadata"].get("labels") or {})]
         if orphans:
-            fresh = await self.client.get(REPLICASETS, rs["metadata"]["name"], ns)
+            fresh = await self.client.get(self.resource, rs["metadata"]["name"], ns)
             if fresh["metadata"]["uid"] != rs["metadata"]["uid"] or fresh["metadata"].get("deletionTimestamp"):
                 return result
             for pod in orphans:
@@ -229,7 +235,7 @@ class ReplicaSetController(Controller):
         body["metadata"] = dict(pod["metadata"])
         refs = [r for r in pod["metadata"].get("ownerReferences") or [] if not r.get("controller")]
         if rs is not None:
-            refs.append({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs["metadata"]["name"],
+            refs.append({"apiVersion": self.api_version, "kind": self.kind, "name": rs["metadata"]["name"],
                          "uid": rs["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True})
         body["metadata"]["ownerReferences"] = refs
         try:
@@ -250,7 +256,7 @@ class ReplicaSetController(Controller):
     async def _create(self, rs: Obj, count: int, key: str) -> None:
         exp = self._expectations.setdefault(key, Expectation())
         exp.since = time.monotonic()
-        body = pod_from_template(rs)
+        body = pod_from_template(rs, self.kind, self.api_version)
         ns = rs["metadata"]["namespace"]
         batch, remaining = 1, count
         while remaining > 0:
@@ -319,7 +325,7 @@ class ReplicaSetController(Controller):
                 (current.get("conditions") or []) != conditions:
             body = dict(rs)
             body["status"] = status
-            await self.client.update(REPLICASETS, body, subresource="status")
+            await self.client.update(self.resource, body, subresource="status")
         if min_ready > 0 and len(ready) > len(available):
             return float(min_ready)
         return None
