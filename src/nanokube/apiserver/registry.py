@@ -20,7 +20,7 @@ from nanokube.api.errors import ApiError, FieldError, go_repr
 from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, parse_field_selector, parse_label_selector
 from nanokube.api.served_resources import Resource, by_kind
-from nanokube.apiserver import deletion, naming, strategies
+from nanokube.apiserver import admission_quota, deletion, naming, strategies
 from nanokube.apiserver.allocators import NO_ALLOCATION, ServiceAllocator
 from nanokube.store.base import Event, KeyExists, KeyNotFound, KeyValue, Op, RevisionConflict, Store
 
@@ -212,6 +212,7 @@ class Registry:
             md.pop("generation", None)
         if manager is not None:
             manager(None, obj)
+        await admission_quota.admit_create(self.store, res, obj)
         allocation = strat.before_create(res, obj, dry_run)
         with allocation.kept_if_written():
             await self._check_namespace(res, strat, md.get("namespace"))

@@ -22,6 +22,7 @@ from nanokube.controllers.nodeipam import NodeIpamController
 from nanokube.controllers.nodelifecycle import NodeLifecycleController
 from nanokube.controllers.replicaset import ReplicaSetController
 from nanokube.controllers.replication import ReplicationManager
+from nanokube.controllers.resourcequota import ResourceQuotaController
 from nanokube.controllers.resources import PODS, SERVICES
 from nanokube.controllers.scheduler import Scheduler
 from nanokube.controllers.serviceaccounts import ServiceAccountsController
@@ -50,6 +51,7 @@ def build(ctx: Context) -> list[Controller]:
         CronJobController(ctx),
         DaemonSetController(ctx),
         ReplicationManager(ctx),
+        ResourceQuotaController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
         TaintEvictionController(ctx),

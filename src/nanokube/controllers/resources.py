@@ -23,6 +23,7 @@ CONTROLLERREVISIONS = by_kind("apps", "ControllerRevision")
 JOBS = by_kind("batch", "Job")
 CRONJOBS = by_kind("batch", "CronJob")
 REPLICATIONCONTROLLERS = by_kind("", "ReplicationController")
+RESOURCEQUOTAS = by_kind("", "ResourceQuota")
 
 
 def resource_for(api_version: str, kind: str) -> Resource | None:
