@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from datetime import datetime
 
 from nanokube.api.errors import ApiError
@@ -26,6 +27,7 @@ from nanokube.controllers.resources import JOBS, PODS
 
 log = logging.getLogger(__name__)
 BURST = 500
+EXPECTATION_TIMEOUT = 30.0
 
 
 def _finalized(pod: Obj) -> bool:
@@ -40,10 +42,15 @@ class JobController(Controller):
         super().__init__(ctx)
         self.jobs = ctx.informer(JOBS)
         self._uid_to_key: dict[str, str] = {}
+        # pods already counted whose finalizer removal the pod informer may not show yet (finalizer expectations)
+        self._counted: dict[str, set[str]] = {}
+        self._creating: dict[str, tuple[float, set[str]]] = {}  # job uid -> (since, keys of pods not yet seen)
+        self._deleted: set[str] = set()  # uids of pods this controller deleted: not failures
         self.jobs.add_handler(on_add=self._job_changed, on_update=lambda _o, n: self._job_changed(n),
                               on_delete=self._job_deleted)
         self.pods = OwnedIndex(ctx.informer(PODS), "Job", self._enqueue_uid)
-        self.pods.informer.add_handler(on_add=self._maybe_orphaned, on_update=lambda _o, n: self._maybe_orphaned(n))
+        self.pods.informer.add_handler(on_add=self._maybe_orphaned, on_update=lambda _o, n: self._maybe_orphaned(n),
+                                       on_delete=lambda p: self._deleted.discard(p["metadata"]["uid"]))
 
     def _job_changed(self, job: Obj) -> None:
         self._uid_to_key[job["metadata"]["uid"]] = object_key(job)
@@ -51,6 +58,8 @@ class JobController(Controller):
 
     def _job_deleted(self, job: Obj) -> None:
         self._uid_to_key.pop(job["metadata"]["uid"], None)
+        self._counted.pop(job["metadata"]["uid"], None)
+        self._creating.pop(job["metadata"]["uid"], None)
         for pod in self.pods.of(job["metadata"]["uid"]):
             self._maybe_orphaned(pod)
 
@@ -94,10 +103,13 @@ class JobController(Controller):
         unc_ok, unc_fail = set(uncounted.get("succeeded") or []), set(uncounted.get("failed") or [])
         active = [p for p in pods if not is_terminal(p) and not p["metadata"].get("deletionTimestamp")]
         total = logic.completions(job)
-        finished = [p for p in pods if _finalized(p) and (is_terminal(p) or p["metadata"].get("deletionTimestamp"))]
+        counted = self._counted.setdefault(job["metadata"]["uid"], set())
+        counted &= {p["metadata"]["uid"] for p in pods if _finalized(p)}  # the rest: the cache caught up
+        finished = [p for p in pods if _finalized(p) and (is_terminal(p) or p["metadata"].get("deletionTimestamp"))
+                    and p["metadata"]["uid"] not in counted]
         for pod in finished:
             uid = pod["metadata"]["uid"]
-            if uid in unc_ok or uid in unc_fail:
+            if uid in unc_ok or uid in unc_fail or (uid in self._deleted and not is_terminal(pod)):
                 continue
             (unc_ok if (pod.get("status") or {}).get("phase") == "Succeeded" else unc_fail).add(uid)
         completed = logic.parse_indexes(status.get("completedIndexes"))
@@ -150,6 +162,7 @@ class JobController(Controller):
                                                  (("succeeded", unc_ok), ("failed", unc_fail)) if v}
             job = await self._write(job, status)
             await self._strip(finished)
+            counted.update(p["metadata"]["uid"] for p in finished)
             status = copy.deepcopy(job.get("status") or {})
         status["succeeded"], status["failed"] = succeeded, failed
         status["uncountedTerminatedPods"] = {}
@@ -177,8 +190,21 @@ class JobController(Controller):
                     self.event(job, NORMAL, "Completed", "Job completed")
                 return
 
+    def _creations_seen(self, job: Obj) -> bool:
+        """Pods created but not yet in the informer would be created again: wait for them (expectations)."""
+        pending = self._creating.get(job["metadata"]["uid"])
+        if pending is None:
+            return True
+        since, keys = pending
+        if all(k in self.pods.informer.cache for k in keys) or time.monotonic() - since > EXPECTATION_TIMEOUT:
+            del self._creating[job["metadata"]["uid"]]
+            return True
+        return False
+
     async def _manage(self, job: Obj, pods: list[Obj], active: list[Obj], done: int, completed: set[int],
                       at: datetime) -> float | None:
+        if not self._creations_seen(job):
+            return None
         want = logic.want_active(job, done, len(active))
         if len(active) > want:
             surplus = sorted(active, key=lambda p: (logic.ready_count([p]), p["metadata"].get("creationTimestamp")
@@ -206,6 +232,8 @@ class JobController(Controller):
     # -- writes ----------------------------------------------------------------------------------------
     async def _create(self, job: Obj, indexes: list[int | None]) -> None:
         ns = job["metadata"]["namespace"]
+        created: set[str] = set()
+        self._creating[job["metadata"]["uid"]] = (time.monotonic(), created)
         batch = 1
         while indexes:
             now_, indexes = indexes[:batch], indexes[batch:]
@@ -217,11 +245,13 @@ class JobController(Controller):
                     raise result
                 if isinstance(result, BaseException):
                     raise result
+                created.add(f"{ns}/{result['metadata']['name']}")
                 self.event(job, NORMAL, "SuccessfulCreate", f"Created pod: {result['metadata']['name']}")
             batch *= 2
 
     async def _delete(self, job: Obj, pods: list[Obj]) -> None:
         async def one(pod: Obj) -> None:
+            self._deleted.add(pod["metadata"]["uid"])
             try:
                 await self.client.delete(PODS, pod["metadata"]["name"], pod["metadata"]["namespace"],
                                          preconditions={"uid": pod["metadata"]["uid"]})
