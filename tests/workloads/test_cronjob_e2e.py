@@ -87,7 +87,14 @@ def test_create_job_from_cronjob(server):
     server.kubectl("wait", "--for=condition=complete", "job/by-hand", "--timeout=60s")
 
 
-def test_unknown_time_zone_is_reported(server):
-    server.apply(cronjob("mars", "true", timeZone="Mars/Olympus"))
-    event = eventually(lambda: events(server, "mars", "UnknownTimeZone"), timeout=60)[0]
-    assert event["message"].startswith('invalid timeZone: "Mars/Olympus"')
+def test_unknown_time_zone_is_refused_by_validation(server):
+    proc = server.kubectl("apply", "-f", "-", input=json.dumps(cronjob("mars", "true", timeZone="Mars/Olympus")),
+                          check=False)
+    assert proc.returncode == 1
+    assert 'spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus' in proc.stderr
+
+
+def test_time_zone_schedules_in_that_zone(server):
+    server.apply(cronjob("berlin", "true", timeZone="Europe/Berlin", suspend=False))
+    eventually(lambda: events(server, "berlin", "SuccessfulCreate"), timeout=60)
+    server.kubectl("delete", "cronjob", "berlin")

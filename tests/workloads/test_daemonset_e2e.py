@@ -96,10 +96,11 @@ def test_node_selector_and_taints(cluster):
 
 def test_rolling_update_replaces_every_pod(cluster):
     srv, _agents = cluster
+    eventually(lambda: running_on(srv, "every", set(NODES)), timeout=90)
     before = {p["metadata"]["uid"] for p in get(srv, "pods", "-l", "ds=every")["items"]}
     srv.kubectl("set", "env", "ds/every", "ROUND=2")
     srv.kubectl("rollout", "status", "ds/every", "--timeout=120s")
-    pods = get(srv, "pods", "-l", "ds=every")["items"]
+    pods = [p for p in get(srv, "pods", "-l", "ds=every")["items"] if not p["metadata"].get("deletionTimestamp")]
     assert not before & {p["metadata"]["uid"] for p in pods}
     assert all({"name": "ROUND", "value": "2"} in p["spec"]["containers"][0]["env"] for p in pods)
     assert len({p["metadata"]["labels"]["controller-revision-hash"] for p in pods}) == 1
