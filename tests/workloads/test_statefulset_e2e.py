@@ -115,6 +115,15 @@ def test_rolling_update_with_partition_updates_only_the_ordinals_above(server, k
     assert pods(server, "web")["web-2"]["metadata"]["annotations"]["rev"] == "2"
     history = server.kubectl("rollout", "history", "sts/web").stdout
     assert "1" in history and "2" in history
+    server.kubectl("rollout", "undo", "sts/web")  # back to revision 1's template: that revision is reused
+    sts = eventually(lambda: (s := get(server, "sts", "web"))["status"].get("updateRevision") == before["web-0"]
+                     and s)
+    assert "rev" not in (sts["spec"]["template"]["metadata"].get("annotations") or {})
+    numbers = {r["metadata"]["name"]: r["revision"] for r in get(server, "controllerrevisions")["items"]}
+    assert numbers[before["web-0"]] == 3 and len(numbers) == 2
+    eventually(lambda: pods(server, "web").get("web-2", {}).get("metadata", {}).get("labels", {})
+               .get("controller-revision-hash") == before["web-0"])
+    ready_all(server, kubelet, "web", ["web-2"])
 
 
 def test_parallel_creates_all_at_once_and_on_delete_does_not_roll(server, kubelet):
