@@ -78,6 +78,20 @@ ACTED_ON: dict[tuple[str, str], str] = {
     ("", "namespaces"): "namespace controller empties deleted namespaces",
     ("apps", "deployments"): "deployment controller",
     ("apps", "replicasets"): "replicaset controller",
+    ("apps", "statefulsets"): "statefulset controller: OrderedReady/Parallel, stable names and hostnames, one PVC per "
+                              "claim template and ordinal (retention policy), RollingUpdate with partition, OnDelete",
+    ("apps", "daemonsets"): "daemonset controller: one pod per eligible node (nodeSelector, affinity, taints), "
+                            "RollingUpdate (maxUnavailable/maxSurge), OnDelete",
+    ("apps", "controllerrevisions"): "written by the StatefulSet and DaemonSet controllers (`kubectl rollout "
+                                     "history/undo`)",
+    ("batch", "jobs"): "job controller: completions/parallelism, Indexed, backoffLimit, activeDeadlineSeconds, suspend, "
+                       "ttlSecondsAfterFinished (not yet: podFailurePolicy, successPolicy, backoffLimitPerIndex)",
+    ("batch", "cronjobs"): "cronjob controller: schedules with time zones, concurrencyPolicy, suspend, "
+                           "startingDeadlineSeconds, history limits",
+    ("", "replicationcontrollers"): "replicationcontroller controller (the ReplicaSet controller, equality selector)",
+    ("", "resourcequotas"): "API server admission of pods and Services (counts, services.nodeports, "
+                            "services.loadbalancers, cpu/memory); resourcequota controller writes status",
+    ("", "limitranges"): "API server admission of pods: Container defaults, min/max",
     ("discovery.k8s.io", "endpointslices"): "written by the EndpointSlice controller; read by proxy and DNS",
     ("coordination.k8s.io", "leases"): "node heartbeats",
     ("", "events"): "written by the controllers and agents",
@@ -96,7 +110,7 @@ def served_kinds() -> str:
     out = ["## API kinds served\n",
            "Every kind below is served with discovery, OpenAPI, validation, defaulting and `kubectl get` columns. "
            "Kinds without an entry under \"acted on by\" are stored, validated and listed only: nothing in nanokube "
-           "acts on them yet (a StatefulSet gets no pods, an Ingress routes nothing).\n",
+           "acts on them yet (an Ingress routes nothing).\n",
            "| kind | API version | acted on by |\n|---|---|---|"]
     for r in RESOURCES:
         out.append(f"| {r.kind} | {r.group_version} | {ACTED_ON.get((r.group, r.plural), 'stored only')} |")
