@@ -29,8 +29,8 @@ from nanokube.controllers.serviceaccounts import ServiceAccountsController
 from nanokube.controllers.serviceindex import ServicePodIndex
 from nanokube.controllers.servicelb import ServiceLBController
 from nanokube.controllers.settings import ControllerSettings
-from nanokube.controllers.tainteviction import TaintEvictionController
 from nanokube.controllers.statefulset import StatefulSetController
+from nanokube.controllers.tainteviction import TaintEvictionController
 
 log = logging.getLogger(__name__)
 
