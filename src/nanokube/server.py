@@ -184,8 +184,12 @@ async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[st
 
 def _ui_app(settings: ServerSettings, client: ApiClient, token: str) -> Any:
     from nanokube.ui.app import build_ui_app
+    from nanokube.ui.traffic import proxy_counters
 
-    return build_ui_app(client, token, cluster_domain=settings.cluster_domain)
+    traffic = proxy_counters(socket=local_socket(settings.data_dir, "proxy.sock"),
+                             url=f"http://127.0.0.1:{settings.proxy_status_port}", token=token) \
+        if settings.proxy_status_port else None
+    return build_ui_app(client, token, cluster_domain=settings.cluster_domain, traffic=traffic)
 
 
 def local_socket(data_dir: Path, name: str) -> str | None:

@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from tests.conftest import Server
-from tests.loopback.conftest import echo_deployment, kubectl_json, manifest, service
+from tests.loopback.conftest import echo_deployment, http_get, kubectl_json, manifest, service
 from tests.polling import eventually
 from tests.ui.browser import chromium
 
@@ -17,6 +18,7 @@ from nanokube.ui.auth import login_url
 
 ARTICLE = Path(__file__).resolve().parents[2] / "examples" / "article"
 HTTP = [{"name": "http", "port": 80, "targetPort": 8080}]
+REQUESTS = 200
 
 
 def _slice_addresses(srv: Server, name: str) -> set[str]:
@@ -84,6 +86,23 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         eventually(lambda: len(_slice_addresses(cluster, "web")) == 5, timeout=90, what="5 ready endpoints")
         took = _within(2.0, lambda: _page_addresses(page, "web") == _slice_addresses(cluster, "web"))
         print(f"scale: page caught up {took:.2f}s after kubectl saw 5 endpoints")
+
+        # a bounded request loop: the page's share per endpoint matches what the pods say they served
+        ip = kubectl_json(cluster, "svc", "web")["spec"]["clusterIP"]
+        pod_ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in kubectl_json(cluster, "pods", "-l", "app=web")
+                   ["items"] if not p["metadata"].get("deletionTimestamp")}
+        served = Counter(http_get(ip, 80)["pod"] for _ in range(REQUESTS))
+        want = {pod_ips[pod]: 100 * n / REQUESTS for pod, n in served.items()}
+
+        def shares_match() -> dict[str, float] | None:
+            shown = dict(page.eval_on_selector_all('[data-service="web"] .endpoint',
+                                                   "els => els.map(e => [e.dataset.address, e.dataset.share])"))
+            if any(v is None for v in shown.values()) or set(shown) != set(want):
+                return None
+            got = {a: float(v) for a, v in shown.items()}
+            return got if all(abs(got[a] - want[a]) <= 15 for a in want) and sum(got.values()) > 90 else None
+
+        eventually(shares_match, timeout=15, what=f"traffic shares {want}")
         page.screenshot(path=str(tmp_path / "map-5.png"), full_page=True)
 
         # a deleted pod leaves the page

@@ -31,6 +31,7 @@ KINDS = {"Service": ("", "Service"), "Pod": ("", "Pod"), "Node": ("", "Node"),
          "EndpointSlice": ("discovery.k8s.io", "EndpointSlice")}
 HEARTBEAT_SECONDS = 15.0
 COALESCE_SECONDS = 0.05
+TRAFFIC_SECONDS = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TrafficSource = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -103,18 +104,21 @@ def build_ui_app(client: ApiClient, token: str, *, cluster_domain: str = "cluste
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
         last = b""
+        view: dict[str, Any] = {}
         try:
             woken.set()
             while True:
                 try:
-                    await asyncio.wait_for(woken.wait(), HEARTBEAT_SECONDS)
+                    await asyncio.wait_for(woken.wait(), TRAFFIC_SECONDS if traffic else HEARTBEAT_SECONDS)
                 except TimeoutError:
-                    await resp.write(b": keep-alive\n\n")
-                    continue
-                await asyncio.sleep(COALESCE_SECONDS)  # a rollout is a burst of changes: draw it once
-                woken.clear()
-                view = await view_of(namespace)
-                if traffic is not None:
+                    if traffic is None:
+                        await resp.write(b": keep-alive\n\n")
+                        continue
+                else:
+                    await asyncio.sleep(COALESCE_SECONDS)  # a rollout is a burst of changes: draw it once
+                    woken.clear()
+                    view = await view_of(namespace)
+                if traffic is not None:  # counters move without any object changing: sent every second
                     view["traffic"] = await traffic()
                 body = orjson.dumps(view)
                 if body != last:
