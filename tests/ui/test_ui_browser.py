@@ -45,7 +45,8 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
     for f in sorted(ARTICLE.glob("*svc*.y*ml")):
         cluster.kubectl("apply", "-f", str(f))
     cluster.apply(manifest(echo_deployment("web", 3), service("web", {"app": "web"}, HTTP),
-                           service("nomatch", {"app": "nothing-has-this"}, HTTP)))
+                           service("nomatch", {"app": "nothing-has-this"}, HTTP),
+                           service("web-headless", {"app": "web"}, HTTP, clusterIP="None")))
     eventually(lambda: len(_slice_addresses(cluster, "web")) == 3, timeout=90, what="3 ready endpoints")
 
     with chromium() as browser:
@@ -86,6 +87,13 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         eventually(lambda: len(_slice_addresses(cluster, "web")) == 5, timeout=90, what="5 ready endpoints")
         took = _within(2.0, lambda: _page_addresses(page, "web") == _slice_addresses(cluster, "web"))
         print(f"scale: page caught up {took:.2f}s after kubectl saw 5 endpoints")
+
+        # a headless Service: the per-pod DNS names the cluster DNS answers (no hostname set: the dashed IP)
+        eventually(lambda: _page_addresses(page, "web-headless") == _slice_addresses(cluster, "web"), timeout=5)
+        names = page.eval_on_selector_all('[data-service="web-headless"] .endpoint .dns',
+                                          "els => els.map(e => e.textContent)")
+        assert sorted(names) == sorted(f"{a.replace('.', '-')}.web-headless.default.svc.cluster.local"
+                                       for a in _slice_addresses(cluster, "web"))
 
         # a bounded request loop: the page's share per endpoint matches what the pods say they served
         ip = kubectl_json(cluster, "svc", "web")["spec"]["clusterIP"]

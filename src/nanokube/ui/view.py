@@ -31,8 +31,9 @@ def _service(svc: Obj, slices: list[Obj], pods: list[Obj], events: list[Obj], no
                               "terminating": bool(cond.get("terminating")),
                               "pod": (ep.get("targetRef") or {}).get("name") or "", "node": ep.get("nodeName") or "",
                               "ports": [p.get("port") for p in eps.get("ports") or []]}
-                if spec.get("clusterIP") == "None" and ep.get("hostname"):
-                    entry["dns"] = f"{ep['hostname']}.{name}.{ns}.svc.{domain}"
+                if spec.get("clusterIP") == "None":  # as the cluster DNS names them: hostname, else the dashed IP
+                    label = ep.get("hostname") or address.replace(".", "-").replace(":", "-")
+                    entry["dns"] = f"{label}.{name}.{ns}.svc.{domain}"
                 endpoints.append(entry)
     endpoints.sort(key=lambda e: (e["pod"], e["address"]))
     return {
