@@ -26,7 +26,7 @@ from nanokube.ui.view import namespace_view
 
 log = logging.getLogger(__name__)
 
-STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "worker.js": "text/javascript", "app.css": "text/css"}
 KINDS = {"Service": ("", "Service"), "Pod": ("", "Pod"), "Node": ("", "Node"),
          "EndpointSlice": ("discovery.k8s.io", "EndpointSlice")}
 HEARTBEAT_SECONDS = 15.0
@@ -104,7 +104,6 @@ def build_ui_app(client: ApiClient, token: str, *, cluster_domain: str = "cluste
                                            "X-Accel-Buffering": "no"})
         await resp.prepare(request)
         last = b""
-        view: dict[str, Any] = {}
         try:
             woken.set()
             while True:
@@ -113,17 +112,18 @@ def build_ui_app(client: ApiClient, token: str, *, cluster_domain: str = "cluste
                 except TimeoutError:
                     if traffic is None:
                         await resp.write(b": keep-alive\n\n")
-                        continue
-                else:
-                    await asyncio.sleep(COALESCE_SECONDS)  # a rollout is a burst of changes: draw it once
-                    woken.clear()
-                    view = await view_of(namespace)
-                if traffic is not None:  # counters move without any object changing: sent every second
-                    view["traffic"] = await traffic()
+                    else:  # counters move without any object changing: only they are sent, every second
+                        await resp.write(b"event: traffic\ndata: " + orjson.dumps(await traffic()) + b"\n\n")
+                    continue
+                await asyncio.sleep(COALESCE_SECONDS)  # a rollout is a burst of changes: draw it once
+                woken.clear()
+                view = await view_of(namespace)
                 body = orjson.dumps(view)
                 if body != last:
                     last = body
-                    await resp.write(b"data: " + body + b"\n\n")
+                    if traffic is not None:
+                        view["traffic"] = await traffic()
+                    await resp.write(b"data: " + orjson.dumps(view) + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -25,11 +25,32 @@ function svgEl(tag, attrs) {
 
 function namespaceFromUrl() { return new URLSearchParams(location.search).get("namespace") || "default"; }
 
+let worker = null;
+function onData(text) { current = JSON.parse(text); recordTraffic(current.traffic); draw(); }
+function onTraffic(text) { recordTraffic(JSON.parse(text)); drawShares(); }
+
+// Tabs share one stream per namespace through a SharedWorker (worker.js) where the browser has them.
 function connect() {
-  if (source) source.close();
   const ns = namespaceFromUrl();
+  if (window.SharedWorker) {
+    if (!worker) {
+      worker = new SharedWorker("/ui/static/worker.js");
+      worker.port.onmessage = (m) => {
+        if (m.data.type === "data") onData(m.data.data);
+        else if (m.data.type === "traffic") onTraffic(m.data.data);
+        else setStatus(m.data.text);
+      };
+      worker.port.start();
+      addEventListener("pagehide", () => worker.port.postMessage({bye: true}));
+      addEventListener("pageshow", (e) => { if (e.persisted) worker.port.postMessage({namespace: namespaceFromUrl()}); });
+    }
+    worker.port.postMessage({namespace: ns});
+    return;
+  }
+  if (source) source.close();
   source = new EventSource("/ui/api/stream?namespace=" + encodeURIComponent(ns));
-  source.onmessage = (msg) => { current = JSON.parse(msg.data); recordTraffic(current.traffic); draw(); };
+  source.onmessage = (msg) => onData(msg.data);
+  source.addEventListener("traffic", (msg) => onTraffic(msg.data));
   source.onopen = () => setStatus("live");
   source.onerror = () => setStatus("reconnecting…");
 }
@@ -58,6 +79,29 @@ function shares(key) {
   const out = {}; let total = 0;
   for (const [ip, n] of Object.entries(last)) { out[ip] = Math.max(0, n - (first[ip] || 0)); total += out[ip]; }
   return {per: out, total};
+}
+
+function sharePct(traffic, address) {
+  if (!traffic) return null;
+  return traffic.total ? Math.round(100 * (traffic.per[address] || 0) / traffic.total) : 0;
+}
+
+// a counters tick: only the share cells and line widths change (a full redraw of 1,000 Services each second
+// would keep the page busy)
+function drawShares() {
+  if (!current) return;
+  for (const section of document.querySelectorAll("section.service")) {
+    const traffic = shares(current.namespace + "/" + section.dataset.service);
+    const lines = section.querySelectorAll("svg.links line");
+    section.querySelectorAll(".endpoint").forEach((li, i) => {
+      const pct = sharePct(traffic, li.dataset.address);
+      if (pct === null || li.dataset.share === String(pct)) return;
+      li.dataset.share = pct;
+      const cell = li.querySelector(".share");
+      cell.replaceChildren(el("i", {style: `width:${pct}px`}), pct + "%");
+      if (lines[i]) lines[i].setAttribute("stroke-width", 1 + pct / 10);
+    });
+  }
 }
 
 function addresses(svc) {
@@ -92,8 +136,7 @@ function drawService(svc, ns, pods) {
   const svg = svgEl("svg", {class: "links", height: Math.max(ROW, svc.endpoints.length * ROW)});
   svc.endpoints.forEach((ep, i) => {
     const pod = pods[ep.pod];
-    const n = traffic ? (traffic.per[ep.address] || 0) : null;
-    const pct = traffic && traffic.total ? Math.round(100 * n / traffic.total) : (traffic ? 0 : null);
+    const pct = sharePct(traffic, ep.address);
     svg.append(svgEl("line", {x1: 0, y1: ROW / 2, x2: 60, y2: i * ROW + ROW / 2 - 2,
       "stroke-width": pct === null ? 2 : 1 + pct / 10, class: ep.ready ? "ready" : "notready"}));
     list.append(el("li", {class: "endpoint " + (ep.ready ? "ready" : "notready"), "data-address": ep.address,
