@@ -10,6 +10,8 @@ keep-alive and `Connection: close` (a new connection per request). Usage:
     python bench/proxy_userspace.py [--duration 10] [--runs 3] [--paths pool*2,pool:protocol*2,epoll,protocol]
                                     [--target nginx|python] [--haproxy] [--no-close]
 
+A path with "-nocount" (e.g. "pool-nocount*2") runs with the per-endpoint connection counters off
+(NANOKUBE_PROXY_COUNTERS=0), to put their cost next to the same path counting.
 A path is a TCP data path of the userspace backend ("epoll", the default on Linux, or "protocol") run in one
 process. A path "X*N" runs N proxy processes sharing the listening port with SO_REUSEPORT (hand-started, for comparison);
 "pool*N" is what the server runs: one proxy (Proxier) process with a WorkerPoolBackend of N worker processes
@@ -192,15 +194,18 @@ def main() -> None:
             wait_listening(ip, PORT)
         for i, path in enumerate(p for p in args.paths.split(",") if p):
             tcp, _, workers = path.partition("*")
+            # "-nocount": the same path with the per-endpoint connection counters off (their cost, side by side)
+            env = {**os.environ, "NANOKUBE_PROXY_COUNTERS": "0" if "-nocount" in tcp else "1"}
+            tcp = tcp.replace("-nocount", "")
             vip = f"127.251.0.{10 + i}"
             pids = []
             if tcp.startswith("pool"):
                 procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "0", workers or "2"],
-                                              stdout=subprocess.PIPE, text=True))
+                                              stdout=subprocess.PIPE, text=True, env=env))
                 pids += [procs[-1].pid, *wait_ready(procs[-1])]
             for _ in range(int(workers or 1) if not tcp.startswith("pool") else 0):
                 procs.append(subprocess.Popen([sys.executable, __file__, "proxy", vip, tcp, "1" if workers else "0"],
-                                              stdout=subprocess.PIPE, text=True))
+                                              stdout=subprocess.PIPE, text=True, env=env))
                 wait_ready(procs[-1])
                 pids.append(procs[-1].pid)
             proxies[path] = (f"http://{vip}/", pids)

@@ -141,10 +141,11 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                                 dns_address=dns_host, dns_port=dns_port,
                                 serves_dns="dns" in components or not plane.shared_store),
         shared_lease=shared_lease)
-    tasks: dict[str, Coroutine[Any, Any, Any]] = {
-        "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
     client = ApiClient("http://localhost", token, user_agent="nanokube-server", unix_socket=unix_socket) \
         if unix_socket else ApiClient(settings.api_url, token, ca_file=str(ca_file), user_agent="nanokube-server")
+    api_settings.mounted["/ui/"] = _ui_app(settings, client, token)
+    tasks: dict[str, Coroutine[Any, Any, Any]] = {
+        "apiserver": run_apiserver(store=store, settings=api_settings, ready=api_ready)}
     readies: dict[str, asyncio.Event] = {}
     try:
         async def after_api() -> None:
@@ -155,7 +156,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                 readies[name] = asyncio.Event()
                 starters[name] = start(client, readies[name])
             sub = {name: coro for name, coro in starters.items()}
-            waiter = asyncio.create_task(_announce(settings, kubeconfig, readies))
+            waiter = asyncio.create_task(_announce(settings, kubeconfig, readies, token))
             try:
                 await run_root_tasks(sub, stop=asyncio.Event())
             finally:
@@ -169,14 +170,26 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         await store.close()
 
 
-async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[str, asyncio.Event]) -> None:
+async def _announce(settings: ServerSettings, kubeconfig: Path, readies: dict[str, asyncio.Event], token: str) -> None:
+    from nanokube.ui.auth import login_url
+
     for event in readies.values():
         await event.wait()
     dns_listen = settings.announced_dns
     dns = f"{dns_listen[0]}:{dns_listen[1]}" if dns_listen else "-"
     print(f"nanokube ready kubeconfig={kubeconfig} api={settings.api_url} dns={dns} "
-          f"network={settings.network} node={settings.node_name}", flush=True)
+          f"network={settings.network} node={settings.node_name} ui={login_url(settings.api_url, token)}", flush=True)
     print(f"export KUBECONFIG={kubeconfig}", flush=True)  # to copy into another shell
+
+
+def _ui_app(settings: ServerSettings, client: ApiClient, token: str) -> Any:
+    from nanokube.ui.app import build_ui_app
+    from nanokube.ui.traffic import proxy_counters
+
+    traffic = proxy_counters(socket=local_socket(settings.data_dir, "proxy.sock"),
+                             url=f"http://127.0.0.1:{settings.proxy_status_port}", token=token) \
+        if settings.proxy_status_port else None
+    return build_ui_app(client, token, cluster_domain=settings.cluster_domain, traffic=traffic)
 
 
 def local_socket(data_dir: Path, name: str) -> str | None:

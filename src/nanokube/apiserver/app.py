@@ -74,6 +74,8 @@ class ApiServerState:
     token: str | None
     signer: TokenSigner | None = None  # ServiceAccount tokens (TokenRequest) and their verification
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Applications mounted beside the API (prefix -> app, e.g. the web UI at /ui/): they check their own auth.
+    mounted: dict[str, web.Application] = field(default_factory=dict)
 
 
 def parse_target(path: str) -> Target | None:
@@ -537,12 +539,13 @@ async def _authorize(state: ApiServerState, request: web.Request, user: UserInfo
 
 def build_app(state: ApiServerState) -> web.Application:
     handlers = Handlers(state)
+    mounted_prefixes = tuple(prefix.rstrip("/") + "/" for prefix in state.mounted)
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
         try:
-            if state.token and request.path not in PUBLIC_PATHS:
+            if state.token and request.path not in PUBLIC_PATHS and not request.path.startswith(mounted_prefixes):
                 auth = request.headers.get("Authorization", "")
                 given = auth[7:].strip() if auth.startswith("Bearer ") else ""
                 if given and hmac.compare_digest(given, state.token):
@@ -632,6 +635,8 @@ def build_app(state: ApiServerState) -> web.Application:
     r.add_route("*", resourceproxy.route_pattern(), lambda req: resourceproxy.serve(state.registry, req))
     r.add_route("*", "/api/{tail:.+}", handlers.handle)
     r.add_route("*", "/apis/{tail:.+}", handlers.handle)
+    for prefix, sub in state.mounted.items():
+        app.add_subapp(prefix.rstrip("/"), sub)
     return app
 
 

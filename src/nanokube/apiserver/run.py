@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -48,6 +48,8 @@ class ApiServerSettings:
     shared_lease: tuple[str, str, int, float] | None = None
     # The CA that signs kubelets' serving certificates (None: kubelets serve plain HTTP, as in some tests)
     kubelet_ca_file: str | None = None
+    # Served beside the API on its port, prefix -> application (the web UI); each checks its own credentials.
+    mounted: dict[str, web.Application] = field(default_factory=dict)
 
 
 class PortInUse(Exception):
@@ -89,7 +91,7 @@ async def run_apiserver(*, store: Store, settings: ApiServerSettings, ready: asy
                   asyncio.create_task(follow_allocations(store, allocator, repaired_at), name="allocation sync")]
     kubelet_client.configure(settings.token, settings.kubelet_ca_file)
     state = ApiServerState(registry=registry, token=settings.token,
-                           signer=TokenSigner(settings.pki_dir) if settings.pki_dir else None)
+                           signer=TokenSigner(settings.pki_dir) if settings.pki_dir else None, mounted=settings.mounted)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

@@ -9,9 +9,10 @@ SECURITY = """
 | port | what | who may call |
 |---|---|---|
 | API (`--api-listen`, HTTPS) | the Kubernetes API | the token; `/version`, `/healthz`, `/livez`, `/readyz` open. Plain HTTP gets `400 Client sent an HTTP request to an HTTPS server.` |
+| API port, under `/ui/` | the web UI ([ui.md](ui.md)), read-only | a session cookie from a one-time login link (`nanokube ui`, the `ready` line) or the token typed into its form; the login page and static files open |
 | `DATA_DIR/api.sock` (0600) | the API for the server's own components | the token |
 | kubelet port (a free one; `nanokube agent --kubelet-port`; HTTPS) | container logs for `kubectl logs` (and the streaming subresources) | the token (the API server sends it); `/healthz` open. Its certificate (`pki/kubelet-NODE.crt`, CN `system:node:NODE`) is signed by the cluster CA, which the API server checks; a `nanokube agent` that cannot read the server's `pki/ca.key` issues one from a CA of its own, and then `kubectl logs` of its pods fails with a certificate error |
-| proxy status (`--proxy-status-port`, HTTP) | `/healthz`, `/livez` (open, as kube-proxy's); `/services`, `/status`, `POST /full-sync` | the token, or the owner of `DATA_DIR/proxy.sock` (0600), which `nanokube explain` uses |
+| proxy status (`--proxy-status-port`, HTTP) | `/healthz`, `/livez` (open, as kube-proxy's); `/services`, `/status`, `/counters`, `/metrics` (connections per endpoint), `POST /full-sync` | the token, or the owner of `DATA_DIR/proxy.sock` (0600), which `nanokube explain` and the UI use |
 
 **Files.** The data dir is 0700; the token, `state.db` with its `-wal`/`-shm` files (they hold Secrets) and
 every private key are 0600.

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nanokube import control_plane
+from nanokube.cli import ui_command
 from nanokube.cli.enter import enter_data_dir
 from nanokube.settings import ServerSettings, SettingsError, default_data_dir, parse_hostport, resolve_network
 
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _agent_parser(sub)
     _explain_parser(sub)
     _enter_parser(sub)
+    ui_command.add_parser(sub)
     return parser
 
 
@@ -252,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         from nanokube.cli.explain_command import run_explain
 
         return run_explain(args)
+    if args.command == "ui":
+        return ui_command.run_ui(args)
     return 2
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 import struct
 import time
@@ -21,6 +22,8 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
+# Counting new connections per endpoint (Route.counts); NANOKUBE_PROXY_COUNTERS=0 turns it off, to measure its cost.
+COUNTING = os.environ.get("NANOKUBE_PROXY_COUNTERS", "1") != "0"
 LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -29,7 +32,7 @@ class Route:
 
     `sources` (loadBalancerSourceRanges of an LB address; empty = anyone) limits who may use it: `admits`."""
 
-    __slots__ = ("_next", "affinity", "affinity_timeout", "endpoints", "sources")
+    __slots__ = ("_next", "affinity", "affinity_timeout", "counts", "endpoints", "sources")
 
     def __init__(self, endpoints: list[Addr], affinity_timeout: int = 0, source_ranges: tuple[str, ...] = ()) -> None:
         self.endpoints = endpoints
@@ -37,6 +40,8 @@ class Route:
         self.affinity: dict[str, tuple[Addr, float]] = {}
         self.sources = _networks(source_ranges)
         self._next = 0
+        # new connections (UDP: sessions) sent to each endpoint, for the status endpoint's /metrics
+        self.counts: dict[Addr, int] = dict.fromkeys(endpoints, 0)
 
     def admits(self, client_ip: str) -> bool:
         try:
@@ -49,6 +54,7 @@ class Route:
         self.endpoints = endpoints
         self.affinity_timeout = affinity_timeout
         self.sources = _networks(source_ranges)
+        self.counts = {ep: self.counts.get(ep, 0) for ep in endpoints}  # a removed endpoint's series ends
         if not affinity_timeout:
             self.affinity.clear()
         else:
@@ -67,8 +73,12 @@ class Route:
             else:
                 ep = self._round_robin(eps)
             self.affinity[client_ip] = (ep, now + self.affinity_timeout)
-            return ep
-        return self._round_robin(eps)
+        else:
+            ep = self._round_robin(eps)
+        if COUNTING:
+            counts = self.counts
+            counts[ep] = counts.get(ep, 0) + 1
+        return ep
 
     def _round_robin(self, eps: list[Addr]) -> Addr:
         i = self._next % len(eps)

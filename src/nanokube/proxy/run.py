@@ -108,7 +108,7 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
                      on_delete=lambda _: setattr(proxier.status, "node_eligible", False))
     status_server = StatusServer(proxier.status, settings.status_address, settings.status_port,
                                  full_sync=proxier.request_full_sync, token=settings.status_token,
-                                 unix_socket=settings.status_socket)
+                                 unix_socket=settings.status_socket, counters=getattr(backend, "counters", None))
     health = ServiceHealthServer(proxy_healthy=proxier.status.healthy, netns=settings.netns)
     proxier.after_sync.append(lambda: health.sync(proxier.state.health_checks, proxier.state.nodeport_ips))
 

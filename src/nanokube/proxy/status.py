@@ -29,6 +29,14 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
 
 GET /status — {"mode", "nodeIPs", "syncs", "lastSync", "lastFullSync", "lastError", "services": <as above>}.
 
+GET /counters — new connections per Service, endpoint and Service port (userspace mode), since each frontend opened:
+
+    {"services": {"default/web": {"127.244.0.2:8080": {"connections": 12, "ports": {"http": 12}}}}}
+
+GET /metrics — the same as Prometheus text, one series per Service port and endpoint:
+
+    nanokube_proxy_endpoint_connections_total{service="default/web",port="http",endpoint="127.244.0.2:8080"} 12
+
 POST /full-sync — queue a full sync (every rule rebuilt from the current state); 202. Only from a loopback client.
 
 Who may ask: /healthz and /livez are open, as kube-proxy's are (load balancers probe them). Everything else
@@ -45,7 +53,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +166,47 @@ class ProxyStatus:
                 "lastError": self.last_error, "services": self.services_json()}
 
 
+FrontendKey = tuple[str, str, int]
+Counters = dict[FrontendKey, dict[tuple[str, int], int]]
+
+
+def service_counts(services: dict[str, ServiceProgramState], counts: Counters) -> dict[str, Any]:
+    """Counters per Service -> endpoint -> Service port name (a port's frontends - cluster IP, node port, LB -
+    summed), for the Services the proxy has programmed."""
+    where: dict[FrontendKey, tuple[str, str]] = {}
+    for key, state in services.items():
+        for port in state.ports:
+            for fe in port.get("frontends") or []:
+                ip, _, number = fe["address"].rpartition(":")
+                where[(ip, port["protocol"], int(number))] = (key, port.get("name") or "")
+    out: dict[str, dict[str, Any]] = {}
+    for frontend, per_endpoint in counts.items():
+        owner = where.get(frontend)
+        if owner is None:
+            continue
+        svc = out.setdefault(owner[0], {})
+        for (ep_ip, ep_port), n in per_endpoint.items():
+            entry = svc.setdefault(f"{ep_ip}:{ep_port}", {"connections": 0, "ports": {}})
+            entry["connections"] += n
+            entry["ports"][owner[1]] = entry["ports"].get(owner[1], 0) + n
+    return {"services": out}
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def metrics_text(by_service: dict[str, Any]) -> str:
+    lines = ["# HELP nanokube_proxy_endpoint_connections_total New connections the proxy sent to an endpoint, "
+             "per Service port.", "# TYPE nanokube_proxy_endpoint_connections_total counter"]
+    for svc, endpoints in sorted(by_service["services"].items()):
+        for endpoint, entry in sorted(endpoints.items()):
+            for port, n in sorted(entry["ports"].items()):
+                lines.append(f'nanokube_proxy_endpoint_connections_total{{service="{_label(svc)}",'
+                             f'port="{_label(port)}",endpoint="{_label(endpoint)}"}} {n}')
+    return "\n".join(lines) + "\n"
+
+
 REASONS = {200: "OK", 202: "Accepted", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
            503: "Service Unavailable"}
 
@@ -167,8 +216,9 @@ class StatusServer:
 
     def __init__(self, status: ProxyStatus, host: str = "127.0.0.1", port: int = DEFAULT_STATUS_PORT, *,
                  full_sync: Callable[[], None] | None = None, token: str | None = None,
-                 unix_socket: str | None = None) -> None:
+                 unix_socket: str | None = None, counters: Callable[[], Awaitable[Counters]] | None = None) -> None:
         self.status = status
+        self.counters = counters  # the backend's per-endpoint connection counts (userspace mode)
         self.full_sync = full_sync  # what POST /full-sync calls (the proxier's request_full_sync)
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
@@ -231,7 +281,7 @@ class StatusServer:
             return 200, self.status.services_json()
         if path == "/status":
             return 200, self.status.status_json()
-        return 404, {"error": f"no {path}; try /healthz, /livez, /services, /status"}
+        return 404, {"error": f"no {path}; try /healthz, /livez, /services, /status, /counters, /metrics"}
 
     async def _handle_local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._handle(reader, writer, local=True)
@@ -241,10 +291,19 @@ class StatusServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
             peer = "127.0.0.1" if local else (writer.get_extra_info("peername") or ("",))[0]
-            code, body = (self.route(parts[0], parts[1], peer, authorized=local or self.authorized(head))
-                          if len(parts) >= 2 else (405, {"error": "bad request"}))
-            data = orjson.dumps(body) + b"\n"
-            writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: application/json\r\n"
+            authorized = local or self.authorized(head)
+            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
+            content_type = "application/json"
+            if authorized and parts[0] in ("GET", "HEAD") and path in ("/counters", "/metrics"):
+                counts = await self.counters() if self.counters is not None else {}
+                code, body = 200, service_counts(self.status.services, counts)
+                if path == "/metrics":
+                    body, content_type = metrics_text(body), "text/plain; version=0.0.4"
+            else:
+                code, body = (self.route(parts[0], parts[1], peer, authorized=authorized)
+                              if len(parts) >= 2 else (405, {"error": "bad request"}))
+            data = body.encode() if isinstance(body, str) else orjson.dumps(body) + b"\n"
+            writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: {content_type}\r\n"
                          f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(data)}\r\n"
                          "Connection: close\r\n\r\n".encode() + (b"" if parts[0] == "HEAD" else data))
             await writer.drain()

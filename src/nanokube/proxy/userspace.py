@@ -172,6 +172,10 @@ class UserspaceBackend:
     async def intact(self) -> bool:
         return True  # listeners live in this process; a failed one is in `unserved`
 
+    async def counters(self) -> dict[FrontendKey, dict[Addr, int]]:
+        """New connections per frontend and endpoint since the frontend was opened."""
+        return {key: dict(listener.route.counts) for key, listener in self.listeners.items() if listener.route.counts}
+
     async def stop(self) -> None:
         for listener in self.listeners.values():
             listener.close()

@@ -23,6 +23,7 @@ import socket
 import sys
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -70,28 +71,38 @@ class _Worker:
         self.proc = proc
         self.table: dict[FrontendKey, RouteSpec] = {}
         self.seq = 0
+        self.lock = asyncio.Lock()  # one request in flight on the pipe: a counters read may meet a sync
 
     @property
     def alive(self) -> bool:
         return self.proc.returncode is None
 
+    async def _exchange(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        async with self.lock:
+            self.seq += 1
+            msg["seq"] = self.seq
+            try:
+                self.proc.stdin.write(orjson.dumps(msg) + b"\n")
+                await self.proc.stdin.drain()
+                line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            except (OSError, TimeoutError) as err:
+                raise WorkerDied(f"proxy worker {self.proc.pid}: {type(err).__name__} {err}") from err
+            if not line:
+                raise WorkerDied(f"proxy worker {self.proc.pid} exited")
+            ack = orjson.loads(line)
+            if ack.get("seq") != self.seq:
+                raise WorkerDied(f"proxy worker {self.proc.pid} acked {ack.get('seq')}, expected {self.seq}")
+            return ack
+
+    async def counters(self, timeout: float) -> list[list[Any]]:
+        return list((await self._exchange({"counters": True}, timeout)).get("counters") or ())
+
     async def request(self, full: bool, routes: dict[FrontendKey, RouteSpec], removed: list[FrontendKey],
                       timeout: float) -> list[str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.seq += 1
-        msg = {"seq": self.seq, "full": full, "del": removed,
+        msg = {"full": full, "del": removed,
                "set": [[k[0], k[1], k[2], aff, eps, src] for k, (eps, aff, src) in routes.items()]}
-        try:
-            self.proc.stdin.write(orjson.dumps(msg) + b"\n")
-            await self.proc.stdin.drain()
-            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        except (OSError, TimeoutError) as err:
-            raise WorkerDied(f"proxy worker {self.proc.pid}: {type(err).__name__} {err}") from err
-        if not line:
-            raise WorkerDied(f"proxy worker {self.proc.pid} exited")
-        ack = orjson.loads(line)
-        if ack.get("seq") != self.seq:
-            raise WorkerDied(f"proxy worker {self.proc.pid} acked {ack.get('seq')}, expected {self.seq}")
+        ack = await self._exchange(msg, timeout)
         if full:
             self.table = dict(routes)
         else:
@@ -161,6 +172,19 @@ class WorkerPoolBackend:
     async def intact(self) -> bool:
         """False when a worker died: the full sync that follows starts a new one, even if nothing changes."""
         return all(w is not None and w.alive for w in self.workers)
+
+    async def counters(self) -> dict[FrontendKey, dict[tuple[str, int], int]]:
+        """New connections per frontend and endpoint, summed over the workers (each counts what it accepted)."""
+        live = [w for w in self.workers if w is not None and w.alive]
+        replies = await asyncio.gather(*(w.counters(self.ack_timeout) for w in live), return_exceptions=True)
+        out: dict[FrontendKey, dict[tuple[str, int], int]] = {}
+        for rows in replies:
+            if isinstance(rows, BaseException):
+                continue  # a dying worker: the sync that follows restarts it
+            for ip, proto, port, ep_ip, ep_port, n in rows:
+                per = out.setdefault((ip, proto, port), {})
+                per[(ep_ip, ep_port)] = per.get((ep_ip, ep_port), 0) + n
+        return out
 
     async def stop(self) -> None:
         workers = [w for w in self.workers if w is not None]

@@ -8,6 +8,9 @@ JSON object per line each way:
           "del": [[ip, proto, port], ...]}
     out: {"seq": 7, "errors": ["127.0.0.1:30080/TCP: Address already in use", ...]}
 
+    in:  {"seq": 8, "counters": true}
+    out: {"seq": 8, "counters": [[ip, proto, port, ep_ip, ep_port, new_connections], ...]}
+
 "full" replaces the whole table (frontends not in "set" are closed); otherwise "set" and "del" are a delta.
 TCP listeners (and UDP ones) use SO_REUSEPORT so that every worker can hold the same port. The worker exits when
 its parent dies (PR_SET_PDEATHSIG, and EOF on stdin as the portable backstop).
@@ -74,6 +77,11 @@ async def serve(backend: UserspaceBackend) -> None:
     try:
         while line := await reader.readline():
             msg = orjson.loads(line)
+            if msg.get("counters"):
+                counts = await backend.counters()
+                rows = [[*key, *ep, n] for key, eps in counts.items() for ep, n in eps.items()]
+                os.write(1, orjson.dumps({"seq": msg["seq"], "counters": rows}) + b"\n")
+                continue
             routes, removed = parse(msg)
             if msg.get("full"):
                 removed = [k for k in backend.listeners if k not in routes]
