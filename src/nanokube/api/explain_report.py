@@ -99,11 +99,12 @@ def _pod_entry(pod: Obj, events: list[Obj]) -> Obj:
 
 def _running_seconds(status: Obj) -> float | None:
     """How long the pod's containers have been running (the youngest one), None when none runs."""
-    started = [((c.get("state") or {}).get("running") or {}).get("startedAt") for c in
-               status.get("containerStatuses") or []]
-    if not started or not all(started):
+    started: list[str | None] = [((c.get("state") or {}).get("running") or {}).get("startedAt") for c in
+                                 status.get("containerStatuses") or []]
+    stamps = [s for s in started if s]
+    if not started or len(stamps) != len(started):
         return None
-    newest = max(datetime.fromisoformat(s.replace("Z", "+00:00")) for s in started)
+    newest = max(datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps)
     return round((datetime.now(UTC) - newest).total_seconds(), 1)
 
 

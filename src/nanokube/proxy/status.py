@@ -296,9 +296,11 @@ class StatusServer:
             content_type = "application/json"
             if authorized and parts[0] in ("GET", "HEAD") and path in ("/counters", "/metrics"):
                 counts = await self.counters() if self.counters is not None else {}
-                code, body = 200, service_counts(self.status.services, counts)
+                counted = service_counts(self.status.services, counts)
+                body: Any = counted
+                code = 200
                 if path == "/metrics":
-                    body, content_type = metrics_text(body), "text/plain; version=0.0.4"
+                    body, content_type = metrics_text(counted), "text/plain; version=0.0.4"
             else:
                 code, body = (self.route(parts[0], parts[1], peer, authorized=authorized)
                               if len(parts) >= 2 else (405, {"error": "bad request"}))

@@ -90,7 +90,7 @@ class _Worker:
                 raise WorkerDied(f"proxy worker {self.proc.pid}: {type(err).__name__} {err}") from err
             if not line:
                 raise WorkerDied(f"proxy worker {self.proc.pid} exited")
-            ack = orjson.loads(line)
+            ack: dict[str, Any] = orjson.loads(line)
             if ack.get("seq") != self.seq:
                 raise WorkerDied(f"proxy worker {self.proc.pid} acked {ack.get('seq')}, expected {self.seq}")
             return ack
