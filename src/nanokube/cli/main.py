@@ -44,8 +44,11 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    help="netns mode, pod routes to other nodes: auto (default: host-gw on a shared link, else "
                    "VXLAN), host-gw, vxlan")
     p.add_argument("--no-agent", action="store_true", help="run no node agent (pods stay Pending)")
-    p.add_argument("--components", default="controllers,agent,proxy,dns",
+    p.add_argument("--components", default="controllers,agent,proxy,dns,ingress",
                    help="comma list of components to run besides the API (default all)")
+    p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
+                   help="do not run this component (repeatable; e.g. ingress, as k3s's --disable traefik)")
+    p.add_argument("--no-ingress", action="store_true", help="run no Ingress controller (same as --disable ingress)")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without a Lease renewal before a node turns NotReady (default 40)")
     p.add_argument("--image-dir", type=Path, action="append", default=None,
@@ -144,9 +147,15 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
     if args.image_dir:
         s.image_dirs = list(args.image_dir)
     components = tuple(c.strip() for c in args.components.split(",") if c.strip())
-    unknown = set(components) - {"controllers", "agent", "proxy", "dns"}
+    known = {"controllers", "agent", "proxy", "dns", "ingress"}
+    unknown = set(components) - known
     if unknown:
         raise SettingsError(f"--components: unknown {', '.join(sorted(unknown))}")
+    disabled = {c.strip() for d in args.disable for c in d.split(",") if c.strip()} | (
+        {"ingress"} if args.no_ingress else set())
+    if disabled - known:
+        raise SettingsError(f"--disable: unknown {', '.join(sorted(disabled - known))}")
+    components = tuple(c for c in components if c not in disabled)
     if args.no_agent:
         components = tuple(c for c in components if c != "agent")
     return s, components

@@ -1,0 +1,92 @@
+"""The built-in Ingress controller in loopback mode: nginx behind the controller's LoadBalancer Service routes
+by host and path straight to the pods; the default backend answers 404; other classes are ignored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from tests.conftest import Server
+from tests.loopback.conftest import echo_deployment, kubectl_json, service
+from tests.polling import eventually
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def curl(url: str, address: str, *, port: int = 80, extra: tuple[str, ...] = ()) -> tuple[int, str]:
+    host = url.split("/")[2]
+    proc = subprocess.run(["curl", "-sS", "--max-time", "5", "--resolve", f"{host}:{port}:{address}",
+                           "-o", "-", "-w", "\n%{http_code}", *extra, url],
+                          capture_output=True, text=True, timeout=20)
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+def ingress(name: str, rules: list[dict], **spec: object) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"rules": rules, **spec}}
+
+
+def rule(host: str, path: str, svc: str, port: dict, path_type: str = "Prefix") -> dict:
+    return {"host": host, "http": {"paths": [{"path": path, "pathType": path_type,
+                                              "backend": {"service": {"name": svc, "port": port}}}]}}
+
+
+@pytest.fixture(scope="module")
+def routed(cluster: Server) -> tuple[Server, str]:
+    for name in ("ing-a", "ing-b"):
+        cluster.apply(echo_deployment(name, 1))
+        cluster.apply(service(name, {"app": name}, [{"name": "web", "port": 80, "targetPort": 8080}]))
+    cluster.apply(ingress("routes", [rule("a.example.test", "/", "ing-a", {"name": "web"}),
+                                     rule("b.example.test", "/api", "ing-b", {"number": 80})]))
+    address = eventually(lambda: kubectl_json(cluster, "ingress", "routes")["status"]["loadBalancer"]["ingress"][0]
+                         ["ip"], timeout=60, what="the Ingress's address")
+    return cluster, address
+
+
+def pod_of(app: str, srv: Server) -> str:
+    return kubectl_json(srv, "pods", "-l", f"app={app}")["items"][0]["metadata"]["name"]
+
+
+def test_default_class_and_controller_service(routed: tuple[Server, str]) -> None:
+    srv, address = routed
+    cls = kubectl_json(srv, "ingressclass", "nanokube")
+    assert cls["spec"]["controller"] == "nanokube.io/ingress-nginx"
+    assert cls["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+    svc = kubectl_json(srv, "svc", "-n", "kube-system", "nanokube-ingress")
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ip"] == address
+    table = srv.kubectl("get", "ingress", "routes").stdout
+    assert address in table.splitlines()[1], table
+
+
+def test_routes_by_host_and_path(routed: tuple[Server, str]) -> None:
+    srv, address = routed
+    pod_a, pod_b = eventually(lambda: (pod_of("ing-a", srv), pod_of("ing-b", srv)))
+
+    def reply(url: str) -> dict:
+        code, body = curl(url, address)
+        assert code == 200, (url, code, body)
+        return json.loads(body)
+
+    got = eventually(lambda: reply("http://a.example.test/anything"), timeout=90, what="a.example.test served")
+    assert got["pod"] == pod_a and got["path"] == "/anything"
+    got = eventually(lambda: reply("http://b.example.test/api"), timeout=60)
+    assert got["pod"] == pod_b
+    assert reply("http://b.example.test/api/v1/x")["pod"] == pod_b
+    # element-wise prefix: /apix is not under /api; no rule for it -> the default backend's 404
+    assert curl("http://b.example.test/apix", address)[0] == 404
+    assert curl("http://b.example.test/", address)[0] == 404
+    assert curl("http://c.example.test/", address)[0] == 404
+
+
+def test_kubectl_create_ingress_and_other_class_ignored(routed: tuple[Server, str]) -> None:
+    srv, address = routed
+    srv.kubectl("create", "ingress", "made", "--rule=c.example.test/c*=ing-a:web")
+    srv.kubectl("create", "ingress", "elsewhere", "--class=other", "--rule=d.example.test/*=ing-a:web")
+    code = eventually(lambda: curl("http://c.example.test/c/deep", address)[0] == 200, timeout=60)
+    assert code
+    assert curl("http://d.example.test/", address)[0] == 404
+    other = kubectl_json(srv, "ingress", "elsewhere")
+    assert not (other.get("status") or {}).get("loadBalancer")
