@@ -90,3 +90,54 @@ def test_kubectl_create_ingress_and_other_class_ignored(routed: tuple[Server, st
     assert curl("http://d.example.test/", address)[0] == 404
     other = kubectl_json(srv, "ingress", "elsewhere")
     assert not (other.get("status") or {}).get("loadBalancer")
+
+
+def self_signed(host: str, directory) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / f"{host}.crt", directory / f"{host}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_tls_from_secret_with_sni(routed: tuple[Server, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    srv, address = routed
+    certs = {host: self_signed(host, tmp_path) for host in ("s.example.test", "t.example.test")}
+    for host, (cert, key) in certs.items():
+        srv.kubectl("create", "secret", "tls", host.split(".")[0] + "-tls", f"--cert={cert}", f"--key={key}")
+    tls = [{"hosts": [host], "secretName": host.split(".")[0] + "-tls"} for host in certs]
+    srv.apply(ingress("secure", [rule(host, "/", "ing-a", {"name": "web"}) for host in certs], tls=tls))
+    pod_a = pod_of("ing-a", srv)
+    for host, (cert, _key) in certs.items():
+        # the certificate of each host verifies against its own Secret only: the right one was chosen by SNI
+        def served(host: str = host, cert: str = cert) -> bool:
+            code, body = curl(f"https://{host}/x", address, port=443, extra=("--cacert", cert))
+            return code == 200 and json.loads(body)["pod"] == pod_a
+        assert eventually(served, timeout=60, what=f"https://{host}")
+    other_cert = certs["t.example.test"][0]
+    code, _ = curl("https://s.example.test/x", address, port=443, extra=("--cacert", other_cert))
+    assert code == 0  # curl fails the handshake: s's certificate does not verify against t's
+    code, _ = curl("https://s.example.test/x", address, port=443,
+                   extra=("--cacert", certs["s.example.test"][0], "--http2"))
+    assert code == 200
+    version = subprocess.run(["curl", "-sS", "--max-time", "5", "--resolve", f"s.example.test:443:{address}",
+                              "--cacert", certs["s.example.test"][0], "--http2", "-o", "/dev/null",
+                              "-w", "%{http_version}", "https://s.example.test/"],
+                             capture_output=True, text=True, timeout=20).stdout
+    assert version == "2"
