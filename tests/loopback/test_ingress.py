@@ -141,3 +141,25 @@ def test_tls_from_secret_with_sni(routed: tuple[Server, str], tmp_path) -> None:
                               "-w", "%{http_version}", "https://s.example.test/"],
                              capture_output=True, text=True, timeout=20).stdout
     assert version == "2"
+
+
+def explain(srv: Server, name: str, url: str) -> tuple[int, dict]:
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "nanokube", "explain", "ingress", name, "--url", url, "-o", "json",
+                           "--kubeconfig", str(srv.kubeconfig)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_explain_ingress(routed: tuple[Server, str]) -> None:
+    srv, address = routed
+    code, report = explain(srv, "routes", "http://b.example.test/api/v1")
+    pod_ip = kubectl_json(srv, "pods", "-l", "app=ing-b")["items"][0]["status"]["podIP"]
+    assert code == 0 and report["rule"] == {"host": "b.example.test", "path": "/api", "pathType": "Prefix"}
+    assert report["backend"]["service"] == "default/ing-b" and report["backend"]["endpoints"] == [f"{pod_ip}:8080"]
+    assert report["address"] == [address]
+    code, report = explain(srv, "routes", "http://b.example.test/apix")
+    assert code == 1 and report["rule"] is None and "404" in report["verdict"]["why"]
+    code, report = explain(srv, "elsewhere", "http://d.example.test/")
+    assert code == 1 and "ignored" in report["verdict"]["why"]

@@ -111,8 +111,10 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def _explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("explain", help="why can't I reach my Service? (one screen, or -o json)")
-    p.add_argument("kind", choices=["service", "services", "svc"], help="what to explain (service)")
-    p.add_argument("name", help="name of the Service")
+    p.add_argument("kind", choices=["service", "services", "svc", "ingress", "ingresses", "ing"],
+                   help="what to explain (service or ingress)")
+    p.add_argument("name", help="name of the Service or Ingress")
+    p.add_argument("--url", default=None, help="ingress: the URL to route, e.g. http://a.example.test/api")
     p.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's, else default)")
     p.add_argument("-o", "--output", default="text", choices=["text", "json"], help="text (default) or json")
     p.add_argument("--kubeconfig", type=Path, default=None,
@@ -257,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         from nanokube.cli.enter import run_enter
 
         return run_enter(args.data_dir or enter_data_dir(), args.command_args)
+    if args.command == "explain" and args.kind in ("ingress", "ingresses", "ing"):
+        from nanokube.cli.explain_ingress import run_explain_ingress
+
+        return run_explain_ingress(args)
     if args.command == "explain":
         from nanokube.cli.explain_command import run_explain
 
