@@ -163,3 +163,55 @@ def test_explain_ingress(routed: tuple[Server, str]) -> None:
     assert code == 1 and report["rule"] is None and "404" in report["verdict"]["why"]
     code, report = explain(srv, "elsewhere", "http://d.example.test/")
     assert code == 1 and "ignored" in report["verdict"]["why"]
+
+
+def test_no_failed_request_during_ingress_changes_and_a_rollout(routed: tuple[Server, str]) -> None:
+    import http.client
+    import threading
+    import time
+
+    srv, address = routed
+    srv.apply(echo_deployment("ing-load", 2))
+    srv.apply(service("ing-load", {"app": "ing-load"}, [{"name": "web", "port": 80, "targetPort": 8080}]))
+    srv.apply(ingress("load", [rule("l.example.test", "/", "ing-load", {"name": "web"})]))
+    eventually(lambda: curl("http://l.example.test/", address)[0] == 200, timeout=90, what="l.example.test served")
+    stop = threading.Event()
+    results: dict[str, int] = {"ok": 0}
+    failures: list[str] = []
+
+    def load() -> None:
+        deadline = time.monotonic() + 150  # bounded even if the test body hangs
+        while not stop.is_set() and time.monotonic() < deadline:
+            conn = http.client.HTTPConnection(address, 80, timeout=10)
+            try:
+                conn.request("GET", "/", headers={"Host": "l.example.test"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    results["ok"] += 1
+                else:
+                    failures.append(f"status {resp.status}")
+            except OSError as exc:
+                failures.append(repr(exc))
+            finally:
+                conn.close()
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    try:
+        for i in range(20):
+            paths = [{"path": f"/p{j}", "pathType": "Prefix",
+                      "backend": {"service": {"name": "ing-load", "port": {"name": "web"}}}} for j in range(i + 1)]
+            spec_rule = rule("l.example.test", "/", "ing-load", {"name": "web"})
+            spec_rule["http"]["paths"].extend(paths)
+            srv.apply(ingress("load", [spec_rule]))
+            time.sleep(0.1)
+        srv.kubectl("rollout", "restart", "deployment", "ing-load")
+        srv.kubectl("rollout", "status", "deployment", "ing-load", "--timeout=120s", timeout=150)
+        before = results["ok"]
+        eventually(lambda: results["ok"] > before + 20, timeout=30, what="requests after the rollout")
+    finally:
+        stop.set()
+        worker.join(timeout=20)
+    assert failures == [], failures[:5]
+    assert results["ok"] > 50
