@@ -18,7 +18,7 @@ from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
 from nanokube.client import Informer
 from nanokube.ingress.classes import default_ingress_class, is_ours
-from nanokube.ingress.nginx import Nginx
+from nanokube.ingress.nginx import Nginx, NginxError, nginx_binary
 from nanokube.ingress.nginxconf import Listen, render
 from nanokube.ingress.routes import BackendResolver, VirtualHost, build_hosts
 
@@ -207,6 +207,13 @@ class IngressController:
 
 async def run_ingress(*, client: ApiClient, settings: IngressSettings, ready: asyncio.Event) -> None:
     """Serve Ingresses until cancelled; `ready` is set once nginx runs the first config of synced informers."""
+    try:
+        nginx_binary()
+    except NginxError as exc:
+        # the rest of the cluster still works without nginx: say so once and serve no Ingresses
+        log.warning("ingress: %s", exc)
+        ready.set()
+        await asyncio.Event().wait()
     controller = IngressController(client, settings)
     await controller.ensure_objects()
 
