@@ -215,3 +215,14 @@ def test_no_failed_request_during_ingress_changes_and_a_rollout(routed: tuple[Se
         worker.join(timeout=20)
     assert failures == [], failures[:5]
     assert results["ok"] > 50
+
+
+def test_restart_leaves_no_nginx_and_serves_again(routed: tuple[Server, str]) -> None:
+    srv, address = routed
+    prefix = str(srv.data_dir / "ingress")
+    assert subprocess.run(["pgrep", "-f", prefix], capture_output=True).returncode == 0  # nginx runs
+    assert srv.stop() == 0
+    assert subprocess.run(["pgrep", "-f", prefix], capture_output=True).returncode == 1  # and is gone with it
+    srv.start()
+    assert eventually(lambda: curl("http://a.example.test/", address)[0] == 200, timeout=90,
+                      what="a.example.test served after the restart")

@@ -176,11 +176,13 @@ class IngressController:
                                       {"name": "https", "port": 443, "targetPort": self.https_port,
                                        "protocol": "TCP"}]}}
         current = await self._create_or_keep(SERVICES, service)
-        if current is not None and current["spec"].get("ports") != service["spec"]["ports"]:
-            current["spec"]["ports"] = [dict(p, nodePort=old["nodePort"]) if old.get("nodePort") else p
-                                        for p, old in zip(service["spec"]["ports"], current["spec"]["ports"] + [{}] * 2,
-                                                          strict=False)]
-            await self.client.update(SERVICES, current)
+        if current is not None:
+            node_ports = {p.get("name"): p.get("nodePort") for p in current["spec"].get("ports") or []}
+            ports = [dict(p, nodePort=node_ports[p["name"]]) if node_ports.get(p["name"]) else p
+                     for p in service["spec"]["ports"]]
+            if current["spec"].get("ports") != ports:  # new listener ports after a restart
+                current["spec"]["ports"] = ports
+                await self.client.update(SERVICES, current)
         eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                "metadata": {"name": name, "namespace": ns,
                             "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: "nanokube-ingress-nginx"}},
