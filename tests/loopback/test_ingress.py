@@ -226,3 +226,67 @@ def test_restart_leaves_no_nginx_and_serves_again(routed: tuple[Server, str]) ->
     srv.start()
     assert eventually(lambda: curl("http://a.example.test/", address)[0] == 200, timeout=90,
                       what="a.example.test served after the restart")
+
+
+HEADERS_AND_UPGRADE = r'''
+import json, os, socket, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((os.environ.get("NANOKUBE_BIND", "0.0.0.0"), 8080))
+srv.listen(64)
+def handle(conn):
+    reader = conn.makefile("rb")
+    reader.readline()
+    headers = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("upgrade", "").lower() == "websocket":
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        while data := conn.recv(4096):
+            conn.sendall(data)
+    else:
+        body = json.dumps(headers).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    conn.close()
+while True:
+    threading.Thread(target=handle, args=(srv.accept()[0],), daemon=True).start()
+'''
+
+
+def test_forwarded_headers_and_websocket_upgrade(routed: tuple[Server, str]) -> None:
+    import socket
+
+    srv, address = routed
+    srv.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ing-ws", "labels": {"app": "ing-ws"}},
+               "spec": {"terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "ws", "image": "python", "command": ["python3", "-c",
+                                                                                     HEADERS_AND_UPGRADE]}]}})
+    srv.apply(service("ing-ws", {"app": "ing-ws"}, [{"name": "web", "port": 80, "targetPort": 8080}]))
+    srv.apply(ingress("ws", [rule("ws.example.test", "/", "ing-ws", {"number": 80})]))
+
+    def headers() -> dict:
+        code, body = curl("http://ws.example.test/h", address)
+        assert code == 200, (code, body)
+        return json.loads(body)
+
+    got = eventually(headers, timeout=90, what="ws.example.test served")
+    assert got["host"] == "ws.example.test" and got["x-forwarded-host"] == "ws.example.test"
+    assert got["x-forwarded-proto"] == "http" and got["x-forwarded-port"] == "80" and got["x-forwarded-for"]
+    with socket.create_connection((address, 80), timeout=10) as sock:
+        sock.sendall(b"GET /chat HTTP/1.1\r\nHost: ws.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(b"frames both ways")
+        echoed = b""
+        while len(echoed) < len(b"frames both ways"):
+            chunk = sock.recv(4096)
+            assert chunk, echoed
+            echoed += chunk
+        assert echoed == b"frames both ways"

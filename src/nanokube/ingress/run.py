@@ -168,7 +168,7 @@ class IngressController:
     async def ensure_objects(self) -> None:
         await self._create_or_keep(INGRESS_CLASSES, default_ingress_class())
         ns, name = self.settings.service_namespace, self.settings.service_name
-        service = {"apiVersion": "v1", "kind": "Service",
+        service: Obj = {"apiVersion": "v1", "kind": "Service",
                    "metadata": {"name": name, "namespace": ns,
                                 "labels": {"app.kubernetes.io/name": "nanokube-ingress"}},
                    "spec": {"type": "LoadBalancer",
@@ -183,7 +183,7 @@ class IngressController:
             if current["spec"].get("ports") != ports:  # new listener ports after a restart
                 current["spec"]["ports"] = ports
                 await self.client.update(SERVICES, current)
-        eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        eps: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                "metadata": {"name": name, "namespace": ns,
                             "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: "nanokube-ingress-nginx"}},
                "addressType": "IPv4",
