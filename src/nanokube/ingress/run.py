@@ -169,12 +169,12 @@ class IngressController:
         await self._create_or_keep(INGRESS_CLASSES, default_ingress_class())
         ns, name = self.settings.service_namespace, self.settings.service_name
         service: Obj = {"apiVersion": "v1", "kind": "Service",
-                   "metadata": {"name": name, "namespace": ns,
-                                "labels": {"app.kubernetes.io/name": "nanokube-ingress"}},
-                   "spec": {"type": "LoadBalancer",
-                            "ports": [{"name": "http", "port": 80, "targetPort": self.http_port, "protocol": "TCP"},
-                                      {"name": "https", "port": 443, "targetPort": self.https_port,
-                                       "protocol": "TCP"}]}}
+                        "metadata": {"name": name, "namespace": ns,
+                                     "labels": {"app.kubernetes.io/name": "nanokube-ingress"}},
+                        "spec": {"type": "LoadBalancer",
+                                 "ports": [{"name": "http", "port": 80, "targetPort": self.http_port, "protocol": "TCP"},
+                                           {"name": "https", "port": 443, "targetPort": self.https_port,
+                                            "protocol": "TCP"}]}}
         current = await self._create_or_keep(SERVICES, service)
         if current is not None:
             node_ports = {p.get("name"): p.get("nodePort") for p in current["spec"].get("ports") or []}
@@ -184,13 +184,13 @@ class IngressController:
                 current["spec"]["ports"] = ports
                 await self.client.update(SERVICES, current)
         eps: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-               "metadata": {"name": name, "namespace": ns,
-                            "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: "nanokube-ingress-nginx"}},
-               "addressType": "IPv4",
-               "endpoints": [{"addresses": [self.settings.listen_address], "nodeName": self.settings.node_name,
-                              "conditions": {"ready": True, "serving": True, "terminating": False}}],
-               "ports": [{"name": "http", "port": self.http_port, "protocol": "TCP"},
-                         {"name": "https", "port": self.https_port, "protocol": "TCP"}]}
+                    "metadata": {"name": name, "namespace": ns,
+                                 "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY_LABEL: "nanokube-ingress-nginx"}},
+                    "addressType": "IPv4",
+                    "endpoints": [{"addresses": [self.settings.listen_address], "nodeName": self.settings.node_name,
+                                   "conditions": {"ready": True, "serving": True, "terminating": False}}],
+                    "ports": [{"name": "http", "port": self.http_port, "protocol": "TCP"},
+                              {"name": "https", "port": self.https_port, "protocol": "TCP"}]}
         current = await self._create_or_keep(ENDPOINT_SLICES, eps)
         if current is not None:
             eps["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
