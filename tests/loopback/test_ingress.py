@@ -121,6 +121,12 @@ def test_tls_from_secret_with_sni(routed: tuple[Server, str], tmp_path) -> None:
     certs = {host: self_signed(host, tmp_path) for host in ("s.example.test", "t.example.test")}
     for host, (cert, key) in certs.items():
         srv.kubectl("create", "secret", "tls", host.split(".")[0] + "-tls", f"--cert={cert}", f"--key={key}")
+    # a Secret that holds no certificate must not block the rest: its host just gets no TLS
+    junk = "bm90IGEgY2VydGlmaWNhdGU="
+    srv.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "junk-tls"}, "type": "kubernetes.io/tls",
+               "data": {"tls.crt": junk, "tls.key": junk}})
+    srv.apply(ingress("junk", [rule("junk.example.test", "/", "ing-a", {"name": "web"})],
+                      tls=[{"hosts": ["junk.example.test"], "secretName": "junk-tls"}]))
     tls = [{"hosts": [host], "secretName": host.split(".")[0] + "-tls"} for host in certs]
     srv.apply(ingress("secure", [rule(host, "/", "ing-a", {"name": "web"}) for host in certs], tls=tls))
     pod_a = pod_of("ing-a", srv)

@@ -64,6 +64,19 @@ def _trim_secret(secret: Obj) -> Obj:
             "data": {k: data.get(k, "") for k in ("tls.crt", "tls.key")}}
 
 
+def _valid_key_pair(cert_b64: str, key_b64: str) -> bool:
+    """A bad Secret must not make nginx reject the whole config (and so every other change)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        x509.load_pem_x509_certificate(base64.b64decode(cert_b64))
+        load_pem_private_key(base64.b64decode(key_b64), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 class IngressController:
     def __init__(self, client: ApiClient, settings: IngressSettings) -> None:
         self.client = client
@@ -115,6 +128,9 @@ class IngressController:
             secret = self.secrets.cache.get(key)
             data = (secret or {}).get("data") or {}
             if not data.get("tls.crt") or not data.get("tls.key"):
+                continue
+            if not _valid_key_pair(data["tls.crt"], data["tls.key"]):
+                log.warning("ingress: Secret %s does not hold a PEM certificate and key; its hosts get no TLS", key)
                 continue
             base = self.prefix / "certs" / key.replace("/", "_")
             files = (base.with_suffix(".crt"), base.with_suffix(".key"))
