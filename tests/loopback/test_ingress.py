@@ -45,6 +45,16 @@ def routed(cluster: Server) -> tuple[Server, str]:
     return cluster, address
 
 
+def nginx_settled(srv: Server) -> bool:
+    """Only the newest generation of nginx workers left. Right after a reload an old worker that has not yet
+    read its QUIT may still accept a connection and serve it with the previous config."""
+    from pathlib import Path
+
+    master = (srv.data_dir / "ingress" / "nginx.pid").read_text().strip()
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return len(children) == 1
+
+
 def pod_of(app: str, srv: Server) -> str:
     return kubectl_json(srv, "pods", "-l", f"app={app}")["items"][0]["metadata"]["name"]
 
@@ -181,6 +191,7 @@ def test_no_failed_request_during_ingress_changes_and_a_rollout(routed: tuple[Se
     srv.apply(service("ing-load", {"app": "ing-load"}, [{"name": "web", "port": 80, "targetPort": 8080}]))
     srv.apply(ingress("load", [rule("l.example.test", "/", "ing-load", {"name": "web"})]))
     eventually(lambda: curl("http://l.example.test/", address)[0] == 200, timeout=90, what="l.example.test served")
+    eventually(lambda: nginx_settled(srv), timeout=30, what="old nginx workers gone")
     stop = threading.Event()
     results: dict[str, int] = {"ok": 0}
     failures: list[str] = []
@@ -278,6 +289,7 @@ def test_forwarded_headers_and_websocket_upgrade(routed: tuple[Server, str]) -> 
         return json.loads(body)
 
     got = eventually(headers, timeout=90, what="ws.example.test served")
+    eventually(lambda: nginx_settled(srv), timeout=30, what="old nginx workers gone")
     assert got["host"] == "ws.example.test" and got["x-forwarded-host"] == "ws.example.test"
     assert got["x-forwarded-proto"] == "http" and got["x-forwarded-port"] == "80" and got["x-forwarded-for"]
     with socket.create_connection((address, 80), timeout=10) as sock:
