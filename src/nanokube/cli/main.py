@@ -157,6 +157,10 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
         {"ingress"} if args.no_ingress else set())
     if disabled - known:
         raise SettingsError(f"--disable: unknown {', '.join(sorted(disabled - known))}")
+    if network == "rootless":
+        # rootless mode forwards LoadBalancer ports from the host's 127.0.0.1: the Ingress's 80/443 would take
+        # those ports from users' own LoadBalancers
+        disabled.add("ingress")
     components = tuple(c for c in components if c not in disabled)
     if args.no_agent:
         components = tuple(c for c in components if c != "agent")
