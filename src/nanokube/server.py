@@ -230,6 +230,12 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
             node, status_port=settings.proxy_status_port, status_token=client.token,
             status_socket=local_socket(settings.data_dir, "proxy.sock")))
+    if "ingress" in components:
+        from nanokube.ingress import IngressSettings, run_ingress
+
+        readies["ingress"] = asyncio.Event()
+        out["ingress"] = run_ingress(client=client, ready=readies["ingress"], settings=IngressSettings(
+            data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
     if "agent" in components:
         from nanokube.agent import run_agent
 

@@ -52,7 +52,7 @@ def wait_available(server: Server, ns: str, name: str) -> None:
 def cluster():
     """One address from the LB pool, so a second LoadBalancer on the same port finds the pool exhausted."""
     plan = pick_plan()
-    srv = start_server(*plan.args(lb_pool_size=1))
+    srv = start_server(*plan.args(lb_pool_size=1), "--disable", "ingress")  # the Ingress controller takes an address
     srv.plan = plan  # type: ignore[attr-defined]
     try:
         yield srv

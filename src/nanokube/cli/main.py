@@ -45,8 +45,11 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    help="netns mode, pod routes to other nodes: auto (default: host-gw on a shared link, else "
                    "VXLAN), host-gw, vxlan")
     p.add_argument("--no-agent", action="store_true", help="run no node agent (pods stay Pending)")
-    p.add_argument("--components", default="controllers,agent,proxy,dns",
+    p.add_argument("--components", default="controllers,agent,proxy,dns,ingress",
                    help="comma list of components to run besides the API (default all)")
+    p.add_argument("--disable", action="append", default=[], metavar="COMPONENT",
+                   help="do not run this component (repeatable; e.g. ingress, as k3s's --disable traefik)")
+    p.add_argument("--no-ingress", action="store_true", help="run no Ingress controller (same as --disable ingress)")
     p.add_argument("--node-monitor-grace-period", type=float, default=40.0,
                    help="seconds without a Lease renewal before a node turns NotReady (default 40)")
     p.add_argument("--image-dir", type=Path, action="append", default=None,
@@ -109,8 +112,10 @@ def _agent_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def _explain_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("explain", help="why can't I reach my Service? (one screen, or -o json)")
-    p.add_argument("kind", choices=["service", "services", "svc"], help="what to explain (service)")
-    p.add_argument("name", help="name of the Service")
+    p.add_argument("kind", choices=["service", "services", "svc", "ingress", "ingresses", "ing"],
+                   help="what to explain (service or ingress)")
+    p.add_argument("name", help="name of the Service or Ingress")
+    p.add_argument("--url", default=None, help="ingress: the URL to route, e.g. http://a.example.test/api")
     p.add_argument("-n", "--namespace", default=None, help="namespace (default: the kubeconfig context's, else default)")
     p.add_argument("-o", "--output", default="text", choices=["text", "json"], help="text (default) or json")
     p.add_argument("--kubeconfig", type=Path, default=None,
@@ -145,9 +150,19 @@ def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, tuple[str,
     if args.image_dir:
         s.image_dirs = list(args.image_dir)
     components = tuple(c.strip() for c in args.components.split(",") if c.strip())
-    unknown = set(components) - {"controllers", "agent", "proxy", "dns"}
+    known = {"controllers", "agent", "proxy", "dns", "ingress"}
+    unknown = set(components) - known
     if unknown:
         raise SettingsError(f"--components: unknown {', '.join(sorted(unknown))}")
+    disabled = {c.strip() for d in args.disable for c in d.split(",") if c.strip()} | (
+        {"ingress"} if args.no_ingress else set())
+    if disabled - known:
+        raise SettingsError(f"--disable: unknown {', '.join(sorted(disabled - known))}")
+    if network == "rootless":
+        # rootless mode forwards LoadBalancer ports from the host's 127.0.0.1: the Ingress's 80/443 would take
+        # those ports from users' own LoadBalancers
+        disabled.add("ingress")
+    components = tuple(c for c in components if c not in disabled)
     if args.no_agent:
         components = tuple(c for c in components if c != "agent")
     return s, components
@@ -250,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         from nanokube.cli.enter import run_enter
 
         return run_enter(args.data_dir or enter_data_dir(), args.command_args)
+    if args.command == "explain" and args.kind in ("ingress", "ingresses", "ing"):
+        from nanokube.cli.explain_ingress import run_explain_ingress
+
+        return run_explain_ingress(args)
     if args.command == "explain":
         from nanokube.cli.explain_command import run_explain
 
