@@ -33,7 +33,8 @@ def readme_commands() -> list[str]:
 
 def clean_copy(dest: Path) -> None:
     """git clone, then the working tree's uncommitted state on top (what a clone would hold once committed)."""
-    subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], check=True, timeout=60)
+    # no hardlinks: the copy is chowned to another user, which must not change this repository's objects
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(dest)], check=True, timeout=60)
     files = subprocess.run(["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"], cwd=REPO, check=True,
                            capture_output=True, timeout=30).stdout.decode().split("\0")
     for rel in filter(None, files):
