@@ -127,8 +127,17 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         phone.screenshot(path=str(tmp_path / "map-phone.png"), full_page=True)
 
         # one click to a pod's YAML
-        page.locator('[data-service="web"] .endpoint .pod').first.click()
-        page.wait_for_function("document.getElementById('details-body').textContent.includes('kind: Pod')")
+        def yaml_shown() -> bool:  # the map may redraw under the click: click again until the YAML shows
+            try:
+                page.locator('[data-service="web"] .endpoint .pod').first.click(timeout=5000)
+                return bool(page.wait_for_function(
+                    "document.getElementById('details-body').textContent.includes('kind: Pod')", timeout=5000))
+            except Exception as err:  # playwright's TimeoutError: try again
+                if type(err).__name__ != "TimeoutError":
+                    raise
+                return False
+
+        eventually(yaml_shown, timeout=30, what="a pod's YAML after one click")
         context.close()
     print(f"screenshots in {tmp_path}")
 
