@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -124,7 +125,10 @@ def test_ptr_of_an_endpoint_of_two_services_names_both(cluster: Server) -> None:
     reverse = ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
     def both() -> list[str]:
-        names = sorted(answers(ask(cluster, reverse, "PTR"), "PTR"))
+        try:
+            names = sorted(answers(ask(cluster, reverse, "PTR"), "PTR"))
+        except dns.exception.Timeout:  # not a cluster address yet: forwarded upstream, which this machine lacks
+            return []
         return names if len(names) == 2 else []
     names = eventually(both, what="two PTR records")
     dashed = ip.replace(".", "-")

@@ -45,7 +45,7 @@ def test_exec_stdin_round_trip_and_run_rm(cluster: NetnsCluster) -> None:
     assert out == data
     done = cluster.kubectl("run", "tmp", "--rm", "-i", "--image=busybox", "--restart=Never", "--",
                            "sh", "-c", "hostname; cat /etc/hostname", input="", timeout=60)
-    assert "tmp\ntmp\n" in done.stdout
+    assert "tmp\ntmp\n" in done.stdout, done.stderr
     deadline = time.monotonic() + 30
     while "tmp" in _names(cluster) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -21,7 +21,8 @@ from nanokube.agent.ptys import controlling_tty, reader_for
 from nanokube.agent.stdio import ContainerStdio
 
 LAUNCHER = str(Path(__file__).resolve().parent / "launcher.py")
-PIPE_DRAIN = 0.5  # seconds the log pumps get to finish after the container's process group is gone
+PIPE_DRAIN = 0.5  # seconds without new output after which the log pumps stop (an escaped writer holds the pipe)
+PIPE_DRAIN_MAX = 5.0  # and the longest the drain waits while output keeps coming
 
 
 class StartError(Exception):
@@ -89,9 +90,7 @@ class ContainerProcess:
         if self.cgroup is not None:
             oom_killed = self.cgroup.oom_kills() > 0
             self.cgroup.kill()  # and whatever escaped the group (setsid, double fork)
-        # the pipes end when every writer is gone; a process that escaped the group (setsid) may hold them open
-        # until the pod's sweep kills it, so the log of this run stops after a short drain
-        _done, lingering = await asyncio.wait(self._pumps, timeout=PIPE_DRAIN)
+        lingering = await self._drain_pipes()
         for task in lingering:
             task.cancel()
             with contextlib.suppress(BaseException):
@@ -108,6 +107,23 @@ class ContainerProcess:
         if self.cgroup is not None:
             self.cgroup.remove_soon()
         self.exited.set()
+
+    async def _drain_pipes(self) -> set[asyncio.Future[None]]:
+        """Wait for the log pumps to reach the end of the pipes; the pumps still going when no output came for
+        PIPE_DRAIN seconds (or after PIPE_DRAIN_MAX). The pipes end when every writer is gone, but a process that
+        escaped the group (setsid) may hold them open until the pod's sweep kills it. Progress is measured in
+        the log's size, so a busy event loop that could not run the pumps in time does not cut the output."""
+        deadline = time.monotonic() + PIPE_DRAIN_MAX
+        size = os.fstat(self._log_fd).st_size
+        pending: set[asyncio.Future[None]] = set(self._pumps)
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=PIPE_DRAIN)
+            await asyncio.sleep(0)  # input that arrived with the timer is handed to the pumps first
+            now_size = os.fstat(self._log_fd).st_size
+            if now_size == size or time.monotonic() > deadline:
+                break
+            size = now_size
+        return {t for t in pending if not t.done()}
 
     @property
     def running(self) -> bool:
