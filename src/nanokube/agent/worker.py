@@ -295,6 +295,8 @@ class PodWorker:
                 self._watchers.add(task)
                 task.add_done_callback(self._watchers.discard)
             return
+        if c.proc is not None and c.last_exit is None:
+            self._record_exit(c, c.proc)  # it ended just now; its exit watcher has not run yet
         if c.last_exit is None:  # never ran (or could not be configured yet)
             await self.start_container(c)
             return
@@ -395,7 +397,12 @@ class PodWorker:
 
     async def _watch_exit(self, c: ContainerRun, proc: process.ContainerProcess) -> None:
         await proc.exited.wait()
-        if c.proc is not proc:
+        self._record_exit(c, proc)
+
+    def _record_exit(self, c: ContainerRun, proc: process.ContainerProcess) -> None:
+        """The container's process has ended: its terminated state, from which restarts back off. Called by the
+        exit watcher, or by a sync that sees the exit first (it must not take the container for a new one)."""
+        if c.proc is not proc or proc.exit is None or c.last_exit is proc.exit:
             return
         c.stop_probers()
         c.last_exit = proc.exit
