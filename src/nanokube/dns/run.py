@@ -34,6 +34,9 @@ class DnsSettings:
     dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # (namespace, name) the NS record names
     check_loops: bool = True
     kinds: tuple[str, ...] = field(default=KINDS)
+    # (address, port) to publish as the kube-dns Service's endpoint once listening (dns/publish.py); None: don't
+    endpoint: tuple[str, int] | None = None
+    node_name: str = ""
 
     def __post_init__(self) -> None:
         if self.pods_mode not in POD_MODES:
@@ -117,3 +120,13 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
             tg.create_task(informer.run(), name=f"dns: {informer.resource.plural} informer")
         tg.create_task(serve(parts, check_loops=settings.check_loops), name="dns: server")
         tg.create_task(announce(), name="dns: ready")
+        if settings.endpoint is not None:
+            tg.create_task(_publish(client, settings, parts), name="dns: kube-dns endpoints")
+
+
+async def _publish(client: ApiClient, settings: DnsSettings, parts: DnsComponents) -> None:
+    from nanokube.dns.publish import KubeDnsEndpoints
+
+    assert settings.endpoint is not None
+    await parts.server.started.wait()  # an endpoint only once it answers
+    await KubeDnsEndpoints(client, *settings.endpoint, node_name=settings.node_name).run()
