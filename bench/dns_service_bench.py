@@ -35,6 +35,7 @@ lat = []
 s = None
 end = time.monotonic() + seconds
 i = 0
+bad = 0
 while time.monotonic() < end:
     i = (i + 1) & 0xFFFF
     query = struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
@@ -51,8 +52,10 @@ while time.monotonic() < end:
         if reply[:2] == query[:2]:
             break
     lat.append(time.monotonic() - t)
-lat.sort()
-print(json.dumps({"n": len(lat), "lat": lat}))
+    flags, _, ancount = struct.unpack("!HHH", reply[2:8])
+    if flags & 0xF or not ancount:  # rcode != NOERROR or no answer: not a resolution
+        bad += 1
+print(json.dumps({"n": len(lat), "lat": lat, "bad": bad}))
 """
 
 
@@ -88,7 +91,9 @@ def main() -> None:
         samples: dict[str, list[float]] = {c[0]: [] for c in cells}
         for _ in range(args.rounds):
             for name, host, pod, target, mode in cells:
-                samples[name] += in_pod(lab, host, pod, target, mode, args.seconds)["lat"]
+                got = in_pod(lab, host, pod, target, mode, args.seconds)
+                assert not got["bad"], f"{name}: {got['bad']} queries without an answer"
+                samples[name] += got["lat"]
         seconds = args.seconds * args.rounds
         result = {}
         for name, lat in samples.items():
