@@ -94,13 +94,37 @@ class KubeDnsEndpoints:
         await self._put(ENDPOINTS, endpoints, replace=replace)
         await self._put(SLICES, eps, replace=replace)
 
-    async def run(self) -> None:
-        """Point the endpoints here, then restore them whenever they disappear, until cancelled."""
+    async def run(self, wake: asyncio.Event | None = None) -> None:
+        """Point the endpoints here, then restore them whenever they disappear (looked at when `wake` is set:
+        the DNS's EndpointSlice informer saw the slice deleted or emptied; and every RECHECK_SECONDS, for the
+        Endpoints), until cancelled."""
+        wake = wake or asyncio.Event()
         replace = True
         while True:
+            wake.clear()
             try:
                 await self.publish(replace=replace)
                 replace = False
             except ApiError as exc:
                 log.warning("dns: cannot publish the kube-dns endpoints: %s", exc.message)
-            await asyncio.sleep(RECHECK_SECONDS)
+            try:
+                await asyncio.wait_for(wake.wait(), RECHECK_SECONDS)
+            except TimeoutError:
+                pass
+
+
+def lost_slice_waker(wake: asyncio.Event) -> tuple[Any, Any]:
+    """(on_update, on_delete) handlers for an EndpointSlice informer of trimmed records (namespace, name,
+    ready, not_ready): set `wake` when the kube-dns slice is deleted or left without endpoints."""
+    def mine(rec: Any) -> bool:
+        return (rec.namespace, rec.name) == (KUBE_SYSTEM, KUBE_DNS_SERVICE)
+
+    def on_update(_old: Any, new: Any) -> None:
+        if mine(new) and not (new.ready or new.not_ready):
+            wake.set()
+
+    def on_delete(rec: Any) -> None:
+        if mine(rec):
+            wake.set()
+
+    return on_update, on_delete
