@@ -63,10 +63,11 @@ def proxy_settings(node: NodeIdentity, *, status_port: int, status_token: str | 
                          status_token=status_token, status_socket=status_socket, frontend_kinds=kinds)
 
 
-def dns_settings(listen: tuple[str, int], *, cluster_domain: str, ttl: int, pods_mode: str,
-                 upstreams: list[str] | None) -> DnsSettings:
-    return DnsSettings(listen=[listen], cluster_domain=cluster_domain, ttl=ttl, pods_mode=pods_mode,
-                       upstreams=upstreams)
+def dns_settings(listen: list[tuple[str, int]], *, cluster_domain: str, ttl: int, pods_mode: str,
+                 upstreams: list[str] | None, endpoint: tuple[str, int] | None = None,
+                 node_name: str = "") -> DnsSettings:
+    return DnsSettings(listen=listen, cluster_domain=cluster_domain, ttl=ttl, pods_mode=pods_mode,
+                       upstreams=upstreams, endpoint=endpoint, node_name=node_name)
 
 
 def controller_settings(node: NodeIdentity, *, node_monitor_grace_period: float) -> ControllerSettings:

@@ -2,8 +2,9 @@
 
 * bridge `nk0` with the node's pod gateway address: the node IP when none is given, so the API, the kubelet
   log server and node ports can bind it before the agent runs its first pod (the agent finds it ready);
-* the DNS address made local when it is the kube-dns ClusterIP (that Service is not proxied; the DNS server
-  binds its ClusterIP itself), on `lo` with label `lo:nkdns` so a leftover from a crash is recognised;
+* the DNS address made local when `--dns-listen` names an address of the service CIDR (by default the DNS
+  listens on the node IP and the proxy DNATs the kube-dns ClusterIP there), on `lo` with label `lo:nkdns`
+  so a leftover from a crash is recognised;
 * IPv4 forwarding, and bridged pod-to-pod traffic through netfilter so replies from a pod behind a
   ClusterIP are un-DNATed on their way back to a pod on the same bridge (both per network namespace).
 
@@ -63,15 +64,6 @@ class NodeNetwork:
         await ip_batch(commands)
         for path, value in SYSCTLS.items():
             _write_sysctl(path, value)
-
-    async def add_dns_address(self) -> None:
-        """Only the DNS address (a node that joins with `nanokube agent`: the agent makes the bridge)."""
-        if self.dns_address:
-            await ip_batch([f"addr replace {self.dns_address}/32 dev lo label {DNS_LABEL}"])
-
-    async def remove_dns_address(self) -> None:
-        if self.dns_address:
-            await ip_batch([f"addr del {self.dns_address}/32 dev lo"], check=False)
 
     async def teardown(self) -> None:
         """Remove the DNS address and the bridge (with the pod routes and LB addresses left on it)."""

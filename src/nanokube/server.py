@@ -112,7 +112,6 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         token = await share_cluster_secrets(store, settings.data_dir, token)
         shared_lease = (identity(settings), plane.advertise_address or settings.api_endpoint_address,
                         settings.api_port, plane.apiserver_lease_duration)
-    dns_host, dns_port = settings.dns_listen or (settings.kube_dns_ip, 53)
     api_ready = asyncio.Event()
     extra_ips, extra_names = plane.san_addresses()
     ca_file, cert_file, key_file = ensure_certs(
@@ -138,8 +137,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         bootstrap=BootstrapSpec(kubernetes_ip=settings.kubernetes_ip,
                                 api_address=settings.api_endpoint_address,
                                 api_port=settings.api_port, kube_dns_ip=settings.kube_dns_ip,
-                                dns_address=dns_host, dns_port=dns_port,
-                                serves_dns="dns" in components or not plane.shared_store),
+                                dns_address=settings.dns_endpoint[0]),
         shared_lease=shared_lease)
     client = ApiClient("http://localhost", token, user_agent="nanokube-server", unix_socket=unix_socket) \
         if unix_socket else ApiClient(settings.api_url, token, ca_file=str(ca_file), user_agent="nanokube-server")
@@ -221,8 +219,9 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         readies["dns"] = asyncio.Event()
         assert settings.dns_listen is not None
         out["dns"] = run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
-            settings.dns_listen, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
-            pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams))
+            settings.dns_listen_addresses, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
+            pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams, endpoint=settings.dns_endpoint,
+            node_name=settings.node_name))
     if "proxy" in components:
         from nanokube.proxy import run_proxy
 

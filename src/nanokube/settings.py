@@ -122,7 +122,9 @@ class ServerSettings:
         if self.network == "rootless" and self.host_dns_listen is None:
             self.host_dns_listen = ("127.0.0.1", DNS_UNPRIVILEGED_PORT)
         if self.dns_listen is None:
-            self.dns_listen = (self.kube_dns_ip, 53)
+            # netns: the node IP, the kube-dns Service's endpoint (the proxy DNATs the ClusterIP there on every
+            # node); loopback: the ClusterIP itself, which has no kernel DNAT to carry it (docs/architecture.md)
+            self.dns_listen = (self.node_ip if self.plan.node_network == "netns" else self.kube_dns_ip, 53)
             if self.network == "loopback" and privileged_ports.is_privileged(53):
                 self.dns_listen = (self.kube_dns_ip, DNS_UNPRIVILEGED_PORT)
         try:
@@ -184,6 +186,26 @@ class ServerSettings:
         except ValueError:
             return None
         return host if inside else None
+
+    @property
+    def dns_endpoint(self) -> tuple[str, int]:
+        """The kube-dns Service's endpoint: where the DNS server answers for pods. A wildcard or loopback
+        listen address is not one a pod can reach (127.0.0.1 is the pod's own), so then the node IP."""
+        assert self.dns_listen is not None
+        host, port = self.dns_listen
+        if self.plan.node_network == "netns" and (host in ("", "0.0.0.0") or host.startswith("127.")):
+            return self.node_ip, port
+        return host, port
+
+    @property
+    def dns_listen_addresses(self) -> list[tuple[str, int]]:
+        """Where the DNS server listens: the --dns-listen address, and the endpoint when that is elsewhere
+        (netns mode with --dns-listen on 127.0.0.1: pods still resolve through the ClusterIP)."""
+        assert self.dns_listen is not None
+        endpoint = self.dns_endpoint
+        if self.dns_listen[0] in ("", "0.0.0.0") or endpoint == self.dns_listen:
+            return [self.dns_listen]
+        return [self.dns_listen, endpoint]
 
     @property
     def announced_dns(self) -> tuple[str, int] | None:

@@ -57,7 +57,6 @@ class NodeSettings:
     pod_cidr_wait: float = 30.0
     node_lease_duration: float = 40.0  # the Lease is renewed every quarter of it, as kubelet does
     flannel_backend: str = "auto"  # netns mode: pod routes to the other nodes (agent/podroutes.py)
-    dns: bool = True  # netns mode: a DNS server of this node on the kube-dns ClusterIP (node-local, like the server's)
 
     def fill_defaults(self) -> None:
         if self.kubeconfig is None:
@@ -162,7 +161,7 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
                 node, status_port=settings.proxy_status_port, status_token=client.token,
                 status_socket=str(proxy_socket) if len(str(proxy_socket)) <= 107 else None))
         if settings.network == "netns":
-            tasks.update(_netns_tasks(settings, client, cluster_dns, readies))
+            tasks.update(_netns_tasks(settings, client, readies))
         tasks["announce"] = _announce(settings, readies)
         tasks["memtrim"] = memtrim.trim_periodically()
         await run_root_tasks(tasks, stop=stop)
@@ -170,32 +169,15 @@ async def run_node(settings: NodeSettings, stop: asyncio.Event) -> None:
         await client.close()
 
 
-def _netns_tasks(settings: NodeSettings, client: ApiClient, cluster_dns: str,
-                 readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
-    """Pod routes to the other nodes, and this node's own cluster DNS server on the kube-dns ClusterIP (the
-    Service is not proxied: every node answers it locally, as the server's node does)."""
+def _netns_tasks(settings: NodeSettings, client: ApiClient, readies: dict[str, asyncio.Event]
+                 ) -> dict[str, Coroutine[Any, Any, Any]]:
+    """Pod routes to the other nodes. (Cluster DNS is the kube-dns Service, which this node's proxy DNATs to
+    the DNS server's endpoint like any other Service: no DNS server of its own.)"""
     from nanokube.agent.podroutes import PodRoutes
-    from nanokube.dns import DnsSettings, run_dns
-    from nanokube.nodenet import NodeNetwork
 
     readies["routes"] = asyncio.Event()
-    out: dict[str, Coroutine[Any, Any, Any]] = {"routes": PodRoutes(
-        client, node_name=settings.node_name, node_ip=settings.node_ip,
-        backend=settings.flannel_backend).run(readies["routes"])}
-    if settings.dns:
-        readies["dns"] = asyncio.Event()
-
-        async def node_dns() -> None:
-            local = NodeNetwork(settings.pod_cidr, dns_address=cluster_dns)
-            await local.add_dns_address()
-            try:
-                await run_dns(client=client, ready=readies["dns"], settings=DnsSettings(
-                    listen=[(cluster_dns, 53)], cluster_domain=settings.cluster_domain))
-            finally:
-                await asyncio.shield(local.remove_dns_address())
-
-        out["dns"] = node_dns()
-    return out
+    return {"routes": PodRoutes(client, node_name=settings.node_name, node_ip=settings.node_ip,
+                                backend=settings.flannel_backend).run(readies["routes"])}
 
 
 async def _announce(settings: NodeSettings, readies: dict[str, asyncio.Event]) -> None:

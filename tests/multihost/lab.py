@@ -228,6 +228,19 @@ class Lab:
             host.proc.stdout.close()
         host.proc = None
 
+    def move(self, host: Host, new_ip: str) -> None:
+        """Give an agent's host a new address on its link and restart the agent with it as --node-ip (a node
+        changing IP: its Node's InternalIP changes, the other hosts' routes must follow)."""
+        assert host is not self.server, "the agents reach the API at the server's address"
+        self.kill(host, signal.SIGTERM)
+        prefix = host.ip.rsplit(".", 1)[0]
+        host.run("ip", "addr", "del", f"{host.ip}/24", "dev", "eth0")  # its routes go with it
+        host.run("ip", "addr", "add", f"{new_ip}/24", "dev", "eth0")
+        if self.routed:
+            host.run("ip", "route", "replace", "default", "via", f"{prefix}.1")
+        host.ip = new_ip
+        self.start_agent(host)
+
     # -- looking -----------------------------------------------------------------------------------------------
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 30,
                 ) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ the client's address; a killed agent's node goes NotReady and its endpoints leav
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -104,6 +105,40 @@ def test_from_a_pod_on_host3_cluster_ip_pod_ip_and_dns(lab: Lab, echo: dict[str,
     assert got == [echo["cluster_ip"]]
     got = json.loads(lab.pod_exec(h3, client, sys.executable, "-c", resolve, "echo-h").stdout)
     assert got == sorted(ip for pods in echo["pods"].values() for ip in pods.values())
+
+
+KUBE_DNS = "10.96.0.10"
+
+
+def test_kube_dns_is_a_service_whose_endpoint_is_the_dns_server_on_host1(lab: Lab) -> None:
+    table = lab.kubectl("get", "endpointslices", "-n", "kube-system").stdout
+    assert any(line.split()[:1] == ["kube-dns"] and f"{lab.server.ip}" in line for line in table.splitlines()), table
+    (eps,) = lab.get("endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns")["items"]
+    assert [(e["addresses"], e.get("nodeName")) for e in eps["endpoints"]] == [([lab.server.ip], "h1")]
+    for host in lab.hosts:  # every node's proxy carries the ClusterIP; only host 1 runs a DNS server
+        assert KUBE_DNS in host.run("nft", "list", "map", "ip", "nanokube", "service-ips").stdout, host.name
+        listening = host.run("ss", "-Hlun", "sport = :53").stdout.strip()
+        assert bool(listening) == (host is lab.server), (host.name, listening)
+
+
+def test_a_pod_on_host3_resolves_through_the_kube_dns_cluster_ip_dnated_to_host1(lab: Lab,
+                                                                                echo: dict[str, Any]) -> None:
+    h3 = lab.host("h3")
+    client = sorted(echo["pods"]["h3"])[0]
+    conf = lab.pod_exec(h3, client, "cat", "/etc/resolv.conf").stdout
+    assert f"nameserver {KUBE_DNS}" in conf.splitlines(), conf
+    h3.run("conntrack", "-D", "-d", KUBE_DNS, check=False)  # exit 1 when there was nothing to delete
+    for transport in ("+notcp", "+tcp"):
+        out = lab.pod_exec(h3, client, "dig", "+short", transport, "+tries=1", "+time=5", f"@{KUBE_DNS}",
+                           "echo.default.svc.cluster.local").stdout
+        assert out.split() == [echo["cluster_ip"]], (transport, out)
+    # h3's conntrack table: the pod's queries to the ClusterIP were DNATed to the DNS server on host 1
+    pod_ip = echo["pods"]["h3"][client]
+    flows = h3.run("conntrack", "-L", "-d", KUBE_DNS).stdout
+    replies = {(m[0], m[1]) for m in re.findall(
+        rf"^(\w+)\s.*src={re.escape(pod_ip)} dst={re.escape(KUBE_DNS)} .*dport=53 src=([\d.]+) dst={re.escape(pod_ip)}",
+        flows, re.M)}
+    assert replies == {("udp", lab.server.ip), ("tcp", lab.server.ip)}, flows
 
 
 def test_node_port_and_lb_ip_answer_on_every_host_from_the_lab_bridge(lab: Lab, echo: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ port 8472, one FDB entry + neighbour per remote node), hosts 2 and 3 share a lin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -81,6 +82,54 @@ def test_node_port_on_every_host_through_the_router(lab: Lab, echo: dict[str, An
     for host in lab.hosts:
         seen = lab.netclient(lab.client_ns, "until", host.ip, NODE_PORT, 30, 3)
         assert seen["pods"] == all_pods(echo), (host.name, seen)
+
+
+def pods_by_node(lab: Lab) -> dict[str, dict[str, str]]:
+    pods: dict[str, dict[str, str]] = {}
+    for pod in lab.get("pods", "-l", "app=echo")["items"]:
+        if pod["status"].get("podIP") and not pod["metadata"].get("deletionTimestamp"):
+            pods.setdefault(pod["spec"]["nodeName"], {})[pod["metadata"]["name"]] = pod["status"]["podIP"]
+    return pods
+
+
+def test_routes_and_fdb_follow_a_node_that_changes_ip(lab: Lab, echo: dict[str, Any]) -> None:
+    h1, h2, h3 = lab.hosts
+    old_ip, new_ip = h3.ip, "192.168.78.23"
+    cidr = lab.get("node", "h3")["spec"]["podCIDR"]
+    lab.move(h3, new_ip)
+    addresses = lab.get("node", "h3")["status"]["addresses"]
+    assert {"type": "InternalIP", "address": new_ip} in addresses, addresses
+
+    def followed() -> bool:
+        published = vteps(lab)
+        fdb = json.loads(h1.run("bridge", "-j", "fdb", "show", "dev", "flannel.1").stdout)
+        dsts = {e["mac"]: e["dst"] for e in fdb if e.get("dst")}
+        routes = {r["dst"]: r for r in json.loads(h2.run("ip", "-j", "route", "show", "proto", "79").stdout)}
+        return (dsts.get(published["h3"][0]) == new_ip and old_ip not in dsts.values()  # h1: VXLAN to h3
+                and routes.get(cidr, {}).get("gateway") == new_ip)  # h2: host-gw on their shared link
+
+    eventually(followed, timeout=30)
+
+    def reachable() -> dict[str, dict[str, str]]:
+        # the agent runs its pods again (in the same pod CIDR); a pod's status may still show its old run's IP
+        # until the agent reports the new one, so ask until the pod on h3 answers from h1 at its reported IP
+        pods = pods_by_node(lab)
+        assert sorted(pods) == ["h1", "h2", "h3"], pods
+        (name3, ip3), = pods["h3"].items()
+        client = sorted(pods["h1"])[0]
+        assert lab.pod_client(h1, client, "http", ip3, 8080, 1)["answers"][name3]["clientIP"] == pods["h1"][client]
+        return pods
+
+    pods = eventually(reachable, timeout=90)
+    (name3, ip3), = pods["h3"].items()
+    assert ipaddress.ip_address(ip3) in ipaddress.ip_network(cidr)
+    for host in (h1, h2):  # pod to pod, each way, with the pods' own addresses
+        client, client_ip = sorted(pods[host.name].items())[0]
+        answer = lab.pod_client(host, client, "http", ip3, 8080, 1)["answers"][name3]
+        assert answer["clientIP"] == client_ip
+        assert lab.pod_client(h3, name3, "http", client_ip, 8080, 1)["answers"][client]["clientIP"] == ip3
+    seen = lab.pod_client(h1, sorted(pods["h1"])[0], "until", echo["cluster_ip"], 80, 30, 3)
+    assert sorted(seen["pods"]) == sorted(p for by in pods.values() for p in by)
 
 
 def test_a_deleted_node_loses_its_entries_everywhere(lab: Lab, echo: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
-"""Cluster DNS in netns mode: the server answers on the kube-dns ClusterIP, made local on the node, for pods
-(through their resolv.conf and search list) and for node processes (dig, over UDP and TCP)."""
+"""Cluster DNS in netns mode: kube-dns is a proxied Service whose endpoint is the DNS server on the node IP
+(written by the DNS server itself); the kube-dns ClusterIP answers pods (through their resolv.conf and search
+list) and node processes (dig, over UDP and TCP) through the proxy's DNAT."""
 
 from __future__ import annotations
 
@@ -29,13 +30,26 @@ def getent(cluster: NetnsCluster, pod: str, name: str, namespace: str = "default
     return out.returncode, out.stdout
 
 
-def test_kube_dns_service_is_not_proxied_and_its_address_is_local(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+def test_kube_dns_is_a_proxied_service_with_the_dns_server_as_endpoint(cluster: NetnsCluster,
+                                                                       dns: dict[str, Any]) -> None:
     svc = cluster.get("svc", "kube-dns", "-n", "kube-system")
     assert svc["spec"]["clusterIP"] == KUBE_DNS
-    assert "service.kubernetes.io/service-proxy-name" in svc["metadata"]["labels"]
+    labels = svc["metadata"]["labels"]
+    assert "service.kubernetes.io/service-proxy-name" not in labels
+    assert (labels["k8s-app"], labels["kubernetes.io/name"]) == ("kube-dns", "CoreDNS")
+    assert [(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")]
+    node_ip = cluster.get("node", cluster.get("nodes")["items"][0]["metadata"]["name"])["status"]["addresses"]
+    node_ip = next(a["address"] for a in node_ip if a["type"] == "InternalIP")
+    slices = cluster.get("endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns")["items"]
+    assert len(slices) == 1, slices
+    assert slices[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "nanokube-dns"
+    assert [e["addresses"] for e in slices[0]["endpoints"]] == [[node_ip]]
+    assert {(p["name"], p["port"], p["protocol"]) for p in slices[0]["ports"]} == {("dns", 53, "UDP"),
+                                                                                  ("dns-tcp", 53, "TCP")}
     addrs = json.loads(cluster.run("ip", "-j", "addr", "show", "dev", "lo").stdout)[0]["addr_info"]
-    assert f"{KUBE_DNS}/32" in {f"{a['local']}/{a['prefixlen']}" for a in addrs}
-    assert KUBE_DNS not in cluster.run("nft", "list", "map", "ip", "nanokube", "service-ips").stdout
+    assert KUBE_DNS not in {a["local"] for a in addrs}  # not local: DNATed like any ClusterIP
+    assert KUBE_DNS in cluster.run("nft", "list", "map", "ip", "nanokube", "service-ips").stdout
 
 
 def test_pod_resolv_conf_names_kube_dns_with_the_search_list(cluster: NetnsCluster, dns: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
-"""The kube-dns arrangement: one constant for the two components that must agree on it.
+"""The kube-dns arrangement: constants for the components that must agree on it.
 
-The cluster DNS serves the `kube-dns` Service's ClusterIP itself (it binds that address, which the node makes
-local), so the proxy must not program that Service. The Service carries Kubernetes' own opt-out label,
-`service.kubernetes.io/service-proxy-name`, which kube-proxy (and nanokube's proxy) skips whatever its value;
-ours is `nanokube-dns`, naming who serves it instead.
+kube-dns is a Service like any other: its endpoint is where the cluster DNS answers (the server's node IP
+port 53 in netns mode, written by the DNS server itself), and every node's proxy DNATs the ClusterIP there.
+Only when the DNS binds the ClusterIP itself (loopback mode, whose userspace proxy would add a hop and whose
+host tools query the ClusterIP directly; or a --dns-listen inside the service CIDR) does the Service carry
+Kubernetes' opt-out label `service.kubernetes.io/service-proxy-name`, which kube-proxy (and nanokube's
+proxy) skips whatever its value; ours is `nanokube-dns`, naming who serves it instead.
 """
 
 from __future__ import annotations

@@ -27,11 +27,9 @@ class BootstrapSpec:
     api_address: str
     api_port: int
     kube_dns_ip: str
+    # where the cluster DNS answers; its own ClusterIP (loopback mode) means the proxy must skip kube-dns.
+    # The DNS server writes kube-dns's endpoints itself (dns/publish.py).
     dns_address: str
-    dns_port: int
-    # False for a server that runs no DNS beside other API servers on one store: it creates the kube-dns
-    # endpoints if missing but never points them at itself.
-    serves_dns: bool = True
 
 
 def _service(name: str, ns: str, ip: str, ports: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:
@@ -102,13 +100,30 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
                  {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
                  {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
     dns_labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}
-    if spec.dns_address == spec.kube_dns_ip:  # else (--dns-listen elsewhere) the proxy carries the ClusterIP there
+    bound = spec.dns_address == spec.kube_dns_ip  # the DNS binds the ClusterIP itself: not the proxy's to serve
+    if bound:
         dns_labels[SERVICE_PROXY_NAME_LABEL] = KUBE_DNS_PROXY_NAME
     await _ensure(registry, "Service", "", _service("kube-dns", "kube-system", spec.kube_dns_ip, dns_ports, dns_labels),
                   replace=False)
-    ep_ports = [{"name": "dns", "port": spec.dns_port, "protocol": "UDP"},
-                {"name": "dns-tcp", "port": spec.dns_port, "protocol": "TCP"}]
-    await _ensure(registry, "Endpoints", "", _endpoints("kube-dns", "kube-system", spec.dns_address, ep_ports),
-                  replace=spec.serves_dns)
-    await _ensure(registry, "EndpointSlice", "discovery.k8s.io",
-                  _slice("kube-dns", "kube-system", "kube-dns", spec.dns_address, ep_ports), replace=spec.serves_dns)
+    await _proxy_name_label(registry, KUBE_DNS_PROXY_NAME if bound else None)
+
+
+async def _proxy_name_label(registry: Registry, value: str | None) -> None:
+    """Set or clear kube-dns's service-proxy-name label on a Service made by an earlier start (a data dir of
+    a version whose DNS bound the ClusterIP in every mode, or after a changed --dns-listen)."""
+    res = by_kind("", "Service")
+    svc = await registry.get(res, "kube-system", "kube-dns")
+    labels = dict(svc["metadata"].get("labels") or {})
+    if labels.get(SERVICE_PROXY_NAME_LABEL) == value or (value is None and SERVICE_PROXY_NAME_LABEL not in labels):
+        return
+    if labels.get(SERVICE_PROXY_NAME_LABEL) not in (None, KUBE_DNS_PROXY_NAME):
+        return  # the user's own proxy name: theirs to keep
+    if value is None:
+        labels.pop(SERVICE_PROXY_NAME_LABEL, None)
+    else:
+        labels[SERVICE_PROXY_NAME_LABEL] = value
+    try:
+        await registry.update(res, "kube-system", "kube-dns", {**svc, "metadata": {**svc["metadata"], "labels": labels}})
+    except ApiError as err:
+        if err.code != 409:  # Conflict: another API server on the same store fixed it meanwhile
+            raise

@@ -32,8 +32,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
                    "(netns 10.250.0.0/24, loopback 127.240.0.0/24)")
     p.add_argument("--service-node-port-range", default="30000-32767", help="node port range (default 30000-32767)")
     p.add_argument("--cluster-domain", default="cluster.local", help="DNS zone of the cluster (default cluster.local)")
-    p.add_argument("--dns-listen", default=None, help="HOST:PORT of the cluster DNS (default: kube-dns ClusterIP:53; "
-                   "a user's loopback mode: port 10053; rootless: the host side, default 127.0.0.1:10053)")
+    p.add_argument("--dns-listen", default=None, help="HOST:PORT of the cluster DNS (default netns: node IP:53, the kube-dns "
+                   "Service's endpoint; loopback: kube-dns ClusterIP:53, a user's: port 10053; rootless: the host "
+                   "side, default 127.0.0.1:10053)")
     p.add_argument("--dns-ttl", type=int, default=5, help="TTL of cluster DNS answers (default 5)")
     p.add_argument("--dns-pods", default="verified", choices=["disabled", "insecure", "verified"],
                    help="pod A records a-b-c-d.<ns>.pod.<zone> (default verified)")

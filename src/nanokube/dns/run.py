@@ -34,6 +34,9 @@ class DnsSettings:
     dns_service: tuple[str, str] = ("kube-system", "kube-dns")  # (namespace, name) the NS record names
     check_loops: bool = True
     kinds: tuple[str, ...] = field(default=KINDS)
+    # (address, port) to publish as the kube-dns Service's endpoint once listening (dns/publish.py); None: don't
+    endpoint: tuple[str, int] | None = None
+    node_name: str = ""
 
     def __post_init__(self) -> None:
         if self.pods_mode not in POD_MODES:
@@ -90,6 +93,7 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
 
     parts = build_dns(settings)
     cache = parts.cache
+    slice_lost = asyncio.Event()  # the kube-dns EndpointSlice we publish was deleted or emptied
     plan = [("services", "", "Service", trim_service, cache.on_service_add, cache.on_service_update,
              cache.on_service_delete),
             ("endpointslices", "discovery.k8s.io", "EndpointSlice", trim_endpointslice, cache.on_endpointslice_add,
@@ -104,6 +108,11 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
         informer = Informer(client, by_kind(group, kind_name), transform=trim)  # type: ignore[arg-type]
         informer.add_handler(on_add=on_add, on_update=on_update, on_delete=on_delete,
                              on_synced=functools.partial(cache.mark_synced, kind))
+        if kind == "endpointslices" and settings.endpoint is not None:
+            from nanokube.dns.publish import lost_slice_waker
+
+            lost_update, lost_delete = lost_slice_waker(slice_lost)
+            informer.add_handler(on_update=lost_update, on_delete=lost_delete)
         informers.append(informer)
 
     async def announce() -> None:
@@ -117,3 +126,13 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
             tg.create_task(informer.run(), name=f"dns: {informer.resource.plural} informer")
         tg.create_task(serve(parts, check_loops=settings.check_loops), name="dns: server")
         tg.create_task(announce(), name="dns: ready")
+        if settings.endpoint is not None:
+            tg.create_task(_publish(client, settings, parts, slice_lost), name="dns: kube-dns endpoints")
+
+
+async def _publish(client: ApiClient, settings: DnsSettings, parts: DnsComponents, wake: asyncio.Event) -> None:
+    from nanokube.dns.publish import KubeDnsEndpoints
+
+    assert settings.endpoint is not None
+    await parts.server.started.wait()  # an endpoint only once it answers
+    await KubeDnsEndpoints(client, *settings.endpoint, node_name=settings.node_name).run(wake)
