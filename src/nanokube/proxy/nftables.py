@@ -15,6 +15,7 @@ from nanokube.proxy.conntrack import delete_udp_flows, reconcile_udp_flows, stal
 from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
 from nanokube.proxy.model import ServicePortName
+from nanokube.proxy.nftcounters import CounterReader, Counts
 from nanokube.proxy.nftrules import (
     FAMILY,
     TABLE,
@@ -22,6 +23,7 @@ from nanokube.proxy.nftrules import (
     NetConfig,
     base_ruleset,
     chains_needed,
+    counter_elements,
     dynamic_chain,
     element_commands,
     firewall_elements,
@@ -67,10 +69,17 @@ class NftablesBackend:
         self.chains: set[str] = set()
         self.unserved: dict[tuple[str, str, int], str] = {}  # never any: the kernel serves every frontend
         self.last_script = ""
+        self.counter_reader = CounterReader(commands.list_json)
+
+    def _elements(self, plan: ServicePortPlan) -> Elements:
+        elements = plan_elements(plan)
+        if self.cfg.counters:
+            elements.update(counter_elements(plan))
+        return elements
 
     def _set_plan(self, owner: ServicePortName, plan: ServicePortPlan | None) -> list[tuple[Elements, Elements]]:
         """Record a service port's elements (None = gone); the (deletes, adds) diffs it causes."""
-        diffs = [self.mirror.set_owner(owner, plan_elements(plan) if plan else {})]
+        diffs = [self.mirror.set_owner(owner, self._elements(plan) if plan else {})]
         winners = self.firewalls.set_owner(owner, firewall_elements(plan) if plan else {})
         diffs += [self.mirror.set_owner(("firewall", group), elements) for group, elements in winners.items()]
         return diffs
@@ -87,6 +96,7 @@ class NftablesBackend:
         script, self.chains = render_full(self.cfg, self.mirror)
         self.last_script = script
         await self.commands.nft(script)
+        self.counter_reader.forget()
         if self.hostnet:
             await self.hostnet.sync(self._lb_ips())
         await reconcile_udp_flows(self.commands, (p for service_plans in plans.values() for p in service_plans))
@@ -152,6 +162,17 @@ class NftablesBackend:
         if stale:
             await self.commands.run(["nft", "-f", "-"], input=f"delete element {FAMILY} {TABLE} affinity "
                                                               f"{{ {', '.join(stale)} }}\n", check=False)
+
+    async def counters(self) -> Counts:
+        """New connections per frontend and endpoint since each element was added (the status endpoint's
+        /counters and /metrics); {} before the first sync or with counting off."""
+        if not self.cfg.counters:
+            return {}
+        try:
+            return await self.counter_reader.read()
+        except CommandError as err:  # no table yet, or removed from outside (the next periodic sync rebuilds it)
+            log.debug("proxy: reading connection counters: %s", err)
+            return {}
 
     async def intact(self) -> bool:
         """Is our table still there with its base chains? (Checked on periodic syncs without changes.)"""
