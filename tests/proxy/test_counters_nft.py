@@ -109,3 +109,31 @@ async def test_counting_off_leaves_the_set_empty_and_the_chain_out(lab: Lab) -> 
         assert await backend.counters() == {}
         ruleset = lab.sh(lab.node, "nft", "list", "table", "ip", "nanokube")
         assert "count-connections" not in ruleset and "counter packets" not in ruleset
+
+
+async def test_a_host_connection_to_a_local_endpoint_counts_once(lab: Lab) -> None:
+    """Such a connection passes the counting hook twice while new (output, then prerouting from lo); the API
+    server behind the `kubernetes` Service is one of these."""
+    listener = lab.socket(lab.node)
+    listener.bind((NODE_IP, 8081))
+    listener.listen(64)
+
+    def serve(n: int) -> None:
+        for _ in range(n):
+            conn, _ = listener.accept()
+            conn.close()
+
+    async with proxy(lab) as p:
+        backend = p.backend
+        assert isinstance(backend, NftablesBackend)
+        backend.counter_reader.max_age = 0
+        p.on_service_add(service("api", "10.96.0.42", [{"name": "https", "port": 443, "targetPort": 8081}]))
+        p.on_endpointslice_add(slice_of("api", [NODE_IP], ports=[{"name": "https", "port": 8081}]))
+        await p.sync()
+        server = asyncio.create_task(asyncio.to_thread(serve, 8))
+        for ns in (lab.node,) * 5 + (lab.client,) * 3:
+            with lab.socket(ns) as s:
+                await asyncio.to_thread(s.connect, ("10.96.0.42", 443))
+        await server
+        listener.close()
+        assert by_endpoint(await backend.counters(), ("10.96.0.42", "TCP", 443)) == {f"{NODE_IP}:8081": 8}

@@ -35,7 +35,8 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
   the service CIDR, and unallocated LB-pool addresses -> drop.
 * connection counters: `endpoint-connections` is a set with a counter per element (frontend . endpoint); chain
   count-connections looks every new DNATed connection up in it (after DNAT, so the element's counter counts
-  that frontend's new connections to that endpoint) before affinity-check. Only new connections pass there,
+  that frontend's new connections to that endpoint) before affinity-check (once: not again in prerouting when
+  a host process's connection to a local endpoint comes back in on lo). Only new connections pass there,
   so established packets pay nothing; the key names no bucket, so the element, and its count, survives an
   incremental sync that keeps the endpoint (a full sync rebuilds the table: counts restart at 0).
   `NetConfig.counters` False leaves the set empty and the chain out (NANOKUBE_PROXY_COUNTERS=0).
@@ -233,7 +234,10 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
             for p in ("tcp", "udp", "sctp")))
     new_dnat = "affinity-check"
     if cfg.counters:
-        chain("count-connections", None,
+        # A host process's connection to a local endpoint (the API server behind `kubernetes`, a hostNetwork
+        # pod) passes here twice while new: DNATed in output, then again in prerouting when it comes back in
+        # on lo. It is counted in output only.
+        chain("count-connections", None, "meta iif lo goto affinity-check",
               *(f"meta l4proto {p} ct original ip daddr . meta l4proto . ct original proto-dst . ip daddr . {p} dport "
                 f"@{COUNTERS_SET}" for p in ("tcp", "udp", "sctp")),
               "goto affinity-check")
