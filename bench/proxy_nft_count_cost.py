@@ -14,6 +14,11 @@ blocks alternate (the order flips every round), conntrack is flushed before each
 A fresh network namespace `nkc-<random>` holds everything (lo with the endpoint and client addresses, the route to the service CIDR, table ip nanokube) and is deleted at the end. Run as root:
 
     PYTHONPATH=src python3 bench/proxy_nft_count_cost.py [--connections 20000] [--rounds 8] [--services 1000]
+                                                         [--amplify 20]
+
+On a loaded machine the on/off difference (a few hundred ns at most, of ~60 us) is below the blocks' noise, so a
+third variant, `on-x20`, repeats the counting rules 20 times in chain count-connections (diagnostic): the
+difference to `on`, divided by 19, is the cost of one counting pass, measured well above the noise.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ async def inner(args: argparse.Namespace) -> None:
     """Inside the namespace: program the table, then measure."""
     from nanokube.proxy.commands import Commands
     from nanokube.proxy.nftables import NftablesBackend
-    from nanokube.proxy.nftrules import NetConfig
+    from nanokube.proxy.nftrules import NetConfig, base_ruleset
     from nanokube.proxy.proxier import Proxier
     from nanokube.proxy.state import ProxyState
     from proxy_datapath import other_services, service_objects
@@ -84,45 +89,65 @@ async def inner(args: argparse.Namespace) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("0.0.0.0", TARGET_PORT))
     listener.listen(4096)
-    per: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    variants = ["on", "off"] + ([f"on-x{args.amplify}"] if args.amplify > 1 else [])
+    per: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     checks: list[str] = []
     try:
         for r in range(args.rounds):
-            for counting in ((True, False) if r % 2 == 0 else (False, True)):
-                backend.cfg = dataclasses.replace(on_cfg, counters=counting)
+            for variant in (variants if r % 2 == 0 else variants[::-1]):
+                backend.cfg = dataclasses.replace(on_cfg, counters=variant != "off")
                 proxier.need_full = True
                 await proxier.sync()
+                if variant.startswith("on-x"):
+                    await backend.commands.nft(amplified(base_ruleset(backend.cfg), args.amplify))
                 connections(listener, 300)  # warm caches and the conntrack slab
                 if shutil.which("conntrack"):
                     sh("conntrack", "-F", check=False)
                 c0, s0 = cpu()
                 connections(listener, args.connections)
                 c1, s1 = cpu()
-                per[counting].append(((c1 - c0) / args.connections * 1e6, (s1 - s0) / args.connections * 1e6))
-                if counting:
+                per[variant].append(((c1 - c0) / args.connections * 1e6, (s1 - s0) / args.connections * 1e6))
+                if variant != "off":  # the amplified chain counts every connection `amplify` times
                     backend.counter_reader.forget()
                     counted = sum((await backend.counters()).get((VIP, "TCP", PORT), {}).values())
-                    checks.append(f"{counted}/{args.connections + 300}")
-                print(f"round {r + 1} counters {'on ' if counting else 'off'}: {per[counting][-1][0]:.2f} us CPU, "
-                      f"{per[counting][-1][1]:.2f} us sys per connection", file=sys.stderr, flush=True)
+                    checks.append(f"{variant} {counted}/{args.connections + 300}")
+                print(f"round {r + 1} counters {variant:6}: {per[variant][-1][0]:.2f} us CPU, "
+                      f"{per[variant][-1][1]:.2f} us sys per connection", file=sys.stderr, flush=True)
     finally:
         listener.close()
         await backend.stop()
-    print(f"{args.connections:,} connections per block, {args.rounds} rounds (on/off alternating, order flipped "
+    print(f"{args.connections:,} connections per block, {args.rounds} rounds (variants alternating, order flipped "
           f"every round), {args.services} other Services in the table; {os.cpu_count()} CPUs")
-    print("| counters | CPU us / connection (median) | sys us / connection (median) | blocks (CPU us) |")
+    print("| counters | CPU us / connection (median) | sys us / connection (median, tick-sampled) | blocks (CPU us) |")
     print("|---|---:|---:|---|")
-    for counting in (True, False):
-        rows = per[counting]
-        print(f"| {'on' if counting else 'off'} | {statistics.median(r[0] for r in rows):.2f} | "
+    for variant in variants:
+        rows = per[variant]
+        print(f"| {variant} | {statistics.median(r[0] for r in rows):.2f} | "
               f"{statistics.median(r[1] for r in rows):.2f} | {' / '.join(f'{r[0]:.2f}' for r in rows)} |")
-    ratios = [a[0] / b[0] for a, b in zip(per[True], per[False], strict=True)]
-    sys_ratios = [a[1] / b[1] for a, b in zip(per[True], per[False], strict=True)]
-    print(f"\non/off CPU per connection: median of per-round ratios {statistics.median(ratios):.3f} "
-          f"({' / '.join(f'{x:.3f}' for x in ratios)}); sys only {statistics.median(sys_ratios):.3f}")
-    diff = statistics.median(a[0] - b[0] for a, b in zip(per[True], per[False], strict=True))
-    print(f"median difference per connection: {diff * 1000:.0f} ns")
-    print(f"kernel counted (on blocks, incl. 300 warm-up): {', '.join(checks)}")
+    ratios = [a[0] / b[0] for a, b in zip(per["on"], per["off"], strict=True)]
+    off = statistics.median(r[0] for r in per["off"])
+    print(f"\non/off CPU per connection: ratio of medians {statistics.median(r[0] for r in per['on']) / off:.3f}; "
+          f"median of per-round ratios {statistics.median(ratios):.3f} ({' / '.join(f'{x:.3f}' for x in ratios)})")
+    diff = statistics.median(a[0] - b[0] for a, b in zip(per["on"], per["off"], strict=True))
+    print(f"median per-round difference on - off: {diff * 1000:.0f} ns per connection")
+    if args.amplify > 1:
+        extra = statistics.median(a[0] - b[0] for a, b in zip(per[variants[2]], per["on"], strict=True))
+        one = extra / (args.amplify - 1)
+        print(f"amplified: the counting lookups {args.amplify}x per pass cost {extra * 1000:.0f} ns more per connection "
+              f"than 1x (median per-round difference), so one pass costs ~{one * 1000:.0f} ns per connection = "
+              f"{one / off * 100:.2f} % of the {off:.2f} us the connection costs with counters off")
+    print(f"kernel counted (counted/connections made, incl. 300 warm-up): {', '.join(checks)}")
+
+
+def amplified(ruleset: list[str], times: int) -> str:
+    """Diagnostic: chain count-connections with its counting rules repeated `times` times (the same lookups,
+    each counting again), to measure one pass's cost well above the noise."""
+    from nanokube.proxy.nftrules import FAMILY, TABLE
+
+    prefix = f"add rule {FAMILY} {TABLE} count-connections "
+    rules = [line for line in ruleset if line.startswith(prefix)]
+    skip, counting, goto = rules[0], rules[1:-1], rules[-1]
+    return "\n".join([f"flush chain {FAMILY} {TABLE} count-connections", skip, *counting * times, goto]) + "\n"
 
 
 def main() -> None:
@@ -130,6 +155,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--services", type=int, default=1000, help="other Services x 3 endpoints in the table")
+    parser.add_argument("--amplify", type=int, default=20,
+                        help="also measure the counting rules repeated this many times (0: no)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
@@ -146,7 +173,7 @@ def main() -> None:
             sh(*ip, "addr", "add", f"{addr}/32", "dev", "lo")
         sh(*ip, "route", "add", "10.96.0.0/12", "dev", "lo")  # any route: the DNAT makes it local
         argv = [sys.executable, os.path.abspath(__file__), "--inner", "--connections", str(args.connections),
-                "--rounds", str(args.rounds), "--services", str(args.services)]
+                "--rounds", str(args.rounds), "--services", str(args.services), "--amplify", str(args.amplify)]
         # one CPU: the whole path is charged to one process on one core, as in a pinned measurement
         proc = subprocess.run(["ip", "netns", "exec", ns, "taskset", "-c", "0", *argv], check=False)
         if proc.returncode:
