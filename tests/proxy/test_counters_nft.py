@@ -16,6 +16,7 @@ from tests.proxy.test_nftables import lab as lab  # the module-scoped fixture
 from tests.proxy.test_status_auth import TOKEN
 
 from nanokube.proxy.nftables import NftablesBackend
+from nanokube.proxy.nftcounters import LIST_COMMAND, parse_counters
 from nanokube.proxy.status import StatusServer
 
 VIP = "10.96.0.40"
@@ -28,6 +29,11 @@ def answered_by(lab: Lab, ns: str, ip: str, port: int, n: int) -> Counter[str]:
     return Counter(lab.ask(ns, ip, port).split()[0] for _ in range(n))
 
 
+def fresh_reads(backend: NftablesBackend) -> None:
+    """Every read sees the kernel's counts of the moment (no 1 s cache)."""
+    backend.counter_reader.max_age = backend.counter_reader.cost_factor = 0
+
+
 def by_endpoint(counts: dict, frontend: tuple[str, str, int]) -> dict[str, int]:
     return {f"{ip}:{port}": n for (ip, port), n in counts.get(frontend, {}).items() if n}
 
@@ -36,7 +42,7 @@ async def test_new_connections_per_endpoint_match_the_pods_and_reach_metrics(lab
     async with proxy(lab) as p:
         backend = p.backend
         assert isinstance(backend, NftablesBackend)
-        backend.counter_reader.max_age = 0  # every read below must see the traffic just made
+        fresh_reads(backend)
         status_server = StatusServer(p.status, "127.0.0.1", 0, token=TOKEN, counters=backend.counters)
         await status_server.start()
         try:
@@ -75,6 +81,8 @@ async def test_new_connections_per_endpoint_match_the_pods_and_reach_metrics(lab
             more = await asyncio.to_thread(answered_by, lab, lab.client, VIP, 80, 12)
             assert set(more) <= set(after)
             assert by_endpoint(await backend.counters(), (VIP, "TCP", 80)) == dict(Counter(after) + more)
+            # the netlink dump and `nft -j list set` (the fallback) read the same counts
+            assert await backend.counters() == parse_counters(await backend.commands.list_json(LIST_COMMAND))
         finally:
             await status_server.close()
 
@@ -83,13 +91,15 @@ async def test_reads_are_cached_and_a_full_sync_restarts_the_counts(lab: Lab) ->
     async with proxy(lab) as p:
         backend = p.backend
         assert isinstance(backend, NftablesBackend)
+        assert await backend.counters() == {}  # no table yet: the kernel says ENOENT
         p.on_service_add(service("web", VIP, WEB))
         p.on_endpointslice_add(slice_of("web", PODS))
         await p.sync()
         first = await backend.counters()
+        assert first and not backend.counters_via_nft  # read over netlink
         await asyncio.to_thread(answered_by, lab, lab.client, VIP, 80, 6)
         assert await backend.counters() is first  # within MAX_AGE: one kernel dump serves every scraper
-        backend.counter_reader.max_age = 0
+        fresh_reads(backend)
         assert sum(by_endpoint(await backend.counters(), (VIP, "TCP", 80)).values()) == 6
         p.need_full = True
         await p.sync()
@@ -126,7 +136,7 @@ async def test_a_host_connection_to_a_local_endpoint_counts_once(lab: Lab) -> No
     async with proxy(lab) as p:
         backend = p.backend
         assert isinstance(backend, NftablesBackend)
-        backend.counter_reader.max_age = 0
+        fresh_reads(backend)
         p.on_service_add(service("api", "10.96.0.42", [{"name": "https", "port": 443, "targetPort": 8081}]))
         p.on_endpointslice_add(slice_of("api", [NODE_IP], ports=[{"name": "https", "port": 8081}]))
         await p.sync()

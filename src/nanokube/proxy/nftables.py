@@ -7,16 +7,20 @@ sync adds/deletes only the elements of the Services that changed, plus any new p
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
 
-from nanokube.proxy.commands import CommandError, Commands
+from nanokube.proxy.commands import CommandError, Commands, enter_netns
 from nanokube.proxy.conntrack import delete_udp_flows, reconcile_udp_flows, stale_udp_flows
 from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
 from nanokube.proxy.model import ServicePortName
-from nanokube.proxy.nftcounters import CounterReader, Counts
+from nanokube.proxy.nftcounters import LIST_COMMAND, CounterReader, Counts, parse_counters
+from nanokube.proxy.nftnetlink import NetlinkError, SetCounterDump
 from nanokube.proxy.nftrules import (
+    COUNTERS_SET,
     FAMILY,
     TABLE,
     Elements,
@@ -69,7 +73,10 @@ class NftablesBackend:
         self.chains: set[str] = set()
         self.unserved: dict[tuple[str, str, int], str] = {}  # never any: the kernel serves every frontend
         self.last_script = ""
-        self.counter_reader = CounterReader(commands.list_json)
+        netns = commands.netns
+        self.counter_dump = SetCounterDump((lambda: enter_netns(netns)) if netns else None)
+        self.counter_reader = CounterReader(self._read_counters)
+        self.counters_via_nft = False  # set when the netlink dump failed (other than "no such table"): use nft
 
     def _elements(self, plan: ServicePortPlan) -> Elements:
         elements = plan_elements(plan)
@@ -163,6 +170,20 @@ class NftablesBackend:
             await self.commands.run(["nft", "-f", "-"], input=f"delete element {FAMILY} {TABLE} affinity "
                                                               f"{{ {', '.join(stale)} }}\n", check=False)
 
+    async def _read_counters(self) -> Counts:
+        if not self.counters_via_nft:
+            try:
+                return await asyncio.to_thread(self.counter_dump.read, TABLE, COUNTERS_SET)
+            except NetlinkError as err:
+                if err.errno == errno.ENOENT:  # no table (yet): nothing counted
+                    return {}
+                log.warning("proxy: dumping the connection counters over netlink failed (%s); using nft", err)
+                self.counters_via_nft = True
+            except OSError as err:
+                log.warning("proxy: dumping the connection counters over netlink failed (%s); using nft", err)
+                self.counters_via_nft = True
+        return parse_counters(await self.commands.list_json(LIST_COMMAND))
+
     async def counters(self) -> Counts:
         """New connections per frontend and endpoint since each element was added (the status endpoint's
         /counters and /metrics); {} before the first sync or with counting off."""
@@ -185,5 +206,6 @@ class NftablesBackend:
     async def stop(self) -> None:
         await self.commands.run(["nft", "delete", "table", FAMILY, TABLE], check=False)
         self.commands.close()
+        self.counter_dump.close()
         if self.hostnet:
             await self.hostnet.remove()

@@ -1,8 +1,9 @@
 """Reading the kernel's per-element connection counters of table `ip nanokube` (set endpoint-connections).
 
-One `nft -j list set` (in-process through libnftables when installed) per read, whatever the number of
-Services; reads within MAX_AGE seconds share the last one, so any number of scrapers and UI tabs cost the
-kernel one dump a second.
+One dump of the set per read, whatever the number of Services: over nfnetlink (nftnetlink.py), or, where
+that fails, `nft -j list set` (parse_counters; seconds for tens of thousands of elements). Reads within
+MAX_AGE seconds share the last one, so any number of scrapers and UI tabs cost the kernel one dump a second
+(or fewer, when one dump takes long: see CounterReader.cost_factor).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from nanokube.proxy.nftrules import COUNTERS_SET, FAMILY, TABLE
 
 MAX_AGE = 1.0
+COST_FACTOR = 10.0  # so reading costs at most ~10 % of one core, however many elements
 LIST_COMMAND = f"list set {FAMILY} {TABLE} {COUNTERS_SET}"
 
 FrontendKey = tuple[str, str, int]
@@ -40,15 +42,19 @@ def parse_counters(text: str) -> Counts:
 
 
 class CounterReader:
-    """Cached reads of the counters; `list_json` runs one `nft -j` command (Commands.list_json)."""
+    """Cached reads of the counters; `read_kernel` does one read of the whole set."""
 
-    def __init__(self, list_json: Callable[[str], Awaitable[str]], *, max_age: float = MAX_AGE,
+    def __init__(self, read_kernel: Callable[[], Awaitable[Counts]], *, max_age: float = MAX_AGE,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._list_json = list_json
+        self._read_kernel = read_kernel
         self.max_age = max_age
+        # A read is served again for COST_FACTOR times as long as it took, if that is longer than max_age: tens
+        # of thousands of elements take a few hundred ms to dump and parse, and a UI tab asks every second.
+        self.cost_factor = COST_FACTOR
         self._clock = clock
         self._lock = asyncio.Lock()
         self._last: tuple[float, Counts] | None = None
+        self._took = 0.0  # how long the last read took
 
     def forget(self) -> None:
         """Drop the cached read (the table was rebuilt: its counts restarted)."""
@@ -57,8 +63,10 @@ class CounterReader:
     async def read(self) -> Counts:
         async with self._lock:  # concurrent scrapes wait for the one dump in flight
             now = self._clock()
-            if self._last is not None and now - self._last[0] < self.max_age:
+            if self._last is not None and now - self._last[0] < max(self.max_age, self.cost_factor * self._took):
                 return self._last[1]
-            counts = parse_counters(await self._list_json(LIST_COMMAND))
-            self._last = (self._clock(), counts)
+            counts = await self._read_kernel()
+            done = self._clock()
+            self._took = done - now
+            self._last = (done, counts)
             return counts
