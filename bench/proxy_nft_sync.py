@@ -1,8 +1,9 @@
 """Rule programming time of the nftables proxy with the real `nft`, inside a scratch network namespace.
 
 Measures: full sync of N Services x 3 endpoints (N = 1,000 and 10,000), then on top of 10,000 an
-incremental one-Service change (an endpoint replaced), one Service added and one deleted, and one read of the
-per-endpoint connection counters of all 10,000 (what a /metrics scrape costs when the 1 s cache is cold).
+incremental one-Service change (an endpoint replaced), one Service added and one deleted; with counters on, one
+read of the per-endpoint connection counters of all 1,000 / 10,000 Services (what a /metrics scrape costs when
+the cache is cold).
 Each time is wall time of the backend call (render + `nft -f -` + commit). `--counters both` runs everything
 with the counters on, then off (NetConfig.counters; the counter set adds one element per frontend and
 endpoint). Run as root:
@@ -56,6 +57,15 @@ async def timed(coro) -> float:
     return time.perf_counter() - t0
 
 
+async def read_counters(backend: NftablesBackend, n: int, runs: int) -> None:
+    reads = []
+    for _ in range(runs):
+        backend.counter_reader.forget()
+        reads.append(await timed(backend.counters()))
+    print(f"read counters {n:>6} svc x 3 ep: median {statistics.median(reads) * 1000:8.1f} ms  "
+          f"runs {' / '.join(f'{t * 1000:.0f}' for t in reads)}  (netlink: {not backend.counters_via_nft})")
+
+
 async def measure(ns: str, runs: int, cfg: NetConfig = CFG) -> None:
     if True:
         print(f"-- counters {'on' if cfg.counters else 'off'}")
@@ -68,6 +78,8 @@ async def measure(ns: str, runs: int, cfg: NetConfig = CFG) -> None:
                 times.append(await timed(backend.full_sync(state.plans)))
             print(f"full sync {n:>6} svc x 3 ep: median {statistics.median(times) * 1000:8.1f} ms  "
                   f"runs {' / '.join(f'{t * 1000:.0f}' for t in times)}  ({len(backend.mirror)} elements)")
+            if cfg.counters:
+                await read_counters(backend, n, runs)
         # state/backend now hold the 10,000-Service table
         change, add, delete = [], [], []
         for r in range(max(runs, 5)):
@@ -82,13 +94,6 @@ async def measure(ns: str, runs: int, cfg: NetConfig = CFG) -> None:
         for label, times in (("endpoint change", change), ("add 1 service", add), ("delete 1 service", delete)):
             print(f"incremental on 10000, {label:<16}: median {statistics.median(times) * 1000:6.1f} ms  "
                   f"runs {' / '.join(f'{t * 1000:.1f}' for t in times)}")
-        if cfg.counters:
-            reads = []
-            for _ in range(runs):
-                backend.counter_reader.forget()
-                reads.append(await timed(backend.counters()))
-            print(f"read counters of 10000 svc x 3 ep: median {statistics.median(reads) * 1000:6.1f} ms  "
-                  f"runs {' / '.join(f'{t * 1000:.1f}' for t in reads)}")
         await backend.stop()
         t0 = time.perf_counter()
         await commands.run(["nft", "add", "table", "ip", "floor"])
