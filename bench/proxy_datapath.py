@@ -17,6 +17,9 @@ Paths (wrk -t2 -c64 --latency from nkb-client; keep-alive "ka" and `Connection: 
   nanokube-incluster  the same with pod_cidr 10.0.0.0/8, so the client counts as in-cluster and is not
                masqueraded (separates the masquerade cost from the rule-walk cost)
   nanokube-1k  nanokube with --services other Services x 3 endpoints in the table (label follows --services)
+  nanokube-nocount, nanokube-incluster-nocount  the same two with the per-endpoint connection counters off
+               (NetConfig.counters=False, as NANOKUBE_PROXY_COUNTERS=0 makes it): with both of a pair in --paths,
+               the table is followed by the counters on/off ratios
   haproxy      HAProxy mode tcp roundrobin, nbthread 1, on 10.100.0.1:8001
   userspace    nanokube userspace mode as the server runs it (make_backend: WorkerPoolBackend with --workers
                processes, epoll relay) for a Service whose ClusterIP:port is 10.100.0.1:9000
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -280,11 +284,12 @@ def set_lookup_before_fib(rule: str) -> str:
 
 class NanokubeNftPath(Path_):
     def __init__(self, label: str, others: int, pod_cidr: str = POD_CIDR,
-                 patch: tuple[str, Callable[[str], str]] | None = None) -> None:
+                 patch: tuple[str, Callable[[str], str]] | None = None, counters: bool = True) -> None:
         super().__init__(label, f"http://{NK_VIP}/")
-        self.others, self.pod_cidr, self.patch = others, pod_cidr, patch
+        self.others, self.pod_cidr, self.patch, self.counters = others, pod_cidr, patch, counters
         self.backend = None
         self.sync_times: list[float] = []
+        self.counted = 0  # new connections to the VIP the kernel counted in the last measurement
 
     async def prepare(self) -> None:
         from nanokube.proxy.run import make_backend, make_proxier
@@ -292,6 +297,7 @@ class NanokubeNftPath(Path_):
         await super().prepare()
         settings = settings_for("nftables", pod_cidr=self.pod_cidr)
         self.backend = make_backend(settings)
+        self.backend.cfg = dataclasses.replace(self.backend.cfg, counters=self.counters)
         proxier = make_proxier(settings, self.backend)
         services = [service_objects("web", NK_VIP, 80, PODS, POD_PORT), *other_services(self.others)]
         self.sync_times.append(await program(proxier, services))
@@ -308,6 +314,8 @@ class NanokubeNftPath(Path_):
 
     async def finish(self) -> None:
         assert self.backend is not None
+        counts = await self.backend.counters()
+        self.counted = sum(counts.get((NK_VIP, "TCP", 80), {}).values())
         await self.backend.stop()
         self.backend = None
 
@@ -396,6 +404,23 @@ def table(results: dict[tuple[str, str], list[Result]], kinds: tuple[str, ...], 
     return "\n".join(lines)
 
 
+def counter_ratios(results: dict[tuple[str, str], list[Result]], kinds: tuple[str, ...], labels: list[str]) -> str:
+    """Counters on / off, for every path measured both ways: the ratio of the medians, and the median of the
+    per-run ratios (each run measures the pair back to back, so it cancels slow drifts of the machine's load)."""
+    lines = ["| path | kind | on / off (medians) | on / off (median of per-run ratios) | per-run ratios |",
+             "|---|---|---:|---:|---|"]
+    for kind in kinds:
+        for label in labels:
+            off = f"{label}-nocount"
+            if label.endswith("-nocount") or (off, kind) not in results:
+                continue
+            on_runs, off_runs = [r[0] for r in results[label, kind]], [r[0] for r in results[off, kind]]
+            per_run = [a / b for a, b in zip(on_runs, off_runs, strict=True)]
+            lines.append(f"| {label} | {kind} | {statistics.median(on_runs) / statistics.median(off_runs):.3f} | "
+                         f"{statistics.median(per_run):.3f} | {' / '.join(f'{x:.3f}' for x in per_run)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def make_paths(names: list[str], services: int, pids: dict[str, list[int]]) -> list[Path_]:
     makers: dict[str, Callable[[], Path_]] = {
         "direct": lambda: Path_("direct", f"http://{PODS[0]}:{POD_PORT}/"),
@@ -404,6 +429,9 @@ def make_paths(names: list[str], services: int, pids: dict[str, list[int]]) -> l
         "dnat-masq-plain": lambda: DnatPath("dnat-masq-plain", masquerade=""),
         "nanokube": lambda: NanokubeNftPath("nanokube", 0),
         "nanokube-incluster": lambda: NanokubeNftPath("nanokube-incluster", 0, pod_cidr="10.0.0.0/8"),
+        "nanokube-nocount": lambda: NanokubeNftPath("nanokube-nocount", 0, counters=False),
+        "nanokube-incluster-nocount": lambda: NanokubeNftPath("nanokube-incluster-nocount", 0, pod_cidr="10.0.0.0/8",
+                                                              counters=False),
         "nanokube-plainmasq": lambda: NanokubeNftPath("nanokube-plainmasq", 0,
                                                       patch=("masquerading", without_fully_random)),
         "nanokube-incluster-noaff": lambda: NanokubeNftPath("nanokube-incluster-noaff", 0, pod_cidr="10.0.0.0/8",
@@ -467,15 +495,19 @@ async def bench(args: argparse.Namespace, pids: dict[str, list[int]]) -> None:
             for path in paths:
                 res = await measure(path, args.duration, kind == "close")
                 results.setdefault((path.label, kind), []).append(res)
+                counted = f"  counted {path.counted:,} new connections" if getattr(path, "counted", 0) else ""
                 print(f"run {r + 1} {kind:5} {path.label:20} {res[0]:10,.0f} req/s  p50 {res[1]:.2f} ms  "
-                      f"p99 {res[2]:.2f} ms  cpu {res[3] if res[3] is None else round(res[3], 2)}  {res[5]}  {res[4]}",
-                      file=sys.stderr, flush=True)
+                      f"p99 {res[2]:.2f} ms  cpu {res[3] if res[3] is None else round(res[3], 2)}  {res[5]}  {res[4]}"
+                      f"{counted}", file=sys.stderr, flush=True)
                 if res[4]:
                     errors.append(f"run {r + 1} {kind} {path.label}: {res[4]}")
                 time.sleep(1)
     print(f"wrk -t2 -c64 -d{args.duration}s --latency; median of {args.runs} runs; {os.cpu_count()} CPUs; "
           f"nginx-light pods; userspace workers {args.workers}")
     print(table(results, kinds, [p.label for p in paths]))
+    ratios = counter_ratios(results, kinds, [p.label for p in paths])
+    if ratios:
+        print("\n" + ratios)
     for path in paths:
         if isinstance(path, NanokubeNftPath) and path.sync_times:
             print(f"\n{path.label}: full sync (render + nft -f) median "

@@ -1,16 +1,21 @@
 """Rule programming time of the nftables proxy with the real `nft`, inside a scratch network namespace.
 
 Measures: full sync of N Services x 3 endpoints (N = 1,000 and 10,000), then on top of 10,000 an
-incremental one-Service change (an endpoint replaced), one Service added and one deleted.
-Each time is wall time of the backend call (render + `nft -f -` + commit). Run as root:
+incremental one-Service change (an endpoint replaced), one Service added and one deleted; with counters on, one
+read of the per-endpoint connection counters of all 1,000 / 10,000 Services (what a /metrics scrape costs when
+the cache is cold).
+Each time is wall time of the backend call (render + `nft -f -` + commit). `--counters both` runs everything
+with the counters on, then off (NetConfig.counters; the counter set adds one element per frontend and
+endpoint). Run as root:
 
-    python bench/proxy_nft_sync.py [--runs 3]
+    python bench/proxy_nft_sync.py [--runs 3] [--counters on|off|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -52,17 +57,29 @@ async def timed(coro) -> float:
     return time.perf_counter() - t0
 
 
-async def measure(ns: str, runs: int) -> None:
+async def read_counters(backend: NftablesBackend, n: int, runs: int) -> None:
+    reads = []
+    for _ in range(runs):
+        backend.counter_reader.forget()
+        reads.append(await timed(backend.counters()))
+    print(f"read counters {n:>6} svc x 3 ep: median {statistics.median(reads) * 1000:8.1f} ms  "
+          f"runs {' / '.join(f'{t * 1000:.0f}' for t in reads)}  (netlink: {not backend.counters_via_nft})")
+
+
+async def measure(ns: str, runs: int, cfg: NetConfig = CFG) -> None:
     if True:
+        print(f"-- counters {'on' if cfg.counters else 'off'}")
         commands = Commands(ns)
         for n in (1000, 10000):
             times = []
             for _ in range(runs):
                 state = plans_for(n)
-                backend = NftablesBackend(cfg=CFG, hostnet=None, commands=commands)
+                backend = NftablesBackend(cfg=cfg, hostnet=None, commands=commands)
                 times.append(await timed(backend.full_sync(state.plans)))
             print(f"full sync {n:>6} svc x 3 ep: median {statistics.median(times) * 1000:8.1f} ms  "
                   f"runs {' / '.join(f'{t * 1000:.0f}' for t in times)}  ({len(backend.mirror)} elements)")
+            if cfg.counters:
+                await read_counters(backend, n, runs)
         # state/backend now hold the 10,000-Service table
         change, add, delete = [], [], []
         for r in range(max(runs, 5)):
@@ -77,17 +94,19 @@ async def measure(ns: str, runs: int) -> None:
         for label, times in (("endpoint change", change), ("add 1 service", add), ("delete 1 service", delete)):
             print(f"incremental on 10000, {label:<16}: median {statistics.median(times) * 1000:6.1f} ms  "
                   f"runs {' / '.join(f'{t * 1000:.1f}' for t in times)}")
+        await backend.stop()
         t0 = time.perf_counter()
         await commands.run(["nft", "add", "table", "ip", "floor"])
         print(f"process floor (nft add table): {(time.perf_counter() - t0) * 1000:.1f} ms")
 
 
-def main(runs: int) -> None:
+def main(runs: int, counters: str) -> None:
     require("ip", "nft", root="it makes a network namespace")
     ns = f"nk-proxybench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        asyncio.run(measure(ns, runs))
+        for on in {"on": (True,), "off": (False,), "both": (True, False)}[counters]:
+            asyncio.run(measure(ns, runs, dataclasses.replace(CFG, counters=on)))
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False)
 
@@ -95,4 +114,6 @@ def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    main(parser.parse_args().runs)
+    parser.add_argument("--counters", choices=("on", "off", "both"), default="on")
+    args = parser.parse_args()
+    main(args.runs, args.counters)

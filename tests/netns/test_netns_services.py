@@ -4,6 +4,7 @@ from the node (a plain process in the namespace) and from pods, through the kern
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -134,6 +135,53 @@ def test_unknown_service_cidr_address_dies_locally(cluster: NetnsCluster, echo: 
     # an allocated ClusterIP on a port it does not expose is rejected at once instead
     out = cluster.client("tcp", echo["cluster_ip"], 81, 2)
     assert out["result"] == "refused" and out["elapsed"] < 0.5, out
+
+
+def _proxy(cluster: NetnsCluster, path: str) -> str:
+    """GET from the proxy's status endpoint over its Unix socket (what the UI and `nanokube explain` use)."""
+    return cluster.run("curl", "-sS", "--max-time", "5", "--unix-socket", str(cluster.data_dir / "proxy.sock"),
+                       f"http://localhost{path}").stdout
+
+
+def _echo_counts(cluster: NetnsCluster) -> dict[str, int]:
+    return {ep: c["connections"] for ep, c in
+            json.loads(_proxy(cluster, "/counters"))["services"].get("default/echo", {}).items()}
+
+
+def test_traffic_counters_per_endpoint_match_the_pods_own_counts(cluster: NetnsCluster, echo: dict[str, Any]) -> None:
+    """The kernel counts each new connection per endpoint; /counters, /metrics and the UI's live feed show it."""
+    ips = {p["status"]["podIP"] + ":8080": p["metadata"]["name"] for p in cluster.get("pods", "-l", "app=echo")["items"]}
+    before = _echo_counts(cluster)
+    assert set(before) == set(ips), before  # every endpoint listed, counted since it was added
+    time.sleep(1.1)  # the proxy serves one kernel read per second: the next read must be a fresh one
+    made = cluster.client("http", echo["cluster_ip"], 80, 60)["pods"]
+    assert sum(made.values()) == 60
+    deadline = time.monotonic() + 10
+    while True:
+        after = _echo_counts(cluster)
+        delta = {ep: after.get(ep, 0) - before.get(ep, 0) for ep in ips}
+        if sum(delta.values()) >= 60 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {ips[ep]: n for ep, n in delta.items() if n} == made  # each pod's own count of requests
+
+    metrics = _proxy(cluster, "/metrics")
+    for ep in ips:
+        series = f'nanokube_proxy_endpoint_connections_total{{service="default/echo",port="http",endpoint="{ep}"}}'
+        assert f"{series} {after[ep]}\n" in metrics, metrics
+
+    # the UI's live feed (what the page turns into shares) carries the same counts
+    url = cluster.run(sys.executable, "-m", "nanokube", "ui", "--print-url", "--kubeconfig",
+                      str(cluster.kubeconfig)).stdout.strip()
+    base = url.split("/ui/", 1)[0]
+    jar, ca = str(cluster.data_dir.parent / "ui-cookies"), str(cluster.data_dir / "pki" / "ca.crt")
+    cluster.run("curl", "-sS", "--max-time", "5", "--cacert", ca, "-c", jar, "-o", "/dev/null", url)
+    feed = cluster.run("curl", "-sSN", "--max-time", "4", "--cacert", ca, "-b", jar,
+                       f"{base}/ui/api/stream?namespace=default", check=False).stdout
+    traffic = [json.loads(line[6:]) for line in feed.splitlines() if line.startswith("data: ")]
+    shown = [t.get("traffic", t)["services"].get("default/echo") for t in traffic]
+    assert shown and shown[-1] is not None, feed[:2000]
+    assert {ep: c["connections"] for ep, c in shown[-1].items()} == {ep: after[ep] for ep in ips}
 
 
 def test_scale_to_five_then_to_zero(cluster: NetnsCluster, echo: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
-# Counting new connections per endpoint (Route.counts); NANOKUBE_PROXY_COUNTERS=0 turns it off, to measure its cost.
+# Counting new connections per endpoint (Route.counts; in netns mode the nft set endpoint-connections, see
+# nftrules.py); NANOKUBE_PROXY_COUNTERS=0 turns it off in both modes, to measure its cost.
 COUNTING = os.environ.get("NANOKUBE_PROXY_COUNTERS", "1") != "0"
 LINGER_RST = struct.pack("ii", 1, 0)
 

@@ -15,6 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
+OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
 
 
 @functools.cache
@@ -34,6 +35,9 @@ def _load() -> ctypes.CDLL | None:
         getattr(lib, name).restype = ctypes.c_char_p
     lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+    lib.nft_ctx_output_get_flags.argtypes = [ctypes.c_void_p]
+    lib.nft_ctx_output_get_flags.restype = ctypes.c_uint
+    lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
     return lib
 
 
@@ -72,6 +76,23 @@ class LibNftables:
     async def run(self, script: str) -> tuple[int, str]:
         """(exit code as the tool's: 0 = applied, the error text nft would print)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, script.encode())
+
+    def _list_json(self, command: bytes) -> tuple[int, str, str]:
+        lib = _load()
+        assert lib is not None and self._ctx is not None
+        flags = lib.nft_ctx_output_get_flags(self._ctx)
+        lib.nft_ctx_output_set_flags(self._ctx, flags | OUTPUT_JSON)  # only for this call: scripts stay text
+        try:
+            code = lib.nft_run_cmd_from_buffer(self._ctx, command)
+            out = lib.nft_ctx_get_output_buffer(self._ctx) or b""
+            err = lib.nft_ctx_get_error_buffer(self._ctx) or b""
+        finally:
+            lib.nft_ctx_output_set_flags(self._ctx, flags)
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+    async def list_json(self, command: str) -> tuple[int, str, str]:
+        """A `list ...` command's output as `nft -j` prints it: (exit code, JSON text, error text)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._list_json, command.encode())
 
     def _free(self) -> None:
         lib = _load()

@@ -7,21 +7,27 @@ sync adds/deletes only the elements of the Services that changed, plus any new p
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
 
-from nanokube.proxy.commands import CommandError, Commands
+from nanokube.proxy.commands import CommandError, Commands, enter_netns
 from nanokube.proxy.conntrack import delete_udp_flows, reconcile_udp_flows, stale_udp_flows
 from nanokube.proxy.elements import ElementMirror, ExclusiveGroups
 from nanokube.proxy.hostnet import HostNetwork
 from nanokube.proxy.model import ServicePortName
+from nanokube.proxy.nftcounters import LIST_COMMAND, CounterReader, Counts, parse_counters
+from nanokube.proxy.nftnetlink import NetlinkError, SetCounterDump
 from nanokube.proxy.nftrules import (
+    COUNTERS_SET,
     FAMILY,
     TABLE,
     Elements,
     NetConfig,
     base_ruleset,
     chains_needed,
+    counter_elements,
     dynamic_chain,
     element_commands,
     firewall_elements,
@@ -67,10 +73,20 @@ class NftablesBackend:
         self.chains: set[str] = set()
         self.unserved: dict[tuple[str, str, int], str] = {}  # never any: the kernel serves every frontend
         self.last_script = ""
+        netns = commands.netns
+        self.counter_dump = SetCounterDump((lambda: enter_netns(netns)) if netns else None)
+        self.counter_reader = CounterReader(self._read_counters)
+        self.counters_via_nft = False  # set when the netlink dump failed (other than "no such table"): use nft
+
+    def _elements(self, plan: ServicePortPlan) -> Elements:
+        elements = plan_elements(plan)
+        if self.cfg.counters:
+            elements.update(counter_elements(plan))
+        return elements
 
     def _set_plan(self, owner: ServicePortName, plan: ServicePortPlan | None) -> list[tuple[Elements, Elements]]:
         """Record a service port's elements (None = gone); the (deletes, adds) diffs it causes."""
-        diffs = [self.mirror.set_owner(owner, plan_elements(plan) if plan else {})]
+        diffs = [self.mirror.set_owner(owner, self._elements(plan) if plan else {})]
         winners = self.firewalls.set_owner(owner, firewall_elements(plan) if plan else {})
         diffs += [self.mirror.set_owner(("firewall", group), elements) for group, elements in winners.items()]
         return diffs
@@ -87,6 +103,7 @@ class NftablesBackend:
         script, self.chains = render_full(self.cfg, self.mirror)
         self.last_script = script
         await self.commands.nft(script)
+        self.counter_reader.forget()
         if self.hostnet:
             await self.hostnet.sync(self._lb_ips())
         await reconcile_udp_flows(self.commands, (p for service_plans in plans.values() for p in service_plans))
@@ -153,6 +170,31 @@ class NftablesBackend:
             await self.commands.run(["nft", "-f", "-"], input=f"delete element {FAMILY} {TABLE} affinity "
                                                               f"{{ {', '.join(stale)} }}\n", check=False)
 
+    async def _read_counters(self) -> Counts:
+        if not self.counters_via_nft:
+            try:
+                return await asyncio.to_thread(self.counter_dump.read, TABLE, COUNTERS_SET)
+            except NetlinkError as err:
+                if err.errno == errno.ENOENT:  # no table (yet): nothing counted
+                    return {}
+                log.warning("proxy: dumping the connection counters over netlink failed (%s); using nft", err)
+                self.counters_via_nft = True
+            except OSError as err:
+                log.warning("proxy: dumping the connection counters over netlink failed (%s); using nft", err)
+                self.counters_via_nft = True
+        return parse_counters(await self.commands.list_json(LIST_COMMAND))
+
+    async def counters(self) -> Counts:
+        """New connections per frontend and endpoint since each element was added (the status endpoint's
+        /counters and /metrics); {} before the first sync or with counting off."""
+        if not self.cfg.counters:
+            return {}
+        try:
+            return await self.counter_reader.read()
+        except CommandError as err:  # no table yet, or removed from outside (the next periodic sync rebuilds it)
+            log.debug("proxy: reading connection counters: %s", err)
+            return {}
+
     async def intact(self) -> bool:
         """Is our table still there with its base chains? (Checked on periodic syncs without changes.)"""
         try:
@@ -164,5 +206,6 @@ class NftablesBackend:
     async def stop(self) -> None:
         await self.commands.run(["nft", "delete", "table", FAMILY, TABLE], check=False)
         self.commands.close()
+        self.counter_dump.close()
         if self.hostnet:
             await self.hostnet.remove()

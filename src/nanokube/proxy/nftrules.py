@@ -33,6 +33,13 @@ makes one-element commits on a 10,000-Service table cost 150-200 ms and full loa
 * filter input/forward/output (priority 0, after DNAT): `no-endpoint-services` -> reject | drop for
   frontends without endpoints; a ClusterIP on an unexposed port -> reject; any other non-local address in
   the service CIDR, and unallocated LB-pool addresses -> drop.
+* connection counters: `endpoint-connections` is a set with a counter per element (frontend . endpoint); chain
+  count-connections looks every new DNATed connection up in it (after DNAT, so the element's counter counts
+  that frontend's new connections to that endpoint) before affinity-check (once: not again in prerouting when
+  a host process's connection to a local endpoint comes back in on lo). Only new connections pass there,
+  so established packets pay nothing; the key names no bucket, so the element, and its count, survives an
+  incremental sync that keeps the endpoint (a full sync rebuilds the table: counts restart at 0).
+  `NetConfig.counters` False leaves the set empty and the chain out (NANOKUBE_PROXY_COUNTERS=0).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ FAMILY = "ip"
 MASQ_BIT = "0x4000"
 CLUSTER_BUCKET_OFFSET = 1024
 AFFINITY_MAP_SIZE = 1048576
+COUNTERS_SET = "endpoint-connections"
 
 # map/set name -> declaration body (without braces)
 MAPS: dict[str, str] = {
@@ -64,6 +72,7 @@ MAPS: dict[str, str] = {
     "affinity-services": "type ipv4_addr . inet_proto . inet_service : verdict ;",
     "firewall": "type ipv4_addr . inet_proto . inet_service ;",
     "firewall-allow": "type ipv4_addr . inet_proto . inet_service . ipv4_addr ; flags interval ;",
+    COUNTERS_SET: "type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service ; counter ;",
 }
 AFFINITY_DECL = ("type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; "
                  f"flags dynamic,timeout ; size {AFFINITY_MAP_SIZE} ;")
@@ -78,6 +87,7 @@ class NetConfig:
     pod_cidr: str
     service_cidr: str
     lb_pool: str  # nft address expression: CIDR or A-B range; "" = none
+    counters: bool = True  # count new connections per frontend and endpoint (endpoint-connections)
 
 
 def _k(fe: Frontend) -> str:
@@ -132,6 +142,16 @@ def firewall_elements(plan: ServicePortPlan) -> dict[str, Elements]:
             for cidr in fe.source_ranges:
                 group["firewall-allow", f"{key} . {_source(cidr)}"] = ""
             out[key] = group
+    return out
+
+
+def counter_elements(plan: ServicePortPlan) -> Elements:
+    """One counted element per frontend and endpoint it may DNAT to (Local policy's short-circuit ones too)."""
+    out: Elements = {}
+    for fe in plan.frontends:
+        key = _k(fe)
+        for ep in (*fe.endpoints, *fe.cluster_endpoints):
+            out[COUNTERS_SET, f"{key} . {ep.ip} . {ep.port}"] = ""
     return out
 
 
@@ -212,6 +232,16 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
     chain("affinity-check", None,
           *(f"meta l4proto {p} ct original ip daddr . meta l4proto . ct original proto-dst vmap @affinity-services"
             for p in ("tcp", "udp", "sctp")))
+    new_dnat = "affinity-check"
+    if cfg.counters:
+        # A host process's connection to a local endpoint (the API server behind `kubernetes`, a hostNetwork
+        # pod) passes here twice while new: DNATed in output, then again in prerouting when it comes back in
+        # on lo. It is counted in output only.
+        chain("count-connections", None, "meta iif lo goto affinity-check",
+              *(f"meta l4proto {p} ct original ip daddr . meta l4proto . ct original proto-dst . ip daddr . {p} dport "
+                f"@{COUNTERS_SET}" for p in ("tcp", "udp", "sctp")),
+              "goto affinity-check")
+        new_dnat = "count-connections"
     chain("service-endpoints-check", None, f"{lookup} vmap @no-endpoint-services")
     # A service-CIDR address that is local is served by the node itself (the DNS server binds the kube-dns
     # ClusterIP, whose Service the proxy skips), so only non-local unallocated addresses are dropped.
@@ -228,8 +258,8 @@ def base_ruleset(cfg: NetConfig) -> list[str]:
     chain("nat-prerouting", "type nat hook prerouting priority -100", "jump services")
     chain("nat-output", "type nat hook output priority -100", "jump services")
     chain("nat-postrouting", "type nat hook postrouting priority 100", "jump masquerading")
-    chain("affinity-prerouting", "type filter hook prerouting priority -90", "ct state new ct status dnat jump affinity-check")
-    chain("affinity-output", "type filter hook output priority -90", "ct state new ct status dnat jump affinity-check")
+    chain("affinity-prerouting", "type filter hook prerouting priority -90", f"ct state new ct status dnat jump {new_dnat}")
+    chain("affinity-output", "type filter hook output priority -90", f"ct state new ct status dnat jump {new_dnat}")
     # Only a new connection that was not DNATed can be to a frontend without endpoints or to an unallocated
     # address; testing a conntrack bit first spares every DNATed connection these lookups.
     not_dnat = "ct state new ct status & dnat == 0"

@@ -11,6 +11,7 @@ from nanokube.api.meta import Obj
 from nanokube.api.served_resources import BY_KIND
 from nanokube.client import ApiClient, Informer
 from nanokube.proxy.commands import Commands
+from nanokube.proxy.forward import COUNTING
 from nanokube.proxy.healthcheck import ServiceHealthServer
 from nanokube.proxy.hostnet import HostNetwork, nft_pool_expr, pool_networks
 from nanokube.proxy.nftables import NftablesBackend
@@ -68,7 +69,7 @@ def make_backend(settings: ProxySettings) -> Backend:
         raise ValueError(f"unknown proxy mode {settings.mode!r}")
     commands = Commands(settings.netns)
     cfg = NetConfig(pod_cidr=settings.pod_cidr, service_cidr=settings.service_cidr,
-                    lb_pool=nft_pool_expr(settings.lb_pool))
+                    lb_pool=nft_pool_expr(settings.lb_pool), counters=COUNTING)
     hostnet = HostNetwork(commands, bridge=settings.bridge,
                           route_cidrs=[settings.service_cidr, *pool_networks(settings.lb_pool)],
                           lb_pool=settings.lb_pool)

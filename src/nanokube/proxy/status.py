@@ -29,7 +29,9 @@ GET /services — every Service the proxy has programmed, keyed "<namespace>/<na
 
 GET /status — {"mode", "nodeIPs", "syncs", "lastSync", "lastFullSync", "lastError", "services": <as above>}.
 
-GET /counters — new connections per Service, endpoint and Service port (userspace mode), since each frontend opened:
+GET /counters — new connections per Service, endpoint and Service port, since each frontend opened (userspace
+mode: counted by the workers) or since the endpoint was added to the frontend (netns mode: the kernel's counters
+of set endpoint-connections; a full sync rebuilds the table and restarts them at 0, as a Prometheus counter reset):
 
     {"services": {"default/web": {"127.244.0.2:8080": {"connections": 12, "ports": {"http": 12}}}}}
 
@@ -218,7 +220,7 @@ class StatusServer:
                  full_sync: Callable[[], None] | None = None, token: str | None = None,
                  unix_socket: str | None = None, counters: Callable[[], Awaitable[Counters]] | None = None) -> None:
         self.status = status
-        self.counters = counters  # the backend's per-endpoint connection counts (userspace mode)
+        self.counters = counters  # the backend's per-endpoint connection counts
         self.full_sync = full_sync  # what POST /full-sync calls (the proxier's request_full_sync)
         self.host, self.port = host, port
         self.server: asyncio.AbstractServer | None = None
