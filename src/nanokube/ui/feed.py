@@ -95,7 +95,9 @@ class NamespaceFeed:
 
     def flush(self) -> None:
         """Rebuild the touched Services and send the ones that changed (COALESCE_SECONDS after a change)."""
-        self._flush_handle = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
         changed = sorted(name for name in dirty if self._rebuild(name))
         namespaces, self._namespaces_changed = self._namespaces_changed, False
