@@ -82,6 +82,13 @@ class NamespaceFeed:
         self.entries[name] = body
         return True
 
+    def _rebuild_logged(self, name: str) -> bool:
+        try:
+            return self._rebuild(name)
+        except Exception:  # one odd object must not stop the map: that Service keeps its last entry
+            log.exception("UI: building the map entry of Service %s/%s failed", self.namespace, name)
+            return False
+
     def touch(self, touched: Touched) -> None:
         """Mark what a change touched (synchronous: called from informer handlers)."""
         if touched.all_services:
@@ -99,7 +106,7 @@ class NamespaceFeed:
             self._flush_handle.cancel()
             self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
-        changed = sorted(name for name in dirty if self._rebuild(name))
+        changed = sorted(name for name in dirty if self._rebuild_logged(name))
         namespaces, self._namespaces_changed = self._namespaces_changed, False
         if not changed and not namespaces:
             return
