@@ -203,6 +203,10 @@ class ClusterIndex:
         self._node_addresses: list[list[str]] = []
 
     def namespace(self, name: str) -> NamespaceIndex:
+        """The namespace's index, to read (an empty one, not kept, for a namespace with no objects)."""
+        return self.namespaces.get(name) or NamespaceIndex()
+
+    def _writable(self, name: str) -> NamespaceIndex:
         index = self.namespaces.get(name)
         if index is None:
             index = self.namespaces[name] = NamespaceIndex()
@@ -233,7 +237,7 @@ class ClusterIndex:
             self._node_addresses = addresses
             return touched
         touched.namespace = (obj.get("metadata") or {}).get("namespace") or "default"
-        index = self.namespace(touched.namespace)
+        index = self._writable(touched.namespace)
         {"services": index.service, "slices": index.slice, "pods": index.pod, "events": index.event}[kind](
             old, new, touched)
         return touched
