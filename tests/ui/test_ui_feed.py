@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
-from nanokube.ui.feed import NamespaceFeed, Subscriber
+from nanokube.ui.feed import MAX_QUEUED, NamespaceFeed, Subscriber
 from nanokube.ui.index import ClusterIndex
 
 
@@ -148,5 +148,13 @@ def test_a_change_rebuilds_and_sends_only_its_service() -> None:
         assert json.loads(tabs[0].take().split(b"data: ", 1)[1]) == {"services": {"svc-0001": None}}
         snapshot = json.loads(feed.snapshot().split(b"data: ", 1)[1])
         assert len(snapshot["services"]) == 1000 and snapshot["namespaces"] == ["default"]
+
+        slow = tabs[1]  # a stream that stops reading gets the whole map instead of an endless backlog
+        for i in range(MAX_QUEUED + 1):
+            w.put("slices", _slice("svc-0002", {"x": f"10.2.{i // 250}.{i % 250 + 1}"}))
+            feed.flush()
+            assert tabs[0].take().startswith(b"event: delta")  # a stream that reads gets every delta
+        backlog = slow.take()
+        assert backlog.startswith(b'data: {"namespace":"default"') and backlog.count(b"\n\n") == 1
 
     _on_loop(run)
