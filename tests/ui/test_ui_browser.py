@@ -82,11 +82,14 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         assert report["verdict"]["fix"] in problem.inner_text()
         assert page.locator('[data-service="web"] .verdict.ok').count() == 1
 
-        # scale to 5: the page follows the EndpointSlices within 2 s
+        # scale to 5: the page follows the EndpointSlices within 2 s, redrawing only the Services it touches
+        untouched = '[data-service="training-aurora-svc"]'
+        page.evaluate(f"window.__kept = document.querySelector('{untouched}')")
         cluster.kubectl("scale", "deployment/web", "--replicas=5")
         eventually(lambda: len(_slice_addresses(cluster, "web")) == 5, timeout=90, what="5 ready endpoints")
         took = _within(2.0, lambda: _page_addresses(page, "web") == _slice_addresses(cluster, "web"))
         print(f"scale: page caught up {took:.2f}s after kubectl saw 5 endpoints")
+        assert page.evaluate(f"window.__kept === document.querySelector('{untouched}')"), "an unrelated Service redrawn"
 
         # a headless Service: the per-pod DNS names the cluster DNS answers (no hostname set: the dashed IP)
         eventually(lambda: _page_addresses(page, "web-headless") == _slice_addresses(cluster, "web"), timeout=5)

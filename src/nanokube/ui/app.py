@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-import orjson
 import yaml
 from aiohttp import web
 
@@ -21,8 +20,7 @@ from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 from nanokube.ui import auth
-from nanokube.ui.live import ClusterCache
-from nanokube.ui.view import namespace_view
+from nanokube.ui.live import ClusterCache, TrafficSource
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +28,7 @@ STATIC = {"app.js": "text/javascript", "worker.js": "text/javascript", "app.css"
 KINDS = {"Service": ("", "Service"), "Pod": ("", "Pod"), "Node": ("", "Node"),
          "EndpointSlice": ("discovery.k8s.io", "EndpointSlice")}
 HEARTBEAT_SECONDS = 15.0
-COALESCE_SECONDS = 0.05
-TRAFFIC_SECONDS = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TrafficSource = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def _asset(name: str) -> bytes:
@@ -43,7 +38,7 @@ def _asset(name: str) -> bytes:
 def build_ui_app(client: ApiClient, token: str, *, cluster_domain: str = "cluster.local",
                  traffic: TrafficSource | None = None) -> web.Application:
     sessions = auth.Sessions(token)
-    cache = ClusterCache(client)
+    cache = ClusterCache(client, domain=cluster_domain, traffic=traffic)
     pages = {name: _asset(name) for name in ("index.html", "login.html", *STATIC)}
 
     def signed_in(request: web.Request) -> bool:
@@ -86,48 +81,27 @@ def build_ui_app(client: ApiClient, token: str, *, cluster_domain: str = "cluste
         name = request.match_info["name"]
         if name not in STATIC:
             raise web.HTTPNotFound()
-        return web.Response(body=pages[name], content_type=STATIC[name])
-
-    async def view_of(namespace: str) -> dict[str, Any]:
-        view = namespace_view(
-            namespace, [n["metadata"]["name"] for n in cache.all("namespaces")],
-            cache.in_namespace("services", namespace), cache.in_namespace("slices", namespace),
-            cache.in_namespace("pods", namespace), cache.in_namespace("events", namespace), cache.all("nodes"),
-            cluster_domain)
-        return view
+        return web.Response(body=pages[name], content_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
     async def stream(request: web.Request) -> web.StreamResponse:
-        namespace = request.query.get("namespace") or "default"
-        await cache.start()
-        woken = cache.listen()
+        sub = await cache.subscribe(request.query.get("namespace") or "default")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
-        await resp.prepare(request)
-        last = b""
         try:
-            woken.set()
+            await resp.prepare(request)
             while True:
-                try:
-                    await asyncio.wait_for(woken.wait(), TRAFFIC_SECONDS if traffic else HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    if traffic is None:
-                        await resp.write(b": keep-alive\n\n")
-                    else:  # counters move without any object changing: only they are sent, every second
-                        await resp.write(b"event: traffic\ndata: " + orjson.dumps(await traffic()) + b"\n\n")
+                chunk = sub.take()
+                if chunk:
+                    await resp.write(chunk)
                     continue
-                await asyncio.sleep(COALESCE_SECONDS)  # a rollout is a burst of changes: draw it once
-                woken.clear()
-                view = await view_of(namespace)
-                body = orjson.dumps(view)
-                if body != last:
-                    last = body
-                    if traffic is not None:
-                        view["traffic"] = await traffic()
-                    await resp.write(b"data: " + orjson.dumps(view) + b"\n\n")
+                try:
+                    await asyncio.wait_for(sub.wake.wait(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            cache.unlisten(woken)
+            cache.unsubscribe(sub)
         return resp
 
     def _resource(request: web.Request) -> tuple[Any, str, str | None]:

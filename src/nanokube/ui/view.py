@@ -1,19 +1,28 @@
-"""The map of one namespace as the browser draws it: Services -> endpoints -> pods -> nodes, plain JSON.
+"""One Service's part of the namespace map as the browser draws it: the Service -> its endpoints -> their pods
+-> nodes, plain JSON, with the `nanokube explain` verdict from the shared report.
 
-Pure: built from informer caches; each Service carries the `nanokube explain` verdict from the shared report.
+Pure: built from the objects that Service depends on (ui/index.py finds them), so a change rebuilds only the
+Services it touches.
 """
 
 from __future__ import annotations
 
-from nanokube.api.endpointslices import LABEL_SERVICE_NAME
+from collections.abc import Callable
+
 from nanokube.api.explain_pods import is_ready, pod_ip
 from nanokube.api.explain_report import build_report
 from nanokube.api.explain_verdict import verdict
 from nanokube.api.meta import Obj
 
 
-def _service(svc: Obj, slices: list[Obj], pods: list[Obj], events: list[Obj], nodes: list[Obj],
-             domain: str) -> Obj:
+def service_entry(svc: Obj, slices: list[Obj], pods: list[Obj], events: list[Obj], nodes: list[Obj],
+                  pod_named: Callable[[str], Obj | None], domain: str = "cluster.local") -> tuple[Obj, int]:
+    """The Service's entry and how many pods its selector matched.
+
+    `pods`: the namespace's pods sorted by name, or any sorted subset holding every pod the selector matches
+    (all of them only when it matches none: the verdict then names close labels). `events`: the Service's own
+    and those of the pods it matches. `pod_named` finds the pod an endpoint points to.
+    """
     md, spec, status = svc.get("metadata") or {}, svc.get("spec") or {}, svc.get("status") or {}
     name, ns = md.get("name", ""), md.get("namespace") or "default"
     report = build_report(svc, pods, slices, events, nodes, domain)
@@ -27,10 +36,13 @@ def _service(svc: Obj, slices: list[Obj], pods: list[Obj], events: list[Obj], no
                 if address in seen:  # one endpoint per address, however many slices/families list it
                     continue
                 seen.add(address)
+                pod_name = (ep.get("targetRef") or {}).get("name") or ""
+                pod = pod_named(pod_name) if pod_name else None
                 entry: Obj = {"address": address, "ready": cond.get("ready") is not False,
                               "terminating": bool(cond.get("terminating")),
-                              "pod": (ep.get("targetRef") or {}).get("name") or "", "node": ep.get("nodeName") or "",
-                              "ports": [p.get("port") for p in eps.get("ports") or []]}
+                              "pod": pod_name, "node": ep.get("nodeName") or "",
+                              "ports": [p.get("port") for p in eps.get("ports") or []],
+                              "podInfo": pod_summary(pod) if pod is not None else None}
                 if spec.get("clusterIP") == "None":  # as the cluster DNS names them: hostname, else the dashed IP
                     label = ep.get("hostname") or address.replace(".", "-").replace(":", "-")
                     entry["dns"] = f"{label}.{name}.{ns}.svc.{domain}"
@@ -50,37 +62,13 @@ def _service(svc: Obj, slices: list[Obj], pods: list[Obj], events: list[Obj], no
         "dns": [n["name"] for n in report["dns"]["names"]],
         "endpoints": endpoints,
         "verdict": verdict(report),
-    }
+    }, len(report["pods"])
 
 
-def _pod(pod: Obj) -> Obj:
+def pod_summary(pod: Obj) -> Obj:
     status = pod.get("status") or {}
     md = pod.get("metadata") or {}
     return {"name": md.get("name", ""), "phase": status.get("phase") or "Pending",
             "ready": is_ready(pod) and not md.get("deletionTimestamp"), "terminating": bool(md.get("deletionTimestamp")),
             "restarts": sum(c.get("restartCount") or 0 for c in status.get("containerStatuses") or []),
             "node": (pod.get("spec") or {}).get("nodeName") or "", "ip": pod_ip(pod)}
-
-
-def _node(node: Obj) -> Obj:
-    status = node.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return {"name": node["metadata"]["name"], "ready": ready,
-            "addresses": [a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"]}
-
-
-def namespace_view(namespace: str, namespaces: list[str], services: list[Obj], slices: list[Obj], pods: list[Obj],
-                   events: list[Obj], nodes: list[Obj], domain: str = "cluster.local") -> Obj:
-    by_service: dict[str, list[Obj]] = {}
-    for eps in slices:
-        owner = ((eps.get("metadata") or {}).get("labels") or {}).get(LABEL_SERVICE_NAME)
-        if owner:
-            by_service.setdefault(owner, []).append(eps)
-    ns_pods = sorted(pods, key=lambda p: p["metadata"]["name"])
-    return {
-        "namespace": namespace, "namespaces": sorted(namespaces),
-        "services": [_service(s, by_service.get(s["metadata"]["name"], []), ns_pods, events, nodes, domain)
-                     for s in sorted(services, key=lambda s: s["metadata"]["name"])],
-        "pods": [_pod(p) for p in ns_pods],
-        "nodes": [_node(n) for n in sorted(nodes, key=lambda n: n["metadata"]["name"])],
-    }

@@ -1,9 +1,12 @@
-// nanokube UI: the Service map of one namespace, redrawn from server-sent events. No dependencies.
+// nanokube UI: the Service map of one namespace, kept live from server-sent events: a snapshot on connect, then
+// per-Service deltas, each redrawing only that Service's section. No dependencies.
 "use strict";
 const WINDOW_MS = 30000;          // traffic share: connections of the last 30 s
 const ROW = 44;                   // height of an endpoint row, px (CSS .endpoint height + margin)
 const samples = [];               // [{at, counts: {"ns/svc": {ip: connections}}}]
-let current = null;
+let current = null;               // {namespace, namespaces}
+const sections = new Map();       // Service name -> its <section>, in the map
+let order = [];                   // the Services' names, sorted as drawn
 let source = null;
 
 function el(tag, attrs, ...children) {
@@ -26,8 +29,14 @@ function svgEl(tag, attrs) {
 function namespaceFromUrl() { return new URLSearchParams(location.search).get("namespace") || "default"; }
 
 let worker = null;
-function onData(text) { current = JSON.parse(text); recordTraffic(current.traffic); draw(); }
-function onTraffic(text) { recordTraffic(JSON.parse(text)); drawShares(); }
+function onSnapshot(view) { current = {namespace: view.namespace, namespaces: view.namespaces}; draw(view.services); }
+function onDelta(delta) {
+  if (!current) return;
+  if (delta.namespaces) { current.namespaces = delta.namespaces; drawNamespaces(); }
+  for (const [name, svc] of Object.entries(delta.services)) patchService(name, svc);
+  drawEmpty();
+}
+function onTraffic(traffic) { recordTraffic(traffic); drawShares(); }
 
 // Tabs share one stream per namespace through a SharedWorker (worker.js) where the browser has them.
 function connect() {
@@ -36,7 +45,8 @@ function connect() {
     if (!worker) {
       worker = new SharedWorker("/ui/static/worker.js");
       worker.port.onmessage = (m) => {
-        if (m.data.type === "data") onData(m.data.data);
+        if (m.data.type === "snapshot") onSnapshot(m.data.data);
+        else if (m.data.type === "delta") onDelta(m.data.data);
         else if (m.data.type === "traffic") onTraffic(m.data.data);
         else setStatus(m.data.text);
       };
@@ -49,8 +59,9 @@ function connect() {
   }
   if (source) source.close();
   source = new EventSource("/ui/api/stream?namespace=" + encodeURIComponent(ns));
-  source.onmessage = (msg) => onData(msg.data);
-  source.addEventListener("traffic", (msg) => onTraffic(msg.data));
+  source.onmessage = (msg) => onSnapshot(JSON.parse(msg.data));
+  source.addEventListener("delta", (msg) => onDelta(JSON.parse(msg.data)));
+  source.addEventListener("traffic", (msg) => onTraffic(JSON.parse(msg.data)));
   source.onopen = () => setStatus("live");
   source.onerror = () => setStatus("reconnecting…");
 }
@@ -86,12 +97,14 @@ function sharePct(traffic, address) {
   return traffic.total ? Math.round(100 * (traffic.per[address] || 0) / traffic.total) : 0;
 }
 
-// a counters tick: only the share cells and line widths change (a full redraw of 1,000 Services each second
-// would keep the page busy)
+// a counters tick: only the share cells and line widths of the Services the proxy counts for change
 function drawShares() {
-  if (!current) return;
-  for (const section of document.querySelectorAll("section.service")) {
-    const traffic = shares(current.namespace + "/" + section.dataset.service);
+  if (!current || !samples.length) return;
+  const prefix = current.namespace + "/";
+  for (const key of Object.keys(samples[samples.length - 1].counts)) {
+    const section = key.startsWith(prefix) && sections.get(key.slice(prefix.length));
+    if (!section) continue;
+    const traffic = shares(key);
     const lines = section.querySelectorAll("svg.links line");
     section.querySelectorAll(".endpoint").forEach((li, i) => {
       const pct = sharePct(traffic, li.dataset.address);
@@ -125,7 +138,7 @@ function verdict(v) {
     v.ok ? "OK" : "Problem: ", v.ok ? null : v.message, v.fix ? el("span", {class: "fix"}, v.fix) : null);
 }
 
-function drawService(svc, ns, pods) {
+function drawService(svc, ns) {
   const key = ns + "/" + svc.name;
   const traffic = shares(key);
   const card = el("div", {class: "svc-card"},
@@ -135,7 +148,7 @@ function drawService(svc, ns, pods) {
   const list = el("ul", {class: "endpoints"});
   const svg = svgEl("svg", {class: "links", height: Math.max(ROW, svc.endpoints.length * ROW)});
   svc.endpoints.forEach((ep, i) => {
-    const pod = pods[ep.pod];
+    const pod = ep.podInfo;
     const pct = sharePct(traffic, ep.address);
     svg.append(svgEl("line", {x1: 0, y1: ROW / 2, x2: 60, y2: i * ROW + ROW / 2 - 2,
       "stroke-width": pct === null ? 2 : 1 + pct / 10, class: ep.ready ? "ready" : "notready"}));
@@ -160,18 +173,52 @@ function drawService(svc, ns, pods) {
   return el("section", {class: "service", "data-service": svc.name, "data-type": svc.type}, card, svg, right);
 }
 
-function draw() {
-  if (!current) return;
+function drawNamespaces() {
   const select = document.getElementById("namespace");
   const names = current.namespaces;
   if (select.options.length !== names.length || [...select.options].some((o, i) => o.value !== names[i])) {
     select.replaceChildren(...names.map((n) => el("option", {value: n}, n)));
   }
   select.value = current.namespace;
-  const pods = Object.fromEntries(current.pods.map((p) => [p.name, p]));
+}
+
+function drawEmpty() {
   const map = document.getElementById("map");
-  map.replaceChildren(...current.services.map((s) => drawService(s, current.namespace, pods)));
-  if (!current.services.length) map.append(el("p", {}, "No Services in this namespace."));
+  const note = document.getElementById("no-services");
+  if (!order.length && !note) map.append(el("p", {id: "no-services"}, "No Services in this namespace."));
+  else if (order.length && note) note.remove();
+}
+
+// the whole map, from a snapshot (on connect)
+function draw(services) {
+  drawNamespaces();
+  sections.clear();
+  const drawn = services.map((s) => { const section = drawService(s, current.namespace); sections.set(s.name, section); return section; });
+  order = services.map((s) => s.name);
+  document.getElementById("map").replaceChildren(...drawn);
+  drawEmpty();
+}
+
+// one Service from a delta: its section replaced, inserted in name order, or removed (svc null)
+function patchService(name, svc) {
+  const old = sections.get(name);
+  if (!svc) {
+    if (old) { old.remove(); sections.delete(name); order.splice(sortedIndex(name), 1); }
+    return;
+  }
+  const section = drawService(svc, current.namespace);
+  sections.set(name, section);
+  if (old) { old.replaceWith(section); return; }
+  const at = sortedIndex(name);
+  const next = at < order.length ? sections.get(order[at]) : null;
+  order.splice(at, 0, name);
+  document.getElementById("map").insertBefore(section, next || document.getElementById("no-services"));
+}
+
+function sortedIndex(name) {  // where name is, or goes, in order (names compare as the server sorts them)
+  let lo = 0, hi = order.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (order[mid] < name) lo = mid + 1; else hi = mid; }
+  return lo;
 }
 
 async function details(kind, ns, name) {
