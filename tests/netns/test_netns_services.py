@@ -178,8 +178,9 @@ def test_traffic_counters_per_endpoint_match_the_pods_own_counts(cluster: NetnsC
     cluster.run("curl", "-sS", "--max-time", "5", "--cacert", ca, "-c", jar, "-o", "/dev/null", url)
     feed = cluster.run("curl", "-sSN", "--max-time", "4", "--cacert", ca, "-b", jar,
                        f"{base}/ui/api/stream?namespace=default", check=False).stdout
-    traffic = [json.loads(line[6:]) for line in feed.splitlines() if line.startswith("data: ")]
-    shown = [t.get("traffic", t)["services"].get("default/echo") for t in traffic]
+    traffic = [json.loads(event.split("\ndata: ", 1)[1]) for event in feed.split("\n\n")
+               if event.startswith("event: traffic\ndata: ")]
+    shown = [t["services"].get("default/echo") for t in traffic]
     assert shown and shown[-1] is not None, feed[:2000]
     assert {ep: c["connections"] for ep, c in shown[-1].items()} == {ep: after[ep] for ep in ips}
 
