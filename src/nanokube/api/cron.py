@@ -1,14 +1,21 @@
-"""CronJob schedules as Kubernetes parses them (robfig/cron v3, standard 5 fields plus @descriptors): the parse
-errors CronJob validation reports, and the next activation time a controller needs.
+"""CronJob schedules as Kubernetes reads them, for CronJob validation and the CronJob controller alike.
 
-Semantics of the parser: `*`/`?`, ranges `a-b`, steps `/n` (`5/15` runs from 5 to the field's maximum),
-lists, month and weekday names; when both day-of-month and day-of-week are restricted a day matching either runs.
+The parser is robfig/cron v3's `ParseStandard` (five fields minute, hour, day of month, month, day of week, plus the
+@yearly/@annually/@monthly/@weekly/@daily/@midnight/@hourly descriptors and `@every <duration>`), with its error
+messages, which validation reports as they are. Semantics: `*`/`?`, ranges `a-b`, steps `/n` (`5/15` runs from 5
+to the field's maximum), lists, month and weekday names (weekday 7 is out of range); when both day of month and
+day of week are restricted a day matching either runs. A `TZ=<zone> ` / `CRON_TZ=<zone> ` prefix gives the zone
+the fields are read in; without one they are read in the zone of the time asked about (robfig's time.Local).
+
+`schedule_in_zone` is the controller's formatSchedule (spec.timeZone becomes a `TZ=` prefix) and `most_recent`
+its mostRecentScheduleTime (pkg/controller/cronjob/utils.go), estimate of missed starts included.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS = {name: i + 1 for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
                                                  "oct", "nov", "dec"))}
@@ -18,6 +25,8 @@ _BOUNDS: tuple[tuple[int, int, dict[str, int]], ...] = ((0, 59, {}), (0, 23, {})
                                                      (0, 6, _DAYS))
 _DESCRIPTORS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
                 "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+MANY_MISSED = 100  # more missed starts than this is "too many" (the controller's TooManyMissedTimes)
 
 
 class CronError(ValueError):
@@ -32,18 +41,20 @@ class Schedule:
     months: frozenset[int]
     weekdays: frozenset[int]
     any_day: bool  # day of month or day of week is `*`: both must match (else either)
-    every: timedelta | None = None  # @every <duration>
+    every: timedelta | None = None  # @every <duration>, whole seconds, at least one
+    zone: tzinfo | None = None  # from a TZ=/CRON_TZ= prefix; None: the zone of the time asked about
 
     def _day_matches(self, t: datetime) -> bool:
         dom = t.day in self.days
         dow = (t.isoweekday() % 7) in self.weekdays
         return (dom and dow) if self.any_day else (dom or dow)
 
-    def next_after(self, after: datetime, tz: tzinfo | None = None) -> datetime | None:
-        """The first activation strictly after `after` (in `tz`, default after's own zone); None within 5 years."""
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first activation strictly after `after` (aware), in after's zone; None when none within 5 years
+        (robfig's zero time: `59 23 31 2 *`)."""
         if self.every is not None:
-            return after + self.every
-        start = (after.astimezone(tz) if tz is not None else after).replace(second=0, microsecond=0)
+            return after.replace(microsecond=0) + self.every
+        start = (after.astimezone(self.zone) if self.zone is not None else after).replace(second=0, microsecond=0)
         start += timedelta(minutes=1)
         day = start.replace(hour=0, minute=0)
         for offset in range(366 * 5):
@@ -54,7 +65,7 @@ class Schedule:
                 for minute in sorted(self.minutes):
                     candidate = current.replace(hour=hour, minute=minute)
                     if candidate >= start:
-                        return candidate
+                        return candidate.astimezone(after.tzinfo)
         return None
 
 
@@ -119,41 +130,64 @@ def _field(text: str, index: int) -> tuple[frozenset[int], bool]:
     return frozenset(values), star
 
 
-def _duration(text: str) -> timedelta:
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    total, number = 0.0, ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = "ms" if text[i:i + 2] == "ms" else ch
-        if unit not in units or not number:
-            raise CronError(f'failed to parse duration {text}: time: invalid duration "{text}"')
-        total += float(number) * units[unit]
-        number, i = "", i + len(unit)
-    if number or total <= 0:
-        raise CronError(f'failed to parse duration {text}: time: invalid duration "{text}"')
-    return timedelta(seconds=total)
+def _every(spec: str) -> timedelta:
+    """Go's time.ParseDuration of what follows `@every `, then robfig's Every: whole seconds, at least one."""
+    text = spec[len("@every "):]
+    error = CronError(f'failed to parse duration {spec}: time: invalid duration "{text}"')
+    body = text[1:] if text[:1] in "+-" else text
+    if not body:
+        raise error
+    if body == "0":  # the one number Go takes without a unit
+        return timedelta(seconds=1)
+    total, i = 0.0, 0
+    while i < len(body):
+        j = i
+        while j < len(body) and (body[j].isdigit() or body[j] == "."):
+            j += 1
+        number = body[i:j]
+        k = j
+        while k < len(body) and not (body[k].isdigit() or body[k] == "."):
+            k += 1
+        unit = body[j:k]
+        if not number or number == "." or number.count(".") > 1:
+            raise error
+        if unit not in _DURATION_UNITS:
+            if not unit:
+                raise CronError(f'failed to parse duration {spec}: time: missing unit in duration "{text}"')
+            raise CronError(f'failed to parse duration {spec}: time: unknown unit "{unit}" in duration "{text}"')
+        total += float(number) * _DURATION_UNITS[unit]
+        i = k
+    if text.startswith("-"):
+        total = -total
+    return timedelta(seconds=max(1, int(total)))
+
+
+def load_zone(name: str) -> tzinfo | None:
+    """time.LoadLocation: an IANA zone (or UTC), None when unknown."""
+    if name in ("", "UTC"):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def parse(schedule: str) -> Schedule:
-    """cron.ParseStandard (the Minute|Hour|Dom|Month|Dow|Descriptor parser CronJob validation uses)."""
-    spec = schedule.strip()
+    """cron.ParseStandard (the Minute|Hour|Dom|Month|Dow|Descriptor parser of CronJob validation and controller)."""
+    spec = schedule
     if not spec:
         raise CronError("empty spec string")
-    if spec.startswith(("TZ=", "CRON_TZ=")):  # a location prefix the parser accepts (CronJob validation not)
-        zone, _, spec = spec.partition(" ")
-        name = zone.split("=", 1)[1]
-        if load_zone(name) is None:
+    zone: tzinfo | None = None
+    if spec.startswith(("TZ=", "CRON_TZ=")):
+        space = spec.find(" ")
+        name = spec[spec.index("=") + 1:space if space >= 0 else len(spec)]
+        zone = load_zone(name)
+        if zone is None:
             raise CronError(f"provided bad location {name}: unknown time zone {name}")
-        spec = spec.strip()
+        spec = spec[space:].strip() if space >= 0 else ""
     if spec.startswith("@"):
         if spec.startswith("@every "):
-            return Schedule(frozenset(), frozenset(), frozenset(), frozenset(), frozenset(), True,
-                            every=_duration(spec[len("@every "):].strip()))
+            return Schedule(frozenset(), frozenset(), frozenset(), frozenset(), frozenset(), True, _every(spec), zone)
         if spec not in _DESCRIPTORS:
             raise CronError(f"unrecognized descriptor: {spec}")
         spec = _DESCRIPTORS[spec]
@@ -165,18 +199,32 @@ def parse(schedule: str) -> Schedule:
     days, dom_star = _field(fields[2], 2)
     months, _ = _field(fields[3], 3)
     weekdays, dow_star = _field(fields[4], 4)
-    return Schedule(minutes, hours, days, months, weekdays, dom_star or dow_star)
+    return Schedule(minutes, hours, days, months, weekdays, dom_star or dow_star, zone=zone)
 
 
-def load_zone(name: str) -> tzinfo | None:
-    """time.LoadLocation: an IANA zone (or UTC), None when unknown."""
-    if name in ("", "UTC"):
-        from datetime import UTC
+def schedule_in_zone(schedule: str, time_zone: str | None) -> str:
+    """formatSchedule: a schedule with its own TZ= stays as written; else a valid spec.timeZone becomes its prefix."""
+    if "TZ" in schedule or time_zone is None or load_zone(time_zone) is None:
+        return schedule
+    return f"TZ={time_zone} {schedule}"
 
-        return UTC
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+def most_recent(schedule: Schedule, earliest: datetime, now: datetime) -> tuple[datetime | None, int]:
+    """mostRecentScheduleTime: the latest activation in (earliest, now] (None if none) and the estimated number of
+    missed starts (the span since the first one divided by the interval between the first two, plus one)."""
+    first = schedule.next_after(earliest)
+    if first is None or now < first:
+        return None, 0
+    second = schedule.next_after(first)
+    if second is None or now < second:
+        return first, 0
+    interval = round((second - first).total_seconds())
+    if interval < 1:
+        return None, 0
+    missed = int((now - first).total_seconds()) // interval + 1
+    latest = None
+    t = schedule.next_after(first + timedelta(seconds=(missed - 2) * interval))
+    while t is not None and t <= now:
+        latest = t
+        t = schedule.next_after(t)
+    return latest, missed

@@ -17,10 +17,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+from nanokube.api import cron
 from nanokube.api.errors import ApiError
 from nanokube.api.meta import Obj, parse_time, rfc3339
 from nanokube.client import object_key
-from nanokube.controllers import cron
 from nanokube.controllers.events import NORMAL, WARNING
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.job_logic import condition
@@ -133,13 +133,19 @@ class CronJobController(Controller):
     async def _schedule(self, cj: Obj, spec: Obj, status: Obj, at: datetime) -> float | None:
         if cj["metadata"].get("deletionTimestamp") or spec.get("suspend"):
             return None
-        try:
-            schedule = cron.parse(spec.get("schedule") or "", spec.get("timeZone"))
-        except cron.UnknownTimeZone as err:
-            self.event(cj, WARNING, "UnknownTimeZone", f'invalid timeZone: "{spec.get("timeZone")}": {err}')
+        text = spec.get("schedule") or ""
+        zone = spec.get("timeZone")
+        if zone is not None and cron.load_zone(zone) is None:
+            self.event(cj, WARNING, "UnknownTimeZone", f'invalid timeZone: "{zone}": unknown time zone {zone}')
             return None
-        except cron.ScheduleError as err:
-            self.event(cj, WARNING, "UnparseableSchedule", f'unparseable schedule: "{spec.get("schedule")}" : {err}')
+        if "TZ" in text:
+            self.event(cj, WARNING, "UnsupportedSchedule", f'CRON_TZ or TZ used in schedule "{text}" is not '
+                       "officially supported, see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/"
+                       " for more details")
+        try:
+            schedule = cron.parse(cron.schedule_in_zone(text, zone))
+        except cron.CronError as err:
+            self.event(cj, WARNING, "UnparseableSchedule", f'unparseable schedule: "{text}" : {err}')
             return None
         created = parse_time(cj["metadata"].get("creationTimestamp")) or at
         earliest = parse_time(status.get("lastScheduleTime")) or created
@@ -147,11 +153,13 @@ class CronJobController(Controller):
         if deadline is not None:
             earliest = max(earliest, at - timedelta(seconds=int(deadline)))
         scheduled, missed = cron.most_recent(schedule, earliest, at)
-        wait = self.clock.real_seconds((schedule.next_after(at) - at).total_seconds()) + NEXT_SYNC_SLACK
+        following = schedule.next_after(at)
+        wait = None if following is None else \
+            self.clock.real_seconds((following - at).total_seconds()) + NEXT_SYNC_SLACK
         if scheduled is None:
             return wait
-        if missed > 100:
-            self.event(cj, WARNING, "TooManyMissedTimes", f"too many missed start times: {missed}. Set or decrease "
+        if missed > cron.MANY_MISSED:
+            self.event(cj, WARNING, "TooManyMissedTimes", "too many missed start times. Set or decrease "
                                                           ".spec.startingDeadlineSeconds or check clock skew")
         if deadline is not None and scheduled + timedelta(seconds=int(deadline)) < at:
             self.event(cj, WARNING, "MissSchedule",
