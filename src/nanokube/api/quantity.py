@@ -1,4 +1,5 @@
-"""Parsing resource quantities ("500m", "128Mi", "1e3") into exact numbers (downward API, QoS class)."""
+"""Resource quantities ("500m", "128Mi", "1e3") as exact numbers: parsed for the downward API, QoS class, cgroup
+limits and quota, and written back for quota messages (the canonical text kubectl prints is printing/quantity.py's)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ _SUFFIX = {
 }
 
 
-def parse_quantity(text: str | int | float) -> Decimal:
+def parse_quantity(text: object) -> Decimal:
     if isinstance(text, int | float):
         return Decimal(str(text))
-    s = text.strip()
+    s = str(text).strip()
     for suffix in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E"):
         if s.endswith(suffix) and not (suffix == "E" and "e" in s.lower()[:-1]):
             number = s[: -len(suffix)]
@@ -32,3 +33,18 @@ def parse_quantity(text: str | int | float) -> Decimal:
 
 def ceil_div(value: Decimal, divisor: Decimal) -> int:
     return math.ceil(value / divisor)
+
+
+def format_quantity(name: str, value: Decimal) -> str:
+    """Counts and cores in decimal (500m), memory and storage in binary units when they divide evenly."""
+    if value == value.to_integral_value():
+        whole = int(value)
+        if name.endswith(("memory", "storage")) and whole and whole % 1024 == 0:
+            for suffix, power in (("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)):
+                if whole % (1 << power) == 0:
+                    return f"{whole >> power}{suffix}"
+        return str(whole)
+    milli = value * 1000
+    if milli == milli.to_integral_value():
+        return f"{int(milli)}m"
+    return f"{int((value * 10**9).to_integral_value())}n"

@@ -4,47 +4,15 @@ admission (apiserver/admission_quota.py) and the quota controller that writes st
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from nanokube.api.meta import Obj
+from nanokube.api.quantity import parse_quantity
 
-_SUFFIX = {"Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
-           "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60, "n": Decimal("1e-9"), "u": Decimal("1e-6"),
-           "m": Decimal("1e-3"), "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"),
-           "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18")}
 COMPUTE = ("cpu", "memory", "ephemeral-storage")
 POD_RESOURCES = ("pods", "count/pods", "cpu", "memory", "requests.cpu", "requests.memory", "limits.cpu",
                  "limits.memory", "requests.ephemeral-storage", "limits.ephemeral-storage", "ephemeral-storage")
 SERVICE_RESOURCES = ("services", "count/services", "services.nodeports", "services.loadbalancers")
-
-
-def quantity(value: object) -> Decimal:
-    text = str(value).strip()
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if text.endswith(suffix) and not (suffix == "E" and "e" in text[:-1].lower()):
-            try:
-                return Decimal(text[:-len(suffix)]) * _SUFFIX[suffix]
-            except InvalidOperation:
-                break
-    try:
-        return Decimal(text)
-    except InvalidOperation as err:
-        raise ValueError(f"invalid quantity {value!r}") from err
-
-
-def format_quantity(name: str, value: Decimal) -> str:
-    """Counts and cores in decimal (500m), memory and storage in binary units when they divide evenly."""
-    if value == value.to_integral_value():
-        whole = int(value)
-        if name.endswith(("memory", "storage")) and whole and whole % 1024 == 0:
-            for suffix, power in (("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)):
-                if whole % (1 << power) == 0:
-                    return f"{whole >> power}{suffix}"
-        return str(whole)
-    milli = value * 1000
-    if milli == milli.to_integral_value():
-        return f"{int(milli)}m"
-    return f"{int((value * 10**9).to_integral_value())}n"
 
 
 def _containers_total(pod: Obj, kind: str, resource: str) -> Decimal:
@@ -53,13 +21,13 @@ def _containers_total(pod: Obj, kind: str, resource: str) -> Decimal:
 
     def of(c: Obj) -> Decimal:
         value = ((c.get("resources") or {}).get(kind) or {}).get(resource)
-        return quantity(value) if value is not None else Decimal(0)
+        return parse_quantity(value) if value is not None else Decimal(0)
 
     total = sum((of(c) for c in spec.get("containers") or []), Decimal(0))
     for init in spec.get("initContainers") or []:
         total = max(total, of(init))
     overhead = (spec.get("overhead") or {}).get(resource)
-    return total + (quantity(overhead) if overhead is not None else 0)
+    return total + (parse_quantity(overhead) if overhead is not None else 0)
 
 
 def pod_counts(pod: Obj) -> bool:
@@ -102,7 +70,7 @@ def add(total: dict[str, Decimal], more: dict[str, Decimal]) -> None:
 
 
 def hard_of(quota: Obj) -> dict[str, Decimal]:
-    return {name: quantity(value) for name, value in ((quota.get("spec") or {}).get("hard") or {}).items()}
+    return {name: parse_quantity(value) for name, value in ((quota.get("spec") or {}).get("hard") or {}).items()}
 
 
 def matches_scopes(quota: Obj, pod: Obj) -> bool:
@@ -152,12 +120,12 @@ def limit_range_violation(pod: Obj, limit_ranges: list[Obj]) -> str | None:
                     request = (resources.get("requests") or {}).get(name)
                     if request is None:
                         return f"minimum {name} usage per Container is {bound}.  No request is specified"
-                    if quantity(request) < quantity(bound):
+                    if parse_quantity(request) < parse_quantity(bound):
                         return f"minimum {name} usage per Container is {bound}, but request is {request}"
                 for name, bound in (item.get("max") or {}).items():
                     limit = (resources.get("limits") or {}).get(name)
                     if limit is None:
                         return f"maximum {name} usage per Container is {bound}.  No limit is specified"
-                    if quantity(limit) > quantity(bound):
+                    if parse_quantity(limit) > parse_quantity(bound):
                         return f"maximum {name} usage per Container is {bound}, but limit is {limit}"
     return None

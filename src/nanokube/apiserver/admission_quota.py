@@ -14,6 +14,7 @@ import orjson
 from nanokube.api import quota
 from nanokube.api.errors import ApiError
 from nanokube.api.meta import Obj
+from nanokube.api.quantity import format_quantity
 from nanokube.api.served_resources import Resource, by_kind
 from nanokube.store.base import Store
 
@@ -33,7 +34,7 @@ def forbidden(res: Resource, name: str, message: str) -> ApiError:
 
 
 def _pretty(values: dict[str, Decimal], names: list[str]) -> str:
-    return ",".join(f"{n}={quota.format_quantity(n, values.get(n, Decimal(0)))}" for n in sorted(names))
+    return ",".join(f"{n}={format_quantity(n, values.get(n, Decimal(0)))}" for n in sorted(names))
 
 
 async def admit_create(store: Store, res: Resource, obj: Obj) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from nanokube.api import quota
 from nanokube.api.meta import Obj
+from nanokube.api.quantity import format_quantity
 from nanokube.client import object_key
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import PODS, RESOURCEQUOTAS, SERVICES
@@ -51,7 +52,7 @@ class ResourceQuotaController(Controller):
                 if svc["metadata"].get("namespace") == ns:
                     quota.add(used, quota.service_usage(svc))
         status = {"hard": dict(hard),
-                  "used": {name: quota.format_quantity(name, used.get(name, Decimal(0))) for name in hard
+                  "used": {name: format_quantity(name, used.get(name, Decimal(0))) for name in hard
                            if name in quota.POD_RESOURCES or name in quota.SERVICE_RESOURCES}}
         if (rq.get("status") or {}) != status:
             await self.client.update(RESOURCEQUOTAS, {**rq, "status": status}, subresource="status")
