@@ -95,6 +95,22 @@ class Op:
     expected_revision: int | None = None
 
 
+class TxnWrites:
+    """create/update/delete as one-op transactions, for a store whose every write goes through `txn`."""
+
+    async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
+        raise NotImplementedError
+
+    async def create(self, key: str, obj: dict[str, Any]) -> KeyValue:
+        return (await self.txn([Op("create", key, obj)]))[0]
+
+    async def update(self, key: str, obj: dict[str, Any], expected_revision: int | None) -> KeyValue:
+        return (await self.txn([Op("update", key, obj, expected_revision)]))[0]
+
+    async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        return (await self.txn([Op("delete", key, None, expected_revision)]))[0]
+
+
 class Store(Protocol):
     async def start(self) -> None: ...
 

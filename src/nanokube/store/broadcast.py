@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 
 from nanokube.store.base import Event
 
@@ -114,3 +115,24 @@ class Broadcaster:
             group.discard(sub)
             if not group:
                 del self._by_prefix[sub.prefix]
+
+
+class SubscriptionStream(AsyncIterator[Event]):
+    """The shell of a store's watch iterator over one Subscription: closing it closes the subscription, and
+    `cut_off` tells a watcher that fell behind (it re-lists) from a store that shut down."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+
+    @property
+    def cut_off(self) -> bool:
+        return self._subscription.cut_off
+
+    def __aiter__(self) -> SubscriptionStream:
+        return self
+
+    async def aclose(self) -> None:
+        self._subscription.close()
+
+    def close(self) -> None:
+        self._subscription.close()

@@ -39,8 +39,9 @@ from nanokube.store.base import (
     Op,
     RevisionConflict,
     StoreError,
+    TxnWrites,
 )
-from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT, Broadcaster, Subscription
+from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT, Broadcaster, Subscription, SubscriptionStream
 from nanokube.store.etcd_gateway import (
     EtcdCompacted,
     EtcdError,
@@ -82,7 +83,7 @@ def stamp_stored(value: bytes, revision: int) -> bytes:
     return orjson.dumps({**obj, "metadata": {**(md or {}), "resourceVersion": str(revision)}})
 
 
-class EtcdStore:
+class EtcdStore(TxnWrites):
     def __init__(self, gateway: EtcdGateway, *, root: str = "", subscriber_limit: int = DEFAULT_SUBSCRIBER_LIMIT,
                  recent_events: int = RECENT_EVENTS) -> None:
         self.gateway = gateway
@@ -187,15 +188,6 @@ class EtcdStore:
             raise StoreError(str(exc)) from exc
 
     # --- writes ---------------------------------------------------------------------------------------------
-
-    async def create(self, key: str, obj: dict[str, Any]) -> KeyValue:
-        return (await self.txn([Op("create", key, obj)]))[0]
-
-    async def update(self, key: str, obj: dict[str, Any], expected_revision: int | None) -> KeyValue:
-        return (await self.txn([Op("update", key, obj, expected_revision)]))[0]
-
-    async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
-        return (await self.txn([Op("delete", key, None, expected_revision)]))[0]
 
     async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
         """All ops at one etcd revision, or none. Each key may appear once (etcd refuses duplicates)."""
@@ -398,24 +390,17 @@ class EtcdStore:
         self._compact_revision = revision
 
 
-class EtcdWatchStream(AsyncIterator[Event]):
+class EtcdWatchStream(SubscriptionStream):
     """Events under a prefix after a revision: remembered ones first, then live ones, each once, in order."""
 
     def __init__(self, store: EtcdStore, prefix: str, start_revision: int, subscription: Subscription) -> None:
         self._store = store
         self._prefix = prefix
-        self._subscription = subscription
+        super().__init__(subscription)
         self._cursor = start_revision  # every event at or below it was delivered (or is not wanted)
         self._replaying = True
         self._batch: Sequence[Event] = ()
         self._index = 0
-
-    @property
-    def cut_off(self) -> bool:
-        return self._subscription.cut_off
-
-    def __aiter__(self) -> EtcdWatchStream:
-        return self
 
     async def __anext__(self) -> Event:
         while True:
@@ -437,12 +422,6 @@ class EtcdWatchStream(AsyncIterator[Event]):
             if live is None:
                 raise StopAsyncIteration
             self._batch, self._index = live, 0
-
-    async def aclose(self) -> None:
-        self._subscription.close()
-
-    def close(self) -> None:
-        self._subscription.close()
 
 
 class _DirectWatch(AsyncIterator[Event]):

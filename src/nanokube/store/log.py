@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ from nanokube.store.base import (
     Op,
     RevisionConflict,
     StoreError,
+    TxnWrites,
 )
-from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT, Broadcaster, Subscription
+from nanokube.store.broadcast import DEFAULT_SUBSCRIBER_LIMIT, Broadcaster, Subscription, SubscriptionStream
 
 RECENT_EVENTS = 10_000  # committed events kept in memory so most watches replay without reading the log
 REPLAY_PAGE = 1_000
@@ -83,7 +84,7 @@ def key_range(prefix: str, start_key: str | None) -> tuple[str, str, bool]:
     return prefix, high, True
 
 
-class LogStore:
+class LogStore(TxnWrites):
     def __init__(self, *, subscriber_limit: int = DEFAULT_SUBSCRIBER_LIMIT, recent_events: int = RECENT_EVENTS) -> None:
         self._revision = 0
         self._compact_revision = 0
@@ -163,15 +164,6 @@ class LogStore:
         at = self._check_revision(revision)
         low, high, inclusive = key_range(prefix, start_key)
         return self._range(low, high, inclusive, limit, at), at
-
-    async def create(self, key: str, obj: dict[str, Any]) -> KeyValue:
-        return (await self.txn([Op("create", key, obj)]))[0]
-
-    async def update(self, key: str, obj: dict[str, Any], expected_revision: int | None) -> KeyValue:
-        return (await self.txn([Op("update", key, obj, expected_revision)]))[0]
-
-    async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
-        return (await self.txn([Op("delete", key, None, expected_revision)]))[0]
 
     async def txn(self, ops: builtins.list[Op]) -> builtins.list[KeyValue]:
         if self._closed:
@@ -338,7 +330,7 @@ def _obj(op: Op, revision: int) -> bytes:
     return stamp(op.obj, revision)
 
 
-class WatchStream(AsyncIterator[Event]):
+class WatchStream(SubscriptionStream):
     """Events under a prefix after a revision: first replayed from the log, then live, each revision once,
     in order. Ends when the watcher falls too far behind or the store closes (`cut_off` tells which);
     raises Compacted if its history is compacted before it is replayed."""
@@ -346,19 +338,12 @@ class WatchStream(AsyncIterator[Event]):
     def __init__(self, store: LogStore, prefix: str, start_revision: int, subscription: Subscription) -> None:
         self._store = store
         self._prefix = prefix
-        self._subscription = subscription
+        super().__init__(subscription)
         self._cursor = start_revision  # newest revision delivered or known to hold nothing under prefix
         self._replaying = True
         self._batch: Sequence[Event] = ()
         self._batch_reached = 0  # a replay page covers every revision up to here, even filtered-out ones
         self._index = 0
-
-    @property
-    def cut_off(self) -> bool:
-        return self._subscription.cut_off
-
-    def __aiter__(self) -> WatchStream:
-        return self
 
     async def __anext__(self) -> Event:
         while True:
@@ -383,9 +368,3 @@ class WatchStream(AsyncIterator[Event]):
             if live is None:
                 raise StopAsyncIteration
             self._batch, self._index, self._batch_reached = live, 0, 0
-
-    async def aclose(self) -> None:
-        self._subscription.close()
-
-    def close(self) -> None:
-        self._subscription.close()
