@@ -48,8 +48,9 @@ import urllib3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import Server
-from tests.ports import free_port
 from tests.rollout_load import NAME, manifests
+
+from nanokube.testing.ports import free_port
 
 CM = "/api/v1/namespaces/default/configmaps"
 WINDOW = 200  # ConfigMaps kept: each create past it deletes the oldest

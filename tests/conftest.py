@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.ports import free_port
+
+from nanokube.testing.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl") or "kubectl"

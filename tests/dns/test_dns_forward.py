@@ -10,10 +10,10 @@ from typing import Any
 import dns.flags
 import dns.message
 import dns.rcode
-from tests.ports import free_port
 
 from conftest import cluster_objects, running_dns
 from nanokube.dns import DnsSettings
+from nanokube.testing.ports import free_port
 
 
 async def test_forwarding_and_cache(cluster_dns, upstream, dnsq) -> None:  # type: ignore[no-untyped-def]

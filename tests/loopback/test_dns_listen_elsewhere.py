@@ -10,7 +10,8 @@ import dns.rcode
 from tests.conftest import Server, start_server
 from tests.loopback.conftest import _free_octets
 from tests.polling import eventually
-from tests.ports import free_port
+
+from nanokube.testing.ports import free_port
 
 
 def test_kube_dns_cluster_ip_answers_when_dns_listens_elsewhere() -> None:

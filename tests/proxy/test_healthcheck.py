@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from tests.ports import free_port
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.proxy.commands import enter_netns
@@ -21,6 +20,7 @@ from nanokube.proxy.healthcheck import ServiceHealthServer, health_body
 from nanokube.proxy.model import ServiceHealth
 from nanokube.proxy.state import ProxyState
 from nanokube.proxy.trackers import EndpointsChangeTracker, ServiceChangeTracker
+from nanokube.testing.ports import free_port
 
 HOST = "127.0.0.1"
 

@@ -10,12 +10,12 @@ import struct
 import time
 
 import pytest
-from tests.ports import free_port
 from tests.proxy.objects import endpoint, endpoint_slice, service
 
 from nanokube.proxy.proxier import Proxier
 from nanokube.proxy.state import ProxyState
 from nanokube.proxy.userspace import UserspaceBackend
+from nanokube.testing.ports import free_port
 
 BACKENDS = ["127.244.0.11", "127.244.0.12", "127.244.0.13"]
 WEB = [{"name": "http", "port": 8080, "targetPort": 9090}]

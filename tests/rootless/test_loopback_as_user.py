@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 from tests.polling import eventually
-from tests.ports import free_port
 from tests.rootless.conftest import User, children
+
+from nanokube.testing.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -1,4 +1,4 @@
-"""Port numbers for servers a test starts that cannot bind port 0 and report the port they got.
+"""Port numbers for servers a test or benchmark starts that cannot bind port 0 and report the port they got.
 
 bind(port 0) hands out ports from the kernel's ephemeral range, the same range outgoing connections take their
 source ports from: a port found free that way and released can be taken by any connection on the machine
