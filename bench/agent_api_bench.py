@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from agent_bench import rss_kib  # bench/ is on sys.path when a bench script run
 from bench_tools import require
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient, Informer, client_from_kubeconfig
+from nanokube.testing.ports import free_port
 
 PODS = by_kind("", "Pod")
 NAMESPACES = by_kind("", "Namespace")
@@ -60,12 +60,6 @@ def pod_pids(data_dir: Path, mode: str) -> dict[str, list[int]]:
         elif (st.st_dev, st.st_ino) in netns:
             out.setdefault(netns[(st.st_dev, st.st_ino)], []).append(int(entry))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_line(proc: subprocess.Popen[bytes], prefix: bytes, log: Path) -> None:

@@ -23,7 +23,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -37,14 +36,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from nanokube.testing.ports import free_port
+
 SERVICES = "/api/v1/namespaces/default/services"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:

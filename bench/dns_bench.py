@@ -27,22 +27,9 @@ import time
 from pathlib import Path
 
 from bench_tools import require, which
+from nanokube.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-        for _ in range(50):
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            try:
-                t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                u.close()
-                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    raise RuntimeError("no free port")
 
 
 def cluster_ip(i: int) -> str:

@@ -28,6 +28,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from nanokube.testing.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.etcd_cluster import running_etcd  # noqa: E402
@@ -52,14 +54,6 @@ def start_server(data: Path, port: int, extra: list[str]) -> subprocess.Popen[by
         if line.startswith(b"nanokube ready"):
             return proc
     raise RuntimeError(f"server did not start: {(data.parent / 'server.log').read_text()[-2000:]}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def svc(name: str) -> bytes:

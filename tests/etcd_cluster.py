@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanokube.testing.ports import free_port
+
 ETCD = shutil.which("etcd")
 
 
@@ -26,12 +28,6 @@ def _die_with_parent() -> None:
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -129,7 +125,7 @@ class EtcdCluster:
 def new_cluster(size: int = 1, tls: tuple[Path, Path, Path] | None = None) -> EtcdCluster:
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     root = Path(tempfile.mkdtemp(prefix="nanokube-etcd-", dir=base))
-    members = [Member(f"m{i + 1}", _free_port(), _free_port(), root / f"m{i + 1}") for i in range(size)]
+    members = [Member(f"m{i + 1}", free_port(), free_port(), root / f"m{i + 1}") for i in range(size)]
     return EtcdCluster(members, root, tls=tls)
 
 

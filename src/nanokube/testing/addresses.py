@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,10 +111,3 @@ def claim_loopback_plan() -> OctetClaim:
             continue
         return OctetClaim(octet, fd, path)
     raise RuntimeError(f"no free 127.N.0.0/16 left for a cluster (N in {OCTETS.start}-{OCTETS.stop - 1})")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on `host` (the usual small race: the caller retries when it was taken since)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

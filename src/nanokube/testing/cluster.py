@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from nanokube.testing import addresses, netns
+from nanokube.testing.ports import free_port
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -153,7 +154,7 @@ class Cluster:
             plan = self._claim.plan
             self.service_cidr, self.pod_cidr, self.lb_pool = plan.service_cidr, plan.pod_cidr, plan.lb_pool
             self.node_ip = plan.node_ip
-            command += [*plan.server_args(), "--proxy-status-port", str(addresses.free_port())]
+            command += [*plan.server_args(), "--proxy-status-port", str(free_port())]
         else:
             if os.geteuid() != 0:
                 raise ClusterError("network='netns' needs root (use the default network='loopback')")
