@@ -25,12 +25,17 @@ def _free_octets(n: int) -> list[int]:
     return random.sample([o for o in range(100, 230) if o not in TAKEN_OCTETS], n)
 
 
+def start_loopback_server() -> Server:
+    """A loopback-mode server on Service, pod and LoadBalancer ranges of its own, DNS upstream a dead port."""
+    svc, pod, lb = _free_octets(3)
+    return start_server("--network", "loopback", "--service-cidr", f"127.{svc}.0.0/16",
+                        "--pod-cidr", f"127.{pod}.0.0/16", "--lb-pool", f"127.{lb}.0.0/24",
+                        "--dns-upstream", "127.0.0.1:9", "--backoff-base", "1")
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Server]:
-    svc, pod, lb = _free_octets(3)
-    srv = start_server("--network", "loopback", "--service-cidr", f"127.{svc}.0.0/16",
-                       "--pod-cidr", f"127.{pod}.0.0/16", "--lb-pool", f"127.{lb}.0.0/24",
-                       "--dns-upstream", "127.0.0.1:9", "--backoff-base", "1")
+    srv = start_loopback_server()
     try:
         yield srv
     finally:

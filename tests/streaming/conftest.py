@@ -4,13 +4,11 @@ driven with the real kubectl and the official Python client."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from tests.conftest import Server, start_server
-from tests.loopback.conftest import _free_octets
+from tests.conftest import Server
+from tests.loopback.conftest import start_loopback_server
 
 SLEEPER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
            "spec": {"terminationGracePeriodSeconds": 1,
@@ -20,10 +18,7 @@ SLEEPER = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Server]:
-    svc, pod, lb = _free_octets(3)
-    srv = start_server("--network", "loopback", "--service-cidr", f"127.{svc}.0.0/16",
-                       "--pod-cidr", f"127.{pod}.0.0/16", "--lb-pool", f"127.{lb}.0.0/24",
-                       "--dns-upstream", "127.0.0.1:9", "--backoff-base", "1")
+    srv = start_loopback_server()
     try:
         yield srv
     finally:
@@ -65,13 +60,3 @@ def children_of(pid: int) -> list[int]:
         out += kids
         todo += kids
     return out
-
-
-def wait_for(check: Any, timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")

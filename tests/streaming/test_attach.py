@@ -11,7 +11,8 @@ import time
 import pytest
 from tests.conftest import Server
 from tests.loopback.conftest import echo_deployment, manifest, service
-from tests.streaming.conftest import kubectl_run, wait_for
+from tests.polling import eventually
+from tests.streaming.conftest import kubectl_run
 
 
 def _pods(cluster: Server) -> list[str]:
@@ -25,7 +26,7 @@ def test_run_rm_i_with_piped_input(cluster: Server) -> None:
     out = done.stdout.decode()
     assert "started\nline one\nline two\ndone\n" in out, (out, done.stderr)
     assert done.returncode == 4, done.stderr
-    wait_for(lambda: "piped" not in _pods(cluster), 30, "the pod to be deleted")
+    eventually(lambda: "piped" not in _pods(cluster), 30, what="the pod to be deleted")
 
 
 def test_run_rm_i_reaches_a_service(cluster: Server) -> None:
@@ -38,7 +39,7 @@ def test_run_rm_i_reaches_a_service(cluster: Server) -> None:
     assert done.returncode == 0, done.stderr
     answer = json.loads(next(line for line in done.stdout.decode().splitlines() if line.startswith("{")))
     assert answer["pod"].startswith("web-"), answer
-    wait_for(lambda: "tmp" not in _pods(cluster), 30, "the pod to be deleted")
+    eventually(lambda: "tmp" not in _pods(cluster), 30, what="the pod to be deleted")
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
@@ -50,7 +51,7 @@ def test_run_it_shell(cluster: Server) -> None:
     out, _ = proc.communicate(b"echo in-$((6*7))\nexit 7\n", timeout=60)
     assert "in-42" in out.decode(errors="replace"), out
     assert proc.returncode == 7
-    wait_for(lambda: "shell" not in _pods(cluster), 30, "the pod to be deleted")
+    eventually(lambda: "shell" not in _pods(cluster), 30, what="the pod to be deleted")
 
 
 def test_python_client_attach(cluster: Server) -> None:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 from tests.conftest import Server
-from tests.streaming.conftest import kubectl_run, wait_for
+from tests.polling import eventually
+from tests.streaming.conftest import kubectl_run
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
@@ -31,7 +32,7 @@ def test_debug_it_attaches_a_shell(cluster: Server, sleeper: str) -> None:
         statuses = pod["status"].get("ephemeralContainerStatuses") or []
         return bool(statuses) and "terminated" in statuses[0]["state"]
 
-    wait_for(terminated, 30, "the debug container to be reported terminated")
+    eventually(terminated, 30, what="the debug container to be reported terminated")
     time.sleep(1.5)
     pod = json.loads(cluster.kubectl("get", "pod", sleeper, "-o", "json").stdout)
     assert pod["status"]["ephemeralContainerStatuses"][0]["restartCount"] == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import Server
-from tests.streaming.conftest import wait_for
+from tests.polling import eventually
 
 
 def _events(cluster: Server, pod: str) -> list[dict]:
@@ -23,7 +23,7 @@ def test_lifecycle_events(cluster: Server) -> None:
                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [
                        {"name": "main", "image": "busybox", "command": ["sleep", "3600"]}]}})
     wanted = {"Scheduled", "Pulled", "Created", "Started"}
-    wait_for(lambda: wanted <= _reasons(cluster, "evpod"), 30, f"events {wanted}")
+    eventually(lambda: wanted <= _reasons(cluster, "evpod"), 30, what=f"events {wanted}")
     events = {e["reason"]: e for e in _events(cluster, "evpod")}
     assert events["Scheduled"]["source"]["component"] == "default-scheduler"
     assert events["Started"]["source"]["component"] == "kubelet"
@@ -32,7 +32,7 @@ def test_lifecycle_events(cluster: Server) -> None:
     described = cluster.kubectl("describe", "pod", "evpod").stdout
     assert "Started container main" in described
     cluster.kubectl("delete", "pod", "evpod", "--wait=false")
-    wait_for(lambda: "Killing" in _reasons(cluster, "evpod"), 30, "a Killing event")
+    eventually(lambda: "Killing" in _reasons(cluster, "evpod"), 30, what="a Killing event")
 
 
 def test_unknown_image_err_image_pull_then_back_off(cluster: Server) -> None:
@@ -44,7 +44,7 @@ def test_unknown_image_err_image_pull_then_back_off(cluster: Server) -> None:
         statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
         return (statuses[0].get("state", {}).get("waiting") or {}).get("reason", "")
 
-    wait_for(lambda: reason() == "ImagePullBackOff", 30, "ImagePullBackOff")
+    eventually(lambda: reason() == "ImagePullBackOff", 30, what="ImagePullBackOff")
     messages = [e["message"] for e in _events(cluster, "noimage") if e["reason"] == "Failed"]
     pull = next(m for m in messages if m.startswith('Failed to pull image "registry.example/nothing:1"'))
     assert "nanokube image catalogue" in pull and "site-packages" not in pull
@@ -60,7 +60,7 @@ def test_back_off_unhealthy_and_failed_mount(cluster: Server) -> None:
                        {"name": "probed", "image": "busybox", "command": ["sleep", "3600"],
                         "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1,
                                           "failureThreshold": 1}}]}})
-    wait_for(lambda: {"BackOff", "Unhealthy"} <= _reasons(cluster, "flaky"), 60, "BackOff and Unhealthy events")
+    eventually(lambda: {"BackOff", "Unhealthy"} <= _reasons(cluster, "flaky"), 60, what="BackOff and Unhealthy events")
     unhealthy = next(e for e in _events(cluster, "flaky") if e["reason"] == "Unhealthy")
     assert unhealthy["message"].startswith("Liveness probe failed")
     assert unhealthy["involvedObject"]["fieldPath"] == "spec.containers{probed}"
@@ -69,5 +69,5 @@ def test_back_off_unhealthy_and_failed_mount(cluster: Server) -> None:
                    "spec": {"volumes": [{"name": "cfg", "configMap": {"name": "does-not-exist"}}],
                             "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
                                             "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]}})
-    wait_for(lambda: "FailedMount" in _reasons(cluster, "nomount"), 30, "a FailedMount event")
+    eventually(lambda: "FailedMount" in _reasons(cluster, "nomount"), 30, what="a FailedMount event")
     cluster.kubectl("delete", "pod", "nomount", "--wait=false")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import websocket
 from tests.conftest import Server
-from tests.streaming.conftest import kubectl_run, wait_for
+from tests.polling import eventually
+from tests.streaming.conftest import kubectl_run
 
 
 def test_exit_codes_pass_through(cluster: Server, sleeper: str) -> None:
@@ -150,8 +151,8 @@ def test_errors_before_the_upgrade(cluster: Server, sleeper: str) -> None:
     cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "finished"},
                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
                                                                        "command": ["true"]}]}})
-    wait_for(lambda: b"Succeeded" in kubectl_run(cluster, "get", "pod", "finished", "-o",
-                                                  "jsonpath={.status.phase}").stdout, 60, "pod finished")
+    eventually(lambda: b"Succeeded" in kubectl_run(cluster, "get", "pod", "finished", "-o",
+                                                  "jsonpath={.status.phase}").stdout, 60, what="pod finished")
     done = kubectl_run(cluster, "exec", "finished", "--", "true")
     assert done.returncode == 1
     assert b"cannot exec into a container in a completed pod" in done.stderr
@@ -188,12 +189,12 @@ def test_client_gone_mid_stream_leaves_nothing(cluster: Server, sleeper: str) ->
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
-            wait_for(lambda: [p for p in _processes_with(marker) if not _is_client(p)], 30, "the exec'd command")
+            eventually(lambda: [p for p in _processes_with(marker) if not _is_client(p)], 30, what="the exec'd command")
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        wait_for(lambda: not [p for p in _processes_with(marker) if not _is_client(p)], 20,
-                 "the command to be killed with its session")
+        eventually(lambda: not [p for p in _processes_with(marker) if not _is_client(p)], 20,
+                 what="the command to be killed with its session")
     assert cluster.proc is not None
     assert not [t for t in _fd_targets(cluster.proc.pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"]
 

@@ -7,7 +7,8 @@ import ssl
 import urllib.request
 
 from tests.conftest import Server
-from tests.streaming.conftest import kubectl_run, wait_for
+from tests.polling import eventually
+from tests.streaming.conftest import kubectl_run
 
 
 def _cpu_of(cluster: Server, pod: str) -> int | None:
@@ -24,8 +25,8 @@ def test_top_pod_shows_a_busy_pod_and_top_node(cluster: Server) -> None:
                        {"name": "spin", "image": "busybox", "command": ["sh", "-c", "while :; do :; done"],
                         "resources": {"limits": {"cpu": "300m"}}}]}})
     cluster.kubectl("wait", "--for=condition=Ready", "pod/busy", "--timeout=60s", timeout=90)
-    cpu = wait_for(lambda: (_cpu_of(cluster, "busy") or 0) > 0 and _cpu_of(cluster, "busy"), 30,
-                   "non-zero CPU for the busy pod")
+    cpu = eventually(lambda: (_cpu_of(cluster, "busy") or 0) > 0 and _cpu_of(cluster, "busy"), 30,
+                   what="non-zero CPU for the busy pod")
     assert cpu <= 400, cpu  # the 300m quota holds (with the sampling window's slack)
     by_label = kubectl_run(cluster, "top", "pod", "-l", "load=yes", "--no-headers").stdout.decode()
     assert by_label.split()[0] == "busy"
@@ -51,7 +52,7 @@ def test_kubelet_resource_metrics_endpoint(cluster: Server, sleeper: str) -> Non
         text = urllib.request.urlopen(request, timeout=10, context=ctx).read().decode()
         return text if f'pod="{sleeper}"' in text else None
 
-    text = wait_for(scrape, 30, "the sleeper pod in /metrics/resource")
+    text = eventually(scrape, 30, what="the sleeper pod in /metrics/resource")
     assert "# TYPE container_cpu_usage_seconds_total counter" in text
     assert any(line.startswith("node_memory_working_set_bytes ") for line in text.splitlines())
     assert "scrape_error 0" in text

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 from tests.conftest import Server, free_port
 from tests.loopback.conftest import echo_deployment, manifest, service
-from tests.streaming.conftest import wait_for
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_no_connections_left_after_clients_go(cluster: Server, web: str) -> None
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         for sock in held:
             assert sock.recv(65536)
-        wait_for(lambda: sockets() >= before + 20, 20, "the forwarded connections")
+        eventually(lambda: sockets() >= before + 20, 20, what="the forwarded connections")
     for sock in held:
         sock.close()
-    wait_for(lambda: sockets() <= before + 2, 20, f"the server's sockets to go back to {before}")
+    eventually(lambda: sockets() <= before + 2, 20, what=f"the server's sockets to go back to {before}")

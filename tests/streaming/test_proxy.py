@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from tests.conftest import Server, free_port
 from tests.loopback.conftest import echo_deployment, manifest, service
-from tests.streaming.conftest import wait_for
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def proxy(cluster: Server) -> Iterator[str]:
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith(b"Starting to serve")
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: fetch(f"{url}/api/v1/namespaces/default/services/pweb/proxy/")[0] == 200, 30,
-                 "the Service's endpoint to be published")
+        eventually(lambda: fetch(f"{url}/api/v1/namespaces/default/services/pweb/proxy/")[0] == 200, 30,
+                 what="the Service's endpoint to be published")
         yield url
     finally:
         proc.terminate()

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import Server
-from tests.streaming.conftest import wait_for
+from tests.polling import eventually
 
 HOG = ("import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)")
 
@@ -48,7 +48,7 @@ def _container_pid(cluster: Server, pod: str, marker: str) -> int:
                 except OSError:
                     continue
         return None
-    return wait_for(find, 30, f"the process of {pod}")
+    return eventually(find, 30, what=f"the process of {pod}")
 
 
 def test_memory_limit_oom_kills_and_restarts_with_back_off(cluster: Server, sleeper: str) -> None:
@@ -63,11 +63,11 @@ def test_memory_limit_oom_kills_and_restarts_with_back_off(cluster: Server, slee
         last = (cs.get("lastState") or {}).get("terminated") or {}
         return cs if last.get("reason") == "OOMKilled" else None
 
-    cs = wait_for(oom_reported, 60, "an OOMKilled lastState")
+    cs = eventually(oom_reported, 60, what="an OOMKilled lastState")
     assert cs["lastState"]["terminated"]["exitCode"] == 137
     assert cs["restartCount"] >= 1
-    wait_for(lambda: ((_pod(cluster, "hog")["status"]["containerStatuses"][0]["state"].get("waiting") or {})
-                      .get("reason") == "CrashLoopBackOff"), 60, "CrashLoopBackOff")
+    eventually(lambda: ((_pod(cluster, "hog")["status"]["containerStatuses"][0]["state"].get("waiting") or {})
+                      .get("reason") == "CrashLoopBackOff"), 60, what="CrashLoopBackOff")
     assert _pod(cluster, "hog")["status"]["qosClass"] == "Guaranteed"
     other = _pod(cluster, sleeper)["status"]
     assert other["containerStatuses"][0]["restartCount"] == 0 and other["phase"] == "Running"
@@ -97,13 +97,13 @@ def test_limits_in_the_container_cgroup_and_cleanup(cluster: Server) -> None:
     else:
         assert (dirs[""] / "memory.max").read_text().strip() == str(96 << 20)
         assert (dirs[""] / "cpu.max").read_text().split()[0] == "150000"
-    escaped = wait_for(lambda: [p for p in _pids_with(marker) if os.getsid(p) != os.getsid(pid)], 30,
-                       "the process that left the container's session")
+    escaped = eventually(lambda: [p for p in _pids_with(marker) if os.getsid(p) != os.getsid(pid)], 30,
+                       what="the process that left the container's session")
     assert escaped
     cluster.kubectl("delete", "pod", "limited", "--wait=true", timeout=60)
-    wait_for(lambda: not _pids_with(marker), 20, "every process of the container to be killed")
-    wait_for(lambda: not any(d.exists() for d in dirs.values()), 20, "the container's cgroups to be removed")
-    wait_for(lambda: not any(d.parent.exists() for d in dirs.values()), 20, "the pod's cgroups to be removed")
+    eventually(lambda: not _pids_with(marker), 20, what="every process of the container to be killed")
+    eventually(lambda: not any(d.exists() for d in dirs.values()), 20, what="the container's cgroups to be removed")
+    eventually(lambda: not any(d.parent.exists() for d in dirs.values()), 20, what="the pod's cgroups to be removed")
 
 
 def _pids_with(marker: str) -> list[int]:
