@@ -25,6 +25,7 @@ from nanokube.api.errors import ApiError
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.bootstrap import SKIP_MIRROR
 from nanokube.apiserver.registry import Registry
+from nanokube.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class ApiServerLease:
                     log.warning("apiserver lease %s: %s", self.name, exc.message)
                 await asyncio.sleep(self.duration * 2 / 3)
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(ApiError, StoreError):
                 await asyncio.shield(self._leave())
 
     async def _leave(self) -> None:

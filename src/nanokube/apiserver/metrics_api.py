@@ -54,7 +54,8 @@ async def _node_usage(registry: Registry) -> list[tuple[dict[str, Any], dict[str
     nodes = [orjson.loads(r) for r in raws]
 
     async def fetch(node: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        with contextlib.suppress(Exception):
+        # a node whose kubelet cannot be reached or answers nonsense is left out, as metrics-server does
+        with contextlib.suppress(errors.ApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError):
             base = await streamproxy.kubelet_base(registry, node["metadata"]["name"])
             async with streamproxy.session().get(base + "/metrics/usage",
                                                  timeout=aiohttp.ClientTimeout(total=5)) as resp:
