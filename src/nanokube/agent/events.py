@@ -11,15 +11,13 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import rfc3339
+from nanokube.api.meta import Obj, rfc3339
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 EVENTS = by_kind("", "Event")
 NORMAL, WARNING = "Normal", "Warning"
 REMEMBERED = 2048

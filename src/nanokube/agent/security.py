@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nanokube.agent.envvars import ContainerConfigError
-
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 # The capabilities a container runtime (containerd, CRI-O, Docker) gives a container by default; the others
 # (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE, ...) only through capabilities.add or privileged.

@@ -7,11 +7,9 @@ container that asks for one is refused with a clear status instead of silently r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from nanokube.agent.envvars import ContainerConfigError
-
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 def mapped_ranges(kind: str = "uid") -> list[tuple[int, int]]:

@@ -6,10 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from nanokube.api.meta import random_suffix
+from nanokube.api.meta import Obj, random_suffix
 from nanokube.api.quantity import parse_quantity
-
-Obj = dict[str, Any]
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"

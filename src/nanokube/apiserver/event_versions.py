@@ -16,11 +16,11 @@ import orjson
 from aiohttp import web
 
 from nanokube.api import errors
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.http import decode_body, json_response, query_bool, read_body, wants_table
 from nanokube.apiserver.watch import serve_watch
 
-Obj = dict[str, Any]
 CORE = by_kind("", "Event")
 EVENTS_V1 = by_kind("events.k8s.io", "Event")
 

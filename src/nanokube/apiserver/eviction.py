@@ -12,11 +12,11 @@ from aiohttp import web
 
 from nanokube.api import errors
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.selectors import matches_labels, selector_from_label_selector
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.http import decode_body, json_response, read_body, success_status
 
-Obj = dict[str, Any]
 PODS = by_kind("", "Pod")
 PDBS = by_kind("policy", "PodDisruptionBudget")
 DISRUPTION_ALLOWED = "DisruptionAllowed"

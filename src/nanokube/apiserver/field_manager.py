@@ -11,12 +11,12 @@ from typing import Any
 
 from nanokube.api import errors, meta
 from nanokube.api.errors import ApiError, FieldError
+from nanokube.api.meta import Obj
 from nanokube.api.patch import fieldpath, managed_fields, typed
 from nanokube.api.patch.fieldpath import Path
 from nanokube.api.patch.server_side_apply import server_side_apply
 from nanokube.api.served_resources import Resource
 
-Obj = dict[str, Any]
 _MAX_MANAGER = 128
 
 

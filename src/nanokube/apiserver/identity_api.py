@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from nanokube.api import errors, meta
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver import rbac, tokens
 from nanokube.apiserver.http import decode_body, json_response, read_body
 from nanokube.apiserver.tokens import UserInfo
 
-Obj = dict[str, Any]
 SERVICE_ACCOUNTS = by_kind("", "ServiceAccount")
 GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
 

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver.tokens import UserInfo
 
-Obj = dict[str, Any]
 ROLES = by_kind("rbac.authorization.k8s.io", "Role")
 CLUSTER_ROLES = by_kind("rbac.authorization.k8s.io", "ClusterRole")
 ROLE_BINDINGS = by_kind("rbac.authorization.k8s.io", "RoleBinding")

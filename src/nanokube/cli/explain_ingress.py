@@ -6,19 +6,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.cli.kubeconfig import context_namespace, default_kubeconfig
 from nanokube.client import ApiClient, client_from_kubeconfig
 from nanokube.ingress.classes import is_ours
 from nanokube.ingress.routes import BackendResolver, build_hosts, match
-
-Obj = dict[str, Any]
 
 
 async def explain_ingress(client: ApiClient, namespace: str, name: str, url: str) -> Obj:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import NAMESPACES
 
-Obj = dict[str, Any]
 SERVICE_ACCOUNTS = by_kind("", "ServiceAccount")
 CONFIG_MAPS = by_kind("", "ConfigMap")
 DEFAULT_SA = "default"

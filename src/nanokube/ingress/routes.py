@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nanokube.aio.runner import BoundedFrequencyRunner
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.client import Informer
 from nanokube.ingress.classes import default_ingress_class, is_ours
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 INGRESSES = by_kind("networking.k8s.io", "Ingress")
 INGRESS_CLASSES = by_kind("networking.k8s.io", "IngressClass")
 SERVICES = by_kind("", "Service")

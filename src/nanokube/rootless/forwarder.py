@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 from nanokube.client.informer import Informer
@@ -34,7 +35,6 @@ from nanokube.rootless.host_ports import HostPorts
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 HOST = "127.0.0.1"
 UDP_IDLE_TIMEOUT = 90.0  # RootlessKit's per-flow timeout
 COPY_CHUNK = 1 << 16
