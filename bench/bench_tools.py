@@ -15,6 +15,7 @@ PACKAGES = {
     "conntrack": "conntrack",
     "dnsmasq": "dnsmasq-base",
     "dnsperf": "dnsperf",
+    "etcd": "etcd-server",
     "haproxy": "haproxy",
     "ip": "iproute2",
     "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/)",

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench_tools import require
 from nanokube.testing.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,6 +176,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--watchers", type=int, default=100)
     args = parser.parse_args()
+    require("etcd")
     rows = [run_case("SQLite", 0, args), run_case("etcd, 1 member", 1, args), run_case("etcd, 3 members", 3, args)]
     print(f"| store | creates/s | create p50 / p99 ms | list {args.services} ms | watch fan-out p50 / p99 ms "
           f"({args.watchers} watchers) | server RSS MiB |")

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_tools import require
 from nanokube.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=10)
     args = parser.parse_args()
+    require("kubectl", "wrk", "curl")
     tmp = Path(tempfile.mkdtemp(prefix="nk-bench-streaming-"))
     files = tmp / "files"
     files.mkdir()

@@ -29,6 +29,8 @@ import yaml  # noqa: E402
 from tests.multihost.lab import Lab, sh  # noqa: E402
 from tests.polling import eventually  # noqa: E402
 
+from bench_tools import require  # noqa: E402
+
 CLIENT = r"""
 import json, socket, sys, time
 host, port, mode, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
@@ -211,6 +213,7 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--skip", default="", help="comma list of datapath,shift,scale")
     args = ap.parse_args()
+    require("ip", "nft", root="the lab builds network namespaces")
     skip = set(args.skip.split(","))
     result: dict[str, Any] = {}
     if "datapath" not in skip:

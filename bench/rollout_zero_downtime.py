@@ -32,6 +32,8 @@ from tests.conftest import start_server
 from tests.netns.cluster import NetnsCluster
 from tests.rollout_load import NAME, manifests, run_changes, start_load, stop_load
 
+from bench_tools import require
+
 
 def scenario(apply: Any, kubectl: Any, get: Any, prefix: list[str], args: argparse.Namespace) -> dict[str, Any]:
     apply(manifests())
@@ -96,6 +98,8 @@ def main() -> int:
     p.add_argument("--pause", type=float, default=0.005)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    require("kubectl", *(["ip"] if args.mode != "loopback" else []),
+            root="netns mode builds network namespaces" if args.mode != "loopback" else "")
     results = {}
     for mode, run in (("loopback", loopback), ("netns", netns)):
         if args.mode in ("both", mode):

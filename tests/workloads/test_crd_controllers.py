@@ -4,23 +4,15 @@ and deleting a namespace deletes the custom objects in it (both find custom reso
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import yaml
 from tests.conftest import module_server
+from tests.polling import eventually
 
 HERE = Path(__file__).parent
 GROUP = "stable.example.com"
 server = module_server("--network", "loopback", "--components=controllers", "--no-agent")
-
-
-def _wait(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
 
 
 def _exists(server, *args: str) -> bool:
@@ -42,8 +34,8 @@ def _ref(obj: dict) -> dict:
 def test_garbage_collection_and_namespace_deletion_reach_custom_objects(server) -> None:
     server.apply(yaml.safe_load((HERE / "crontab_crd.yaml").read_text()))
     server.kubectl("wait", "--for", "condition=established", f"crd/crontabs.{GROUP}", "--timeout=30s")
-    _wait(lambda: server.kubectl("apply", "-f", "-", check=False,
-                                 input=yaml.safe_dump(_crontab("owner"))).returncode == 0)
+    eventually(lambda: server.kubectl("apply", "-f", "-", check=False,
+                                      input=yaml.safe_dump(_crontab("owner"))).returncode == 0, timeout=30)
     owner = json.loads(server.kubectl("get", "crontab", "owner", "-o", "json").stdout)
     server.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "ownerReferences": [
         _ref(owner)]}, "data": {"a": "b"}})
@@ -52,12 +44,12 @@ def test_garbage_collection_and_namespace_deletion_reach_custom_objects(server) 
     server.apply(_crontab("child", owner=_ref(parent)))
 
     server.kubectl("delete", "crontab", "owner")
-    _wait(lambda: not _exists(server, "configmap", "owned"))  # a dependent of a custom owner
+    eventually(lambda: not _exists(server, "configmap", "owned"), timeout=30)  # a dependent of a custom owner
     server.kubectl("delete", "configmap", "parent")
-    _wait(lambda: not _exists(server, "crontab", "child"))  # a custom dependent
+    eventually(lambda: not _exists(server, "crontab", "child"), timeout=30)  # a custom dependent
 
     server.kubectl("create", "namespace", "doomed")
     server.apply(_crontab("inside", namespace="doomed"))
     server.kubectl("delete", "namespace", "doomed", "--wait=false")
-    _wait(lambda: not _exists(server, "namespace", "doomed"))
+    eventually(lambda: not _exists(server, "namespace", "doomed"), timeout=30)
     assert json.loads(server.kubectl("get", "crontabs", "-A", "-o", "json").stdout)["items"] == []

@@ -4,25 +4,15 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.conftest import module_server
+from tests.polling import eventually
 
 kopf_testing = pytest.importorskip("kopf.testing")
 OPERATOR = str(Path(__file__).with_name("kopf_greeter.py"))
 server = module_server("--network", "loopback", "--components=", "--no-agent")
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(0.1)
-    return value
 
 
 def greeting(server, name: str) -> dict | None:
@@ -34,13 +24,13 @@ def test_kopf_operator_defines_its_crd_and_writes_status(server, monkeypatch: py
     monkeypatch.setenv("KUBECONFIG", str(server.kubeconfig))
     args = ["run", "--standalone", "--namespace", "default", "--verbose", OPERATOR]
     with kopf_testing.KopfRunner(args, timeout=60) as runner:
-        eventually(lambda: server.kubectl("get", "crd", "greetings.example.nanokube.dev", check=False).returncode == 0)
+        eventually(lambda: server.kubectl("get", "crd", "greetings.example.nanokube.dev", check=False).returncode == 0, timeout=60)
         server.kubectl("wait", "--for", "condition=established", "crd/greetings.example.nanokube.dev",
                        "--timeout=30s")
         eventually(lambda: server.kubectl("apply", "-f", "-", check=False, input=(
             "apiVersion: example.nanokube.dev/v1\nkind: Greeting\nmetadata: {name: hello}\n"
-            "spec: {name: world}\n")).returncode == 0)
-        obj = eventually(lambda: (g := greeting(server, "hello")) and g.get("status", {}).get("message") and g)
+            "spec: {name: world}\n")).returncode == 0, timeout=60)
+        obj = eventually(lambda: (g := greeting(server, "hello")) and g.get("status", {}).get("message") and g, timeout=60)
         assert obj["status"]["message"] == "Hello, world!"
         assert obj["status"]["greet"] == {"greeted": "world"}
         assert "kopf.zalando.org/KopfFinalizerMarker" in obj["metadata"]["finalizers"]
@@ -49,7 +39,7 @@ def test_kopf_operator_defines_its_crd_and_writes_status(server, monkeypatch: py
 
         server.kubectl("patch", "greeting", "hello", "--type=merge", "-p", '{"spec":{"name":"nanokube"}}')
         eventually(lambda: (greeting(server, "hello") or {}).get("status", {}).get("message")
-                   == "Hello again, nanokube!")
+                   == "Hello again, nanokube!", timeout=60)
         def greeting_events() -> list[tuple[str, str]]:
             items = json.loads(server.kubectl("get", "events", "-o", "json").stdout)["items"]
             return [(e.get("reason"), e.get("message")) for e in items
