@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
-import aiohttp
-import orjson
-
-from nanokube.api.errors import ApiError
 from nanokube.cli import explain_checks
 from nanokube.cli.explain import ExplainOptions, explain_service
+from nanokube.cli.explain_output import fetch_report, print_report
 from nanokube.cli.explain_render import render
 from nanokube.cli.kubeconfig import context_namespace, default_kubeconfig
-from nanokube.client import client_from_kubeconfig
 
 
 def _proxy_socket(args: argparse.Namespace, kubeconfig: Path) -> str | None:
@@ -37,23 +32,5 @@ def run_explain(args: argparse.Namespace) -> int:
                              proxy_status_url=args.proxy_status or explain_checks.DEFAULT_PROXY_STATUS,
                              live_checks=not args.no_checks, proxy_status_socket=_proxy_socket(args, kubeconfig))
 
-    async def run() -> dict:
-        client = client_from_kubeconfig(str(kubeconfig), user_agent="nanokube-explain")
-        try:
-            return await explain_service(client, namespace, args.name, options)
-        finally:
-            await client.close()
-
-    try:
-        report = asyncio.run(run())
-    except ApiError as err:
-        print(f"nanokube: the API refused: {err.message or err.reason} ({err.code})", file=sys.stderr)
-        return 2
-    except (aiohttp.ClientError, OSError) as err:
-        print(f"nanokube: cannot reach the API server from {kubeconfig}: {err}", file=sys.stderr)
-        return 2
-    if args.output == "json":
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        sys.stdout.write(render(report))
-    return 0 if report["verdict"]["ok"] else 1
+    report = fetch_report(kubeconfig, lambda client: explain_service(client, namespace, args.name, options))
+    return 2 if report is None else print_report(report, args.output, render)

@@ -4,17 +4,14 @@ it goes to, and why not when it does not. Reads the API only and applies the con
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from urllib.parse import urlsplit
 
-import orjson
-
-from nanokube.api.errors import ApiError
 from nanokube.api.meta import Obj
 from nanokube.api.served_resources import by_kind
+from nanokube.cli.explain_output import fetch_report, print_report
 from nanokube.cli.kubeconfig import context_namespace, default_kubeconfig
-from nanokube.client import ApiClient, client_from_kubeconfig
+from nanokube.client import ApiClient
 from nanokube.ingress.classes import is_ours
 from nanokube.ingress.routes import BackendResolver, build_hosts, match
 
@@ -82,23 +79,5 @@ def run_explain_ingress(args: argparse.Namespace) -> int:
         print("nanokube: explain ingress needs --url URL (e.g. http://a.example.test/api)", file=sys.stderr)
         return 2
 
-    async def run() -> Obj:
-        client = client_from_kubeconfig(str(kubeconfig), user_agent="nanokube-explain")
-        try:
-            return await explain_ingress(client, namespace, args.name, args.url)
-        finally:
-            await client.close()
-
-    try:
-        report = asyncio.run(run())
-    except ApiError as err:
-        print(f"nanokube: the API refused: {err.message or err.reason} ({err.code})", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"nanokube: cannot reach the API server from {kubeconfig}: {err}", file=sys.stderr)
-        return 2
-    if args.output == "json":
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        sys.stdout.write(render_text(report))
-    return 0 if report["verdict"]["ok"] else 1
+    report = fetch_report(kubeconfig, lambda client: explain_ingress(client, namespace, args.name, args.url))
+    return 2 if report is None else print_report(report, args.output, render_text)
