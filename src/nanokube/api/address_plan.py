@@ -1,4 +1,4 @@
-"""The address plan of each network mode (DESIGN.md §3), and what follows from it, in one place.
+"""The address plan of each network mode (the table in docs/loopback-mode.md), and what follows from it, in one place.
 
 `rootless` is netns mode inside a user namespace: the same addresses, the same node network and proxy.
 """
