@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nanokube.agent.settings import KUBELET_VERSION, AgentSettings
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import Obj, rfc3339
+from nanokube.api.meta import Obj, rfc3339, rfc3339_micro
 from nanokube.api.served_resources import by_kind
 from nanokube.client import ApiClient
 
@@ -22,11 +22,6 @@ LEASES = by_kind("coordination.k8s.io", "Lease")
 NAMESPACES = by_kind("", "Namespace")
 LEASE_NAMESPACE = "kube-node-lease"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
-
-
-def micro_time() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 def _read(path: str) -> str:
@@ -147,7 +142,7 @@ async def heartbeat(client: ApiClient, settings: AgentSettings, node: Obj, kubel
     duration = max(40, int(settings.node_lease_seconds * 4))
     while True:
         try:
-            body = {"holderIdentity": name, "leaseDurationSeconds": duration, "renewTime": micro_time()}
+            body = {"holderIdentity": name, "leaseDurationSeconds": duration, "renewTime": rfc3339_micro()}
             if lease is None:
                 try:
                     lease = await client.get(LEASES, name, LEASE_NAMESPACE)

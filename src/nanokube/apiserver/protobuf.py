@@ -9,10 +9,10 @@ Field numbers are those of k8s.io/api and k8s.io/apimachinery generated.proto.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 from nanokube.api import errors
+from nanokube.api.meta import rfc3339
 
 MAGIC = b"k8s\x00"
 
@@ -190,7 +190,7 @@ def decode_message(buf: bytes, desc: Desc) -> dict[str, Any]:
             obj[name] = _Set(bool(value))
         elif kind == "time":
             t = decode_message(value, TIME)
-            obj[name] = datetime.fromtimestamp(t.get("seconds", 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            obj[name] = rfc3339(float(t.get("seconds", 0)))
         elif kind == "map:string":
             k, v = _map_entry(value)
             obj.setdefault(name, {})[k] = v.decode()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import random
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import rfc3339_micro
 from nanokube.api.served_resources import by_kind
 from nanokube.client.rest import ApiClient
 
@@ -35,9 +35,6 @@ LEASES = by_kind("coordination.k8s.io", "Lease")
 JITTER = 1.2  # client-go's JitterFactor
 
 
-def micro_time(now: datetime.datetime | None = None) -> str:
-    """metav1.MicroTime: RFC 3339 with microseconds."""
-    return (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -62,7 +59,7 @@ class LeaderElector:
         self.is_leader = False
 
     def _spec(self, previous: dict[str, Any] | None) -> dict[str, Any]:
-        now = micro_time()
+        now = rfc3339_micro()
         spec = {"holderIdentity": self.config.identity,
                 "leaseDurationSeconds": max(1, round(self.config.lease_duration)),
                 "acquireTime": now, "renewTime": now, "leaseTransitions": 0}
@@ -165,7 +162,7 @@ class LeaderElector:
             return
         self.is_leader = False
         spec = {**(self._record.get("spec") or {}), "holderIdentity": None, "leaseDurationSeconds": 1,
-                "renewTime": micro_time()}
+                "renewTime": rfc3339_micro()}
         with contextlib.suppress(TimeoutError, ApiError, OSError, aiohttp.ClientError):
             async with asyncio.timeout(self.config.renew_deadline):
                 await self.client.update(LEASES, {**self._record, "spec": spec})

@@ -14,10 +14,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from nanokube.api.errors import ApiError
+from nanokube.api.meta import rfc3339
 from nanokube.api.patch import fieldpath, typed
 from nanokube.api.patch.fieldpath import FieldSet, Path
 from nanokube.api.patch.managed_fields import (
@@ -40,7 +41,7 @@ _KUBECTL = "kubectl"  # the only manager whose apply migrates client-side apply 
 
 
 def _stamp(now: Callable[[], datetime] | None) -> str:
-    return (now or (lambda: datetime.now(UTC)))().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(now() if now else None)
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nanokube.api.errors import bad_request
+from nanokube.api.meta import rfc3339
 from nanokube.apiserver.printing import basic, batch, events, nodes, pods, policy, services, storage, workloads
 from nanokube.apiserver.printing.base import Column, Obj, Printer, doc, name_of
 from nanokube.apiserver.printing.duration import parse_timestamp
@@ -58,7 +59,7 @@ TABLE_API_VERSIONS = ("meta.k8s.io/v1", "meta.k8s.io/v1beta1")
 def _created_at(obj: Obj, _now: datetime) -> list[Any]:
     """rest.NewDefaultTableConvertor: the creation time as RFC 3339 UTC (Go's zero time when unset)."""
     created = parse_timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
-    text = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created else "0001-01-01T00:00:00Z"
+    text = rfc3339(created.astimezone(UTC)) if created else "0001-01-01T00:00:00Z"
     return [name_of(obj), text]
 
 
