@@ -15,7 +15,8 @@ import dns.rcode
 from tests.conftest import Server, start_server
 from tests.loopback.conftest import _free_octets
 from tests.polling import eventually
-from tests.ports import free_port
+
+from nanokube.testing.ports import free_port
 
 PROXY_NAME = "service.kubernetes.io/service-proxy-name"
 
