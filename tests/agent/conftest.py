@@ -14,9 +14,8 @@ from tests.polling import eventually_async
 from nanokube.agent.nodecontext import NodeRuntime
 from nanokube.agent.settings import AgentSettings
 from nanokube.agent.worker import PodWorker
+from nanokube.api.meta import Obj
 from nanokube.images.catalogue import Catalogue
-
-Obj = dict[str, Any]
 
 
 def make_pod(name: str, containers: list[Obj], namespace: str = "default", **spec: Any) -> Obj:

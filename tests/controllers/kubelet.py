@@ -11,11 +11,9 @@ import threading
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.meta import rfc3339, rfc3339_micro
+from nanokube.api.meta import Obj, rfc3339, rfc3339_micro
 from nanokube.client import ApiClient, Informer
 from nanokube.controllers.resources import LEASES, NAMESPACES, NODES, PODS
-
-Obj = dict[str, Any]
 
 
 class FakeKubelet:

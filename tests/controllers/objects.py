@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
+
 _uids = itertools.count(1)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from nanokube.api.meta import Obj
 
 
 def echo_deployment(name: str, replicas: int, namespace: str = "default") -> Obj:
