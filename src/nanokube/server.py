@@ -237,6 +237,10 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
             data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
     if "agent" in components:
         from nanokube.agent import run_agent
+        from nanokube.agent.streaming import in_process
+        from nanokube.apiserver import streamproxy
+
+        streamproxy.serve_in_process(in_process)  # exec/attach/port-forward to this node skip the kubelet hop
 
         readies["agent"] = asyncio.Event()
         _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,

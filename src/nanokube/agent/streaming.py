@@ -38,9 +38,8 @@ class Streaming:
     def worker(self, namespace: str, pod: str) -> Any:
         return self.rt.workers.get((namespace, pod))
 
-    def container_process(self, request: web.Request) -> Any:
+    def container_process(self, ns: str, pod: str, name: str) -> Any:
         """The running process of the addressed container, or the error response to send."""
-        ns, pod, name = (request.match_info[k] for k in ("namespace", "pod", "container"))
         worker = self.worker(ns, pod)
         if worker is None:
             return status_error(404, "NotFound", f'pod "{pod}" in namespace "{ns}" is not running on this node')
@@ -58,8 +57,19 @@ class Streaming:
         await ws.prepare(request)
         return channels.ChannelSocket(ws, protocol)
 
-    async def exec(self, request: web.Request) -> web.StreamResponse:
-        target = self.container_process(request)
+    async def serve(self, sub: str, request: web.Request, namespace: str, pod: str,
+                    container: str | None) -> web.StreamResponse:
+        """One streaming request handed over in-process by the API server of this process (it authorized it):
+        the same answers as on the kubelet port, without a second WebSocket hop. An error comes back as an
+        unprepared Response carrying the Status."""
+        if sub == "portforward":
+            return await self.port_forward(request, namespace, pod)
+        if sub == "exec":
+            return await self.exec(request, namespace, pod, container or "")
+        return await self.attach(request, namespace, pod, container or "")
+
+    async def exec(self, request: web.Request, ns: str, pod: str, container: str) -> web.StreamResponse:
+        target = self.container_process(ns, pod, container)
         if isinstance(target, web.Response):
             return target
         command = request.query.getall("command", [])
@@ -80,8 +90,8 @@ class Streaming:
             await sock.ws.close()
         return sock.ws
 
-    async def attach(self, request: web.Request) -> web.StreamResponse:
-        target = self.container_process(request)
+    async def attach(self, request: web.Request, ns: str, pod: str, container: str) -> web.StreamResponse:
+        target = self.container_process(ns, pod, container)
         if isinstance(target, web.Response):
             return target
         if not channels.is_websocket(request):
@@ -97,9 +107,7 @@ class Streaming:
             await sock.ws.close()
         return sock.ws
 
-
-    async def port_forward(self, request: web.Request) -> web.StreamResponse:
-        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+    async def port_forward(self, request: web.Request, ns: str, pod: str) -> web.StreamResponse:
         worker = self.worker(ns, pod)
         if worker is None or worker.sandbox is None:
             return status_error(404, "NotFound", f'pod "{pod}" in namespace "{ns}" is not running on this node')
@@ -144,9 +152,32 @@ class Streaming:
         return ws
 
 
+_in_process: dict[str, Streaming] = {}  # node name -> the streaming endpoints of an agent in this process
+
+
+def in_process(node_name: str) -> Streaming | None:
+    """The streaming endpoints of the agent running in this process as node ``node_name``, if any."""
+    return _in_process.get(node_name)
+
+
 def add_routes(app: web.Application, rt: NodeRuntime) -> None:
     streaming = Streaming(rt)
+    node_name = rt.settings.node_name
+
+    def route(sub: str) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            m = request.match_info
+            return await streaming.serve(sub, request, m["namespace"], m["pod"], m.get("container"))
+        return handle
+
     for method in ("GET", "POST"):
-        app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", streaming.exec)
-        app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", streaming.attach)
-        app.router.add_route(method, "/portForward/{namespace}/{pod}", streaming.port_forward)
+        app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", route("exec"))
+        app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", route("attach"))
+        app.router.add_route(method, "/portForward/{namespace}/{pod}", route("portforward"))
+    _in_process[node_name] = streaming
+
+    async def forget(_app: web.Application) -> None:
+        if _in_process.get(node_name) is streaming:
+            del _in_process[node_name]
+
+    app.on_cleanup.append(forget)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -29,6 +30,28 @@ STREAMING = frozenset({"exec", "attach", "portforward"})
 KUBELET_PATH = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
 MAX_MESSAGE = 64 * 1024 * 1024
 _session: aiohttp.ClientSession | None = None
+
+
+class LocalKubelet(Protocol):
+    """The streaming endpoints of a node agent running in this same process (wired by server.py): the API
+    server hands it the authorized request and the client's connection instead of relaying every message over
+    a second WebSocket to the kubelet port."""
+
+    async def serve(self, sub: str, request: web.Request, namespace: str, pod: str,
+                    container: str | None) -> web.StreamResponse: ...
+
+
+def _no_local(_node: str) -> LocalKubelet | None:
+    return None
+
+
+_local: Callable[[str], LocalKubelet | None] = _no_local
+
+
+def serve_in_process(lookup: Callable[[str], LocalKubelet | None]) -> None:
+    """Streams to a pod on a node whose agent runs in this process go to ``lookup(node name)``."""
+    global _local
+    _local = lookup
 
 
 def session() -> aiohttp.ClientSession:
@@ -81,15 +104,37 @@ def pick_container(pod: dict[str, Any], requested: str | None) -> str:
     return requested
 
 
-async def kubelet_url(registry: Registry, request: web.Request, sub: str, namespace: str, name: str) -> str:
+async def _target(registry: Registry, request: web.Request, sub: str, namespace: str,
+                  name: str) -> tuple[str, str | None]:
+    """The pod's node and the addressed container (None for port-forward), checked as kube-apiserver does."""
     pod = await registry.get(PODS, namespace, name)
     node_name = (pod.get("spec") or {}).get("nodeName")
-    path = f"/{KUBELET_PATH[sub]}/{namespace}/{name}"
-    if sub != "portforward":
-        path += "/" + pick_container(pod, request.query.get("container"))
+    container = None if sub == "portforward" else pick_container(pod, request.query.get("container"))
     if not node_name:
         raise errors.bad_request(f"pod {name} does not have a host assigned")
+    return node_name, container
+
+
+async def _url(registry: Registry, node_name: str, sub: str, namespace: str, name: str,
+               container: str | None) -> str:
+    path = f"/{KUBELET_PATH[sub]}/{namespace}/{name}" + (f"/{container}" if container is not None else "")
     return await kubelet_base(registry, node_name) + path
+
+
+def _status_error(resp: web.StreamResponse) -> ApiError | None:
+    """The kubelet's refusal (an unprepared Response carrying a Status) as the error to give the client."""
+    if resp.prepared or not isinstance(resp, web.Response):
+        return None
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    return _as_error(resp.status, body)
+
+
+def _as_error(status: int, body: bytes) -> ApiError:
+    try:
+        data = orjson.loads(body)
+        return ApiError(status, data.get("reason") or "InternalError", data.get("message") or "")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ApiError(status if status >= 400 else 500, "InternalError", body.decode(errors="replace").strip())
 
 
 def _is_websocket(request: web.Request) -> bool:
@@ -101,12 +146,7 @@ async def _kubelet_error(url: str, params: list[tuple[str, str]]) -> ApiError:
     """The kubelet's own answer to the request, as the error to give the client."""
     async with session().post(url, params=params) as resp:
         body = await resp.read()
-        status = resp.status
-    try:
-        data = orjson.loads(body)
-        return ApiError(status, data.get("reason") or "InternalError", data.get("message") or "")
-    except (orjson.JSONDecodeError, AttributeError):
-        return ApiError(status if status >= 400 else 500, "InternalError", body.decode(errors="replace").strip())
+        return _as_error(resp.status, body)
 
 
 async def _relay(source: Any, sink: Any) -> None:
@@ -123,7 +163,16 @@ async def serve(registry: Registry, request: web.Request, sub: str, namespace: s
                 name: str) -> web.StreamResponse:
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-    url = await kubelet_url(registry, request, sub, namespace or "default", name)
+    namespace = namespace or "default"
+    node_name, container = await _target(registry, request, sub, namespace, name)
+    local = _local(node_name)
+    if local is not None:
+        resp = await local.serve(sub, request, namespace, name, container)
+        error = _status_error(resp)
+        if error is not None:
+            raise error
+        return resp
+    url = await _url(registry, node_name, sub, namespace, name, container)
     params = [(k, v) for k, v in request.query.items() if k != "container"]
     if not _is_websocket(request):
         raise await _kubelet_error(url, params)
