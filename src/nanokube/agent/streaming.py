@@ -24,7 +24,7 @@ from nanokube.agent.nodecontext import NodeRuntime
 def status_error(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
-    return web.Response(status=code, body=json.dumps(body), content_type="application/json")
+    return web.Response(status=code, body=json.dumps(body).encode(), content_type="application/json")
 
 
 def _flag(request: web.Request, name: str) -> bool:
