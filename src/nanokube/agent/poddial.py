@@ -6,6 +6,7 @@ namespace it was made in."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import socket
@@ -56,11 +57,21 @@ async def dial(port: int, *, netns_path: str | None, pod_ip: str
             sock.close()
             raise DialError(f'failed to connect to localhost:{port} inside namespace "{netns_path}", IPv4: '
                             f"dial tcp4 127.0.0.1:{port}: connect: {_reason(err)}") from err
-        return await asyncio.open_connection(sock=sock, limit=1 << 20)
+        return _no_delay(await asyncio.open_connection(sock=sock, limit=1 << 20))
     try:
-        return await asyncio.open_connection(pod_ip, port, limit=1 << 20)
+        return _no_delay(await asyncio.open_connection(pod_ip, port, limit=1 << 20))
     except OSError as err:
         raise DialError(f"dial tcp4 {pod_ip}:{port}: connect: {_reason(err)}") from err
+
+
+def _no_delay(pair: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Every forwarded write goes out at once (a relayed request must not wait for Nagle's timer)."""
+    sock = pair[1].get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return pair
 
 
 def _reason(err: OSError) -> str:

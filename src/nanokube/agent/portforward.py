@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
-CHUNK = 32 * 1024
+CHUNK = 64 * 1024
+OUT_HIGH = 1 << 20  # bytes gathered for the client before the pod readers wait
 
 
 def parse_port(value: str | None) -> int | None:
@@ -111,12 +112,61 @@ class Tunnel:
         self.codec = spdy.Codec()
         self.pairs: dict[str, _Pair] = {}
         self.by_stream: dict[int, _Pair] = {}
+        # Frames to the client are gathered and written as one WebSocket message per event-loop turn: the
+        # client reads the tunnel as a byte stream, and every message costs a TLS record and a send(2).
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._wake: asyncio.Future[None] | None = None
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     async def send(self, frame: bytes) -> None:
-        if not self.ws.closed:
-            await self.ws.send_bytes(frame)
+        if self.ws.closed:
+            return
+        self._out.append(frame)
+        self._out_size += len(frame)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        if self._out_size > OUT_HIGH:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def _write_out(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._out:
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            out = self._out
+            self._out, self._out_size = [], 0
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self._drained.set()
+            if self.ws.closed:
+                continue
+            try:
+                await self.ws.send_bytes(data)  # waits only while the client's connection is paused
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def flush(self) -> None:
+        """Whatever was gathered, written before the socket closes."""
+        if self._out and not self.ws.closed:
+            out, self._out, self._out_size = self._out, [], 0
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_bytes(b"".join(out))
+        self._drained.set()
 
     async def run(self) -> None:
+        writer = asyncio.ensure_future(self._write_out())
+        try:
+            await self._serve()
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            await self.flush()
+
+    async def _serve(self) -> None:
         try:
             async for msg in self.ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
