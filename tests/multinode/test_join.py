@@ -12,12 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import Server, start_server
+from tests.conftest import Server, free_port, start_server
 from tests.loopback.conftest import _free_octets, echo_deployment, http_get, kubectl_json, manifest, service
 from tests.polling import eventually
 
@@ -143,6 +144,31 @@ def test_two_ready_nodes_with_their_own_pod_ranges(cluster: tuple[Server, Agent,
     assert row[1:3] == ["Ready", "<none>"], table  # no control-plane role
     addresses = {a["type"]: a["address"] for a in listed[NODE2]["status"]["addresses"]}
     assert addresses["InternalIP"] == NODE2_IP
+
+
+def test_exec_and_port_forward_reach_pods_on_both_nodes(cluster: tuple[Server, Agent, dict[str, str]]) -> None:
+    """The server's own node is served in-process; the joined agent's through its kubelet port (the relay)."""
+    srv, _agent, _cidrs = cluster
+    for node in ("server1", NODE2):
+        srv.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"on-{node}", "labels": {"pin": node}},
+                   "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                            "containers": [{"name": "echo", "image": "nanokube/echo"}]}})
+    for node in ("server1", NODE2):
+        srv.kubectl("wait", "--for=condition=Ready", f"pod/on-{node}", "--timeout=60s", timeout=90)
+        done = srv.kubectl("exec", f"on-{node}", "--", "sh", "-c", "echo $NANOKUBE_POD_NAME; exit 3", check=False)
+        assert done.returncode == 3 and done.stdout.strip() == f"on-{node}", (done.stdout, done.stderr)
+        local = free_port()
+        proc = subprocess.Popen(["kubectl", "--kubeconfig", str(srv.kubeconfig), "port-forward", f"pod/on-{node}",
+                                 f"{local}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().startswith(b"Forwarding from")
+            for i in range(5):
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/n{i}", timeout=30) as reply:
+                    assert f'"pod": "on-{node}"'.encode() in reply.read()
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+        srv.kubectl("delete", "pod", f"on-{node}", "--wait=false")
 
 
 def test_pods_spread_over_both_nodes_and_the_service_reaches_them_then_the_node_goes(
