@@ -41,38 +41,41 @@ def _socket_in(netns_path: str) -> socket.socket:
         os.close(target)
 
 
-async def dial(port: int, *, netns_path: str | None, pod_ip: str
-               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open a TCP connection to ``port`` of the pod; DialError carries the runtime-style reason."""
+async def connect(port: int, *, netns_path: str | None, pod_ip: str) -> socket.socket:
+    """A connected, non-blocking TCP socket to ``port`` of the pod, TCP_NODELAY set (a relayed request must not
+    wait for Nagle's timer); DialError carries the runtime-style reason."""
     loop = asyncio.get_running_loop()
     if netns_path:
         try:
             sock = await asyncio.to_thread(_socket_in, netns_path)
         except OSError as err:
             raise DialError(f'failed to enter network namespace "{netns_path}": {err.strerror}') from err
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-        except OSError as err:
-            sock.close()
-            raise DialError(f'failed to connect to localhost:{port} inside namespace "{netns_path}", IPv4: '
-                            f"dial tcp4 127.0.0.1:{port}: connect: {_reason(err)}") from err
-        return _no_delay(await asyncio.open_connection(sock=sock, limit=1 << 20))
+        address, reason = ("127.0.0.1", port), (f'failed to connect to localhost:{port} inside namespace '
+                                                f'"{netns_path}", IPv4: dial tcp4 127.0.0.1:{port}: connect: ')
+    else:
+        sock = socket.socket(socket.AF_INET6 if ":" in pod_ip else socket.AF_INET, socket.SOCK_STREAM)
+        address, reason = (pod_ip, port), f"dial tcp4 {pod_ip}:{port}: connect: "
+    sock.setblocking(False)
     try:
-        return _no_delay(await asyncio.open_connection(pod_ip, port, limit=1 << 20))
+        await loop.sock_connect(sock, address)
     except OSError as err:
-        raise DialError(f"dial tcp4 {pod_ip}:{port}: connect: {_reason(err)}") from err
+        sock.close()
+        raise DialError(reason + _reason(err)) from err
+    except BaseException:
+        sock.close()
+        raise
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
-def _no_delay(pair: tuple[asyncio.StreamReader, asyncio.StreamWriter]
-              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Every forwarded write goes out at once (a relayed request must not wait for Nagle's timer)."""
-    sock = pair[1].get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return pair
+async def dial(port: int, *, netns_path: str | None, pod_ip: str
+               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a TCP connection to ``port`` of the pod as asyncio streams."""
+    sock = await connect(port, netns_path=netns_path, pod_ip=pod_ip)
+    return await asyncio.open_connection(sock=sock, limit=1 << 20)
 
 
 def _reason(err: OSError) -> str:
-    return (err.strerror or str(err)).lower()
+    # uvloop's sock_connect gives errno without strerror ("connect call failed")
+    return (os.strerror(err.errno) if err.errno else err.strerror or str(err)).lower()

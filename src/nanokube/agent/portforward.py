@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -24,10 +26,12 @@ from nanokube.agent.poddial import DialError
 log = logging.getLogger(__name__)
 
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Connect = Callable[[int], Awaitable[socket.socket]]
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 CHUNK = 64 * 1024
-OUT_HIGH = 1 << 20  # bytes gathered for the client before the pod readers wait
+OUT_HIGH, OUT_LOW = 1 << 20, 256 << 10  # bytes waiting for the client: pods pause above, resume below
+OUT_POLL = 0.002  # how often a paused tunnel looks at the client's buffer again
 
 
 def parse_port(value: str | None) -> int | None:
@@ -36,6 +40,57 @@ def parse_port(value: str | None) -> int | None:
     except ValueError:
         return None
     return port if 0 < port < 65536 else None
+
+
+def _pause(pod: _PodSide) -> None:
+    if pod.transport is not None and not pod.transport.is_closing():
+        with contextlib.suppress(RuntimeError):
+            pod.transport.pause_reading()
+
+
+def _resume(pod: _PodSide) -> None:
+    if pod.transport is not None and not pod.transport.is_closing():
+        with contextlib.suppress(RuntimeError):
+            pod.transport.resume_reading()
+
+
+class _PodSide(asyncio.Protocol):
+    """The pod's socket of one forwarded connection: what the pod sends becomes data frames on the tunnel
+    straight from the event loop's callback (no stream buffer, no task wake-up per read)."""
+
+    def __init__(self, pair: _Pair) -> None:
+        self.pair = pair
+        self.transport: asyncio.Transport | None = None
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.writable: asyncio.Future[None] | None = None  # set while the pod reads slower than the client sends
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport subclasses
+
+    def data_received(self, data: bytes) -> None:
+        self.pair.tunnel.queue_data(self.pair.data_id, data, self)
+
+    def eof_received(self) -> bool:
+        self._end()
+        return True  # the client may still be sending: keep our side open for writing
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self.writable is None:
+            self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None:
+            if not self.writable.done():
+                self.writable.set_result(None)
+            self.writable = None
+
+    def _end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 class _Pair:
@@ -47,124 +102,155 @@ class _Pair:
         self.port = port
         self.error_id = 0
         self.data_id = 0
-        self.writer: asyncio.StreamWriter | None = None
+        self.pod: _PodSide | None = None
         self.pending: list[bytes] = []
         self.client_done = False
         self.task: asyncio.Task | None = None
-        self.connected = asyncio.Event()
 
     async def run(self) -> None:
         t = self.tunnel
         try:
-            reader, writer = await t.dial(self.port)
+            sock = await t.connect(self.port)
         except DialError as err:
             message = f"error forwarding port {self.port} to pod {t.pod_id}, uid : {err}"
-            await t.send(t.codec.data(self.error_id, message.encode()))
-            await t.send(t.codec.data(self.data_id, b"", fin=True))
-            await t.send(t.codec.data(self.error_id, b"", fin=True))
+            t.queue(t.codec.data(self.error_id, message.encode()))
+            t.queue(t.codec.data(self.data_id, b"", fin=True))
+            t.queue(t.codec.data(self.error_id, b"", fin=True))
             return
-        self.writer = writer
+        pod = _PodSide(self)
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: pod, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        assert pod.transport is not None
+        self.pod = pod
+        t.track(pod)
         for data in self.pending:
-            writer.write(data)
+            pod.transport.write(data)
         self.pending.clear()
         if self.client_done:
-            _half_close(writer)
-        self.connected.set()
+            _half_close(pod.transport)
         try:
-            while chunk := await reader.read(CHUNK):
-                await t.send(t.codec.data(self.data_id, chunk))
-        except OSError:
-            pass
-        await t.send(t.codec.data(self.data_id, b"", fin=True))
-        await t.send(t.codec.data(self.error_id, b"", fin=True))
+            await pod.ended
+        finally:
+            t.untrack(pod)
+        t.queue(t.codec.data(self.data_id, b"", fin=True))
+        t.queue(t.codec.data(self.error_id, b"", fin=True))
 
     async def from_client(self, data: bytes) -> None:
-        if self.writer is None:
+        pod = self.pod
+        if pod is None or pod.transport is None:
             self.pending.append(data)
             return
-        self.writer.write(data)
-        with contextlib.suppress(OSError):
-            await self.writer.drain()
+        if pod.transport.is_closing():
+            return
+        pod.transport.write(data)
+        if pod.writable is not None:
+            await pod.writable
 
     def client_fin(self) -> None:
         self.client_done = True
-        if self.writer is not None:
-            _half_close(self.writer)
+        if self.pod is not None and self.pod.transport is not None:
+            _half_close(self.pod.transport)
+
+    def close_pod(self) -> None:
+        if self.pod is not None and self.pod.transport is not None:
+            self.pod.transport.close()
 
     def close(self) -> None:
         if self.task is not None:
             self.task.cancel()
-        if self.writer is not None:
-            self.writer.close()
+        self.close_pod()
 
 
-def _half_close(writer: asyncio.StreamWriter) -> None:
+def _half_close(transport: asyncio.Transport) -> None:
     with contextlib.suppress(OSError, RuntimeError):
-        if writer.can_write_eof():
-            writer.write_eof()
+        if transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+
+
+def _ws_binary_header(length: int) -> bytes:
+    """A server's (unmasked) WebSocket binary frame header, FIN set."""
+    if length < 126:
+        return bytes((0x82, length))
+    if length < 65536:
+        return struct.pack("!BBH", 0x82, 126, length)
+    return struct.pack("!BBQ", 0x82, 127, length)
 
 
 class Tunnel:
-    def __init__(self, ws: web.WebSocketResponse, dial: Dial, pod_id: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None, connect: Connect,
+                 pod_id: str) -> None:
         self.ws = ws
-        self.dial = dial
+        self.transport = transport  # the client's connection, written directly (see queue)
+        self.connect = connect
         self.pod_id = pod_id
         self.codec = spdy.Codec()
         self.pairs: dict[str, _Pair] = {}
         self.by_stream: dict[int, _Pair] = {}
         # Frames to the client are gathered and written as one WebSocket message per event-loop turn: the
         # client reads the tunnel as a byte stream, and every message costs a TLS record and a send(2).
+        self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
         self._out_size = 0
-        self._wake: asyncio.Future[None] | None = None
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._flush_scheduled = False
+        self._pods: set[_PodSide] = set()
+        self._reading_paused = False  # the client reads slower than the pods send: pods wait
 
-    async def send(self, frame: bytes) -> None:
-        if self.ws.closed:
-            return
+    def queue(self, frame: bytes) -> None:
         self._out.append(frame)
         self._out_size += len(frame)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
-        if self._out_size > OUT_HIGH:
-            self._drained.clear()
-            await self._drained.wait()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
 
-    async def _write_out(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._out:
-                self._wake = loop.create_future()
-                await self._wake
-                continue
-            out = self._out
-            self._out, self._out_size = [], 0
-            data = out[0] if len(out) == 1 else b"".join(out)
-            self._drained.set()
-            if self.ws.closed:
-                continue
-            try:
-                await self.ws.send_bytes(data)  # waits only while the client's connection is paused
-            except (ConnectionError, RuntimeError):
-                return
+    def queue_data(self, stream_id: int, data: bytes, _pod: _PodSide) -> None:
+        self.queue(struct.pack(">II", stream_id, len(data)) + data)
 
-    async def flush(self) -> None:
-        """Whatever was gathered, written before the socket closes."""
-        if self._out and not self.ws.closed:
-            out, self._out, self._out_size = self._out, [], 0
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_bytes(b"".join(out))
-        self._drained.set()
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out = self._out
+        self._out, self._out_size = [], 0
+        transport = self.transport
+        if self.ws.closed or transport is None or transport.is_closing():
+            return
+        size = sum(map(len, out))
+        out.insert(0, _ws_binary_header(size))
+        transport.write(b"".join(out))
+        if not self._reading_paused and transport.get_write_buffer_size() > OUT_HIGH:
+            self._reading_paused = True
+            for pod in self._pods:
+                _pause(pod)
+            self._loop.call_later(OUT_POLL, self._maybe_resume)
+
+    def _maybe_resume(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing() and transport.get_write_buffer_size() > OUT_LOW:
+            self._loop.call_later(OUT_POLL, self._maybe_resume)
+            return
+        self._reading_paused = False
+        for pod in self._pods:
+            _resume(pod)
+
+    def track(self, pod: _PodSide) -> None:
+        self._pods.add(pod)
+        if self._reading_paused:
+            _pause(pod)
+
+    def untrack(self, pod: _PodSide) -> None:
+        self._pods.discard(pod)
+
+    async def send(self, frame: bytes) -> None:
+        self.queue(frame)
 
     async def run(self) -> None:
-        writer = asyncio.ensure_future(self._write_out())
         try:
             await self._serve()
         finally:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-            await self.flush()
+            self.flush()
 
     async def _serve(self) -> None:
         try:
@@ -200,8 +286,7 @@ class Tunnel:
             pair = self.by_stream.get(f.stream_id)
             if pair is not None and f.stream_id == pair.data_id:
                 pair.client_done = True
-                if pair.writer is not None:
-                    pair.writer.close()  # the pump then ends the streams; the client waits for the error FIN
+                pair.close_pod()  # its task then ends the streams; the client waits for the error FIN
                 if pair.task is None or pair.task.done():
                     self._forget(pair)
         elif f.kind == spdy.PING:
@@ -232,7 +317,7 @@ class Tunnel:
             pair.task.add_done_callback(lambda _t, p=pair: self._finished(p))
 
     def _finished(self, pair: _Pair) -> None:
-        if pair.client_done or pair.writer is None:
+        if pair.client_done or pair.pod is None:
             self._forget(pair)
 
     def _forget(self, pair: _Pair) -> None:

@@ -119,13 +119,16 @@ class Streaming:
         async def dial(port: int) -> tuple[Any, Any]:
             return await poddial.dial(port, netns_path=netns_path, pod_ip=pod_ip)
 
+        async def connect(port: int) -> Any:
+            return await poddial.connect(port, netns_path=netns_path, pod_ip=pod_ip)
+
         offers = channels.offered(request)
         if not channels.is_websocket(request):
             return status_error(400, "BadRequest", "only WebSocket upgrades are served "
                                 f"({portforward.TUNNEL_PROTOCOL}, v4.channel.k8s.io)")
         if portforward.TUNNEL_PROTOCOL in offers:
             ws = await self._accept(request, portforward.TUNNEL_PROTOCOL)
-            await portforward.Tunnel(ws, dial, worker.uid).run()
+            await portforward.Tunnel(ws, request.transport, connect, worker.uid).run()
         else:
             ports = []
             for value in request.query.getall("ports", []):
