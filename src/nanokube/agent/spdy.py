@@ -24,7 +24,7 @@ class ProtocolError(Exception):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Frame:
     control: bool
     kind: int  # control frame type; 0 for data
@@ -49,19 +49,20 @@ class Codec:
 
     # -- reading ---------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[Frame]:
-        self._buf += data
+        if self._buf:  # a frame cut by the previous message: join once, then parse from immutable bytes
+            self._buf += data
+            data = bytes(self._buf)
+            self._buf.clear()
         frames = []
-        buf = self._buf
-        pos = 0
-        while len(buf) - pos >= 8:
-            length = int.from_bytes(buf[pos + 5:pos + 8], "big")
-            if len(buf) - pos < 8 + length:
+        pos, size = 0, len(data)
+        while size - pos >= 8:
+            end = pos + 8 + int.from_bytes(data[pos + 5:pos + 8], "big")
+            if end > size:
                 break
-            head = bytes(buf[pos:pos + 8])
-            payload = bytes(buf[pos + 8:pos + 8 + length])
-            pos += 8 + length
-            frames.append(self._parse(head, payload))
-        del buf[:pos]
+            frames.append(self._parse(data[pos:pos + 8], data[pos + 8:end]))
+            pos = end
+        if pos < size:
+            self._buf += data[pos:]
         return frames
 
     def _parse(self, head: bytes, payload: bytes) -> Frame:
