@@ -7,7 +7,9 @@
    Python client's stream() (no process start) as well; also `kubectl get pod POD` to show kubectl's own cost.
 2. port-forward: `kubectl port-forward svc/web L:80` then wrk keep-alive req/s and new-connection req/s
    through it, against wrk straight to the pod's address; and one 64 MiB download (a pod running
-   `python3 -m http.server`) through port-forward against direct.
+   `python3 -m http.server`) through port-forward against direct. For the keep-alive runs, the CPU each
+   process on the path used per request (the server, kubectl, the echo pod), from /proc: where the time goes.
+   `--execs 0` skips part 1.
 Needs kubectl and wrk. Prints a Markdown table.
 """
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_tools import require
@@ -82,6 +85,37 @@ def download(url: str) -> float:
     return time.perf_counter() - began
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def pod_process(pod_ip: str) -> int:
+    """The pid of the echo process serving on ``pod_ip`` (its environment names the pod IP)."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"echo.py" in Path(f"/proc/{entry}/cmdline").read_bytes() and \
+                    f"NANOKUBE_POD_IP={pod_ip}".encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                return int(entry)
+        except OSError:
+            continue
+    raise LookupError(f"no echo process for {pod_ip}")
+
+
+def cpu_per_request(pids: dict[str, int], run: Callable[[], float], duration: int) -> tuple[float, dict[str, str]]:
+    """Run a wrk measurement; its req/s and each process's user+system CPU microseconds per request."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    rate = run()
+    requests = rate * duration
+    out = {}
+    for name, pid in pids.items():
+        (u0, s0), (u1, s1) = before[name], cpu_seconds(pid)
+        out[name] = f"{(u1 - u0) / requests * 1e6:.0f}+{(s1 - s0) / requests * 1e6:.0f}"
+    return rate, out
+
+
 def exec_with_client(kubeconfig: Path, pod: str, n: int) -> list[float]:
     from kubernetes import client, config
     from kubernetes.stream import stream
@@ -102,6 +136,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=10)
     args = parser.parse_args()
     require("kubectl", "wrk", "curl")
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="nk-bench-streaming-"))
     files = tmp / "files"
     files.mkdir()
@@ -126,7 +161,7 @@ def main() -> None:
         pid = int(cluster.kubectl("exec", "web", "--", "sh", "-c", "echo $PPID").strip())
         kubectl = ["kubectl", "--kubeconfig", str(cluster.kubeconfig)]
         n = args.execs
-        results = {
+        results = {} if not n else {
             "kubectl exec web -- true": timed([*kubectl, "exec", "web", "--", "true"], n),
             "Python client stream(exec true)": exec_with_client(cluster.kubeconfig, "web", n),
             "nsenter -t PID -n -u -m -i -- true": timed(["nsenter", "-t", str(pid), "-n", "-u", "-m", "-i", "--",
@@ -146,8 +181,10 @@ def main() -> None:
         assert pf2.stdout is not None and pf2.stdout.readline().startswith(b"Forwarding")
         try:
             d, c = args.duration, args.connections
-            direct_ka = wrk(f"http://{ip['web']}:8080/", d, c)
-            pf_ka = wrk(f"http://127.0.0.1:{local}/", d, c)
+            echo = pod_process(ip["web"])
+            direct_ka, direct_cpu = cpu_per_request({"echo": echo}, lambda: wrk(f"http://{ip['web']}:8080/", d, c), d)
+            pf_ka, pf_cpu = cpu_per_request({"server": cluster.proc.pid, "kubectl": pf.pid, "echo": echo},
+                                            lambda: wrk(f"http://127.0.0.1:{local}/", d, c), d)
             direct_new = wrk(f"http://{ip['web']}:8080/", d, c, close=True)
             pf_new = wrk(f"http://127.0.0.1:{local}/", d, c, close=True)
             direct_dl = download(f"http://{ip['files']}:8090/big.bin")
@@ -159,6 +196,8 @@ def main() -> None:
         rows += [
             (f"keep-alive req/s, {c} connections: port-forward / direct",
              f"{pf_ka:,.0f} / {direct_ka:,.0f}", f"ratio {pf_ka / direct_ka:.2f}"),
+            ("CPU µs (user+sys) per keep-alive request through port-forward: server / kubectl / echo",
+             f"{pf_cpu['server']} / {pf_cpu['kubectl']} / {pf_cpu['echo']}", f"direct: echo {direct_cpu['echo']}"),
             (f"new connection per request req/s, {c} connections: port-forward / direct",
              f"{pf_new:,.0f} / {direct_new:,.0f}", f"ratio {pf_new / direct_new:.2f}"),
             ("64 MiB download MiB/s: port-forward / direct", f"{64 / pf_dl:,.0f} / {64 / direct_dl:,.0f}",
@@ -167,7 +206,7 @@ def main() -> None:
     finally:
         cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"load average before/after: {os.getloadavg()[0]:.1f}")
+    print(f"load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}")
     print("| what | median / value | p90 / ratio |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
