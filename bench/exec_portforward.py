@@ -185,10 +185,16 @@ def main() -> None:
             direct_ka, direct_cpu = cpu_per_request({"echo": echo}, lambda: wrk(f"http://{ip['web']}:8080/", d, c), d)
             pf_ka, pf_cpu = cpu_per_request({"server": cluster.proc.pid, "kubectl": pf.pid, "echo": echo},
                                             lambda: wrk(f"http://127.0.0.1:{local}/", d, c), d)
-            direct_new = wrk(f"http://{ip['web']}:8080/", d, c, close=True)
-            pf_new = wrk(f"http://127.0.0.1:{local}/", d, c, close=True)
+            direct_new, direct_new_cpu = cpu_per_request(
+                {"echo": echo}, lambda: wrk(f"http://{ip['web']}:8080/", d, c, close=True), d)
+            pf_new, pf_new_cpu = cpu_per_request({"server": cluster.proc.pid, "kubectl": pf.pid, "echo": echo},
+                                                 lambda: wrk(f"http://127.0.0.1:{local}/", d, c, close=True), d)
             direct_dl = download(f"http://{ip['files']}:8090/big.bin")
-            pf_dl = download(f"http://127.0.0.1:{files_local}/big.bin")
+            # CPU per MiB of the download: "requests" of 1 MiB over a 1 s "duration"
+            pf_dl_rate, pf_dl_cpu = cpu_per_request(
+                {"server": cluster.proc.pid, "kubectl": pf2.pid},
+                lambda: 64 / download(f"http://127.0.0.1:{files_local}/big.bin"), 1)
+            pf_dl = 64 / pf_dl_rate
         finally:
             for proc in (pf, pf2):
                 proc.terminate()
@@ -200,8 +206,13 @@ def main() -> None:
              f"{pf_cpu['server']} / {pf_cpu['kubectl']} / {pf_cpu['echo']}", f"direct: echo {direct_cpu['echo']}"),
             (f"new connection per request req/s, {c} connections: port-forward / direct",
              f"{pf_new:,.0f} / {direct_new:,.0f}", f"ratio {pf_new / direct_new:.2f}"),
+            ("CPU µs (user+sys) per new-connection request through port-forward: server / kubectl / echo",
+             f"{pf_new_cpu['server']} / {pf_new_cpu['kubectl']} / {pf_new_cpu['echo']}",
+             f"direct: echo {direct_new_cpu['echo']}"),
             ("64 MiB download MiB/s: port-forward / direct", f"{64 / pf_dl:,.0f} / {64 / direct_dl:,.0f}",
              f"ratio {direct_dl / pf_dl:.2f}"),
+            ("CPU µs (user+sys) per MiB downloaded through port-forward: server / kubectl",
+             f"{pf_dl_cpu['server']} / {pf_dl_cpu['kubectl']}", ""),
         ]
     finally:
         cluster.stop()
