@@ -32,6 +32,7 @@ CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 CHUNK = 64 * 1024
 OUT_HIGH, OUT_LOW = 1 << 20, 256 << 10  # bytes waiting for the client: pods pause above, resume below
 OUT_POLL = 0.002  # how often a paused tunnel looks at the client's buffer again
+OUT_MESSAGE = 256 << 10  # gathered bytes written at once, without waiting for the end of the loop turn
 
 
 def parse_port(value: str | None) -> int | None:
@@ -201,7 +202,9 @@ class Tunnel:
     def queue(self, frame: bytes) -> None:
         self._out.append(frame)
         self._out_size += len(frame)
-        if not self._flush_scheduled:
+        if self._out_size >= OUT_MESSAGE:
+            self.flush()  # a fast pod fills many reads in one turn: bound the message and check the client's buffer
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
 
@@ -209,7 +212,7 @@ class Tunnel:
         self.queue(struct.pack(">II", stream_id, len(data)) + data)
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_scheduled = False  # a call_soon still pending finds nothing to write
         if not self._out:
             return
         out = self._out
