@@ -324,6 +324,7 @@ class Tunnel:
             self._forget(pair)
 
     def _forget(self, pair: _Pair) -> None:
+        pair.close_pod()  # both sides are done: a pod socket left half-open would stay until the tunnel ends
         if self.pairs.get(pair.request_id) is pair:
             del self.pairs[pair.request_id]
         for sid in (pair.error_id, pair.data_id):
