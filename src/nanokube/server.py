@@ -20,7 +20,7 @@ import orjson
 from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
-from nanokube.apiserver.certs import ensure_certs, ensure_kubelet_cert, server_context
+from nanokube.apiserver.certs import apiserver_spec, ensure_issued, kubelet_spec, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
@@ -114,12 +114,16 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                         settings.api_port, plane.apiserver_lease_duration)
     api_ready = asyncio.Event()
     extra_ips, extra_names = plane.san_addresses()
-    ca_file, cert_file, key_file = ensure_certs(
-        settings.data_dir / "pki",
+    specs = [apiserver_spec(
         ip_sans=sorted({"127.0.0.1", settings.node_ip, settings.kubernetes_ip, *extra_ips}
                        | ({settings.api_host} if settings.api_host not in ("", "0.0.0.0") else set())),
         dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name, *extra_names])
+                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name, *extra_names])]
+    if "agent" in components:  # issued now, in the same child: later the process has threads and needs an exec
+        specs.append(kubelet_spec(settings.node_name, sorted({settings.node_ip, "127.0.0.1"})))
+    issued = ensure_issued(settings.data_dir / "pki", *specs)
+    ca_file, cert_file, key_file = issued[0]
+    kubelet_tls = issued[1][1:] if len(issued) > 1 else None
     hosts = settings.api_listen_hosts
     # the components reach the API over a Unix socket (no TLS to ourselves) unless the data dir's path is too
     # long for one (sun_path holds 107 bytes)
@@ -149,7 +153,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         async def after_api() -> None:
             await api_ready.wait()
             kubeconfig = write_kubeconfig(settings.data_dir, settings.api_url, token, ca_file)
-            starters = _component_starters(settings, client, components, readies)
+            starters = _component_starters(settings, client, components, readies, kubelet_tls)
             for name, start in extra.items():
                 readies[name] = asyncio.Event()
                 starters[name] = start(client, readies[name])
@@ -197,7 +201,8 @@ def local_socket(data_dir: Path, name: str) -> str | None:
 
 
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
-                        readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
+                        readies: dict[str, asyncio.Event], kubelet_tls: tuple[Path, Path] | None
+                        ) -> dict[str, Coroutine[Any, Any, Any]]:
     from nanokube import component_settings as derive
 
     node = derive.NodeIdentity(plan=settings.plan, node_name=settings.node_name, node_ip=settings.node_ip,
@@ -239,8 +244,8 @@ def _component_starters(settings: ServerSettings, client: ApiClient, components:
         from nanokube.agent import run_agent
 
         readies["agent"] = asyncio.Event()
-        _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,
-                                                             sorted({settings.node_ip, "127.0.0.1"}))
+        assert kubelet_tls is not None
+        kubelet_cert, kubelet_key = kubelet_tls
         out["agent"] = run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
             node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
             cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
