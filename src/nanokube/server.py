@@ -203,54 +203,79 @@ def local_socket(data_dir: Path, name: str) -> str | None:
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
                         readies: dict[str, asyncio.Event], kubelet_tls: tuple[Path, Path] | None
                         ) -> dict[str, Coroutine[Any, Any, Any]]:
+    """One coroutine per component, each importing its component when its task first runs. The proxy, the
+    ingress and the agent start processes (proxy workers, nginx, the pod reaper) in their first step; the
+    controllers and the DNS let them take it first, so those processes boot while the rest is imported."""
     from nanokube import component_settings as derive
 
     node = derive.NodeIdentity(plan=settings.plan, node_name=settings.node_name, node_ip=settings.node_ip,
                                data_dir=settings.data_dir, joining=False)
     out: dict[str, Coroutine[Any, Any, Any]] = {}
     if "controllers" in components:
-        from nanokube.controllers import run_controllers
-
         readies["controllers"] = asyncio.Event()
-        out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=(
-            derive.controller_settings(node, node_monitor_grace_period=settings.node_monitor_grace_period)))
+
+        async def controllers() -> None:
+            await asyncio.sleep(0)
+            from nanokube.controllers import run_controllers
+
+            await run_controllers(client=client, ready=readies["controllers"], settings=(
+                derive.controller_settings(node, node_monitor_grace_period=settings.node_monitor_grace_period)))
+
+        out["controllers"] = controllers()
         if settings.control_plane.leader_election.enabled:
             from nanokube.elected import elected
 
             out["controllers"] = elected(settings, client, out["controllers"], readies["controllers"])
     if "dns" in components:
-        from nanokube.dns import run_dns
-
         readies["dns"] = asyncio.Event()
         assert settings.dns_listen is not None
-        out["dns"] = run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
-            settings.dns_listen_addresses, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
-            pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams, endpoint=settings.dns_endpoint,
-            node_name=settings.node_name))
+
+        async def dns() -> None:
+            await asyncio.sleep(0)
+            from nanokube.dns import run_dns
+
+            await run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
+                settings.dns_listen_addresses, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
+                pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams, endpoint=settings.dns_endpoint,
+                node_name=settings.node_name))
+
+        out["dns"] = dns()
     if "proxy" in components:
-        from nanokube.proxy import run_proxy
-
         readies["proxy"] = asyncio.Event()
-        out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
-            node, status_port=settings.proxy_status_port, status_token=client.token,
-            status_socket=local_socket(settings.data_dir, "proxy.sock")))
+
+        async def proxy() -> None:
+            from nanokube.proxy import run_proxy
+
+            await run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
+                node, status_port=settings.proxy_status_port, status_token=client.token,
+                status_socket=local_socket(settings.data_dir, "proxy.sock")))
+
+        out["proxy"] = proxy()
     if "ingress" in components:
-        from nanokube.ingress import IngressSettings, run_ingress
-
         readies["ingress"] = asyncio.Event()
-        out["ingress"] = run_ingress(client=client, ready=readies["ingress"], settings=IngressSettings(
-            data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
-    if "agent" in components:
-        from nanokube.agent import run_agent
 
+        async def ingress() -> None:
+            from nanokube.ingress import IngressSettings, run_ingress
+
+            await run_ingress(client=client, ready=readies["ingress"], settings=IngressSettings(
+                data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
+
+        out["ingress"] = ingress()
+    if "agent" in components:
         readies["agent"] = asyncio.Event()
         assert kubelet_tls is not None
         kubelet_cert, kubelet_key = kubelet_tls
-        out["agent"] = run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
-            node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
-            cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
-            image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
-            lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
+
+        async def agent() -> None:
+            from nanokube.agent import run_agent
+
+            await run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
+                node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
+                cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
+                image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
+                lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
+
+        out["agent"] = agent()
         if settings.network == "netns" and settings.node_ip != settings.node_pod_gateway:
             # a node IP on a real link: other hosts may join (`nanokube agent`); route to their pods
             from nanokube.agent.podroutes import PodRoutes
