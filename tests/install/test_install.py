@@ -4,7 +4,7 @@ that starts from the installed copy and validates, schedules and runs a pod.
 
 Both install a copy of this tree (a build writes `build/` and `*.egg-info` next to the sources) into a
 throwaway environment that borrows the test interpreter's site-packages for the dependencies, so nothing is
-downloaded for them; pipx still fetches the build backend for its isolated build."""
+downloaded for them; the isolated build still fetches its build backend (setuptools) from the package index."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pip_venv(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
-    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", str(tree)], check=True, timeout=600, env=clean_env())
+    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", str(tree)],
+                   check=True, timeout=900, env=clean_env(), capture_output=True)
     yield venv
     shutil.rmtree(venv, ignore_errors=True)
 
