@@ -177,4 +177,5 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 if __name__ == "__main__":
     for fields in json.loads(sys.argv[2]):
-        _issue(Path(sys.argv[1]), CertSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}))
+        _issue(Path(sys.argv[1]), CertSpec(fields["name"], fields["cn"], tuple(fields["ip_sans"]),
+                                           tuple(fields["dns_sans"])))

@@ -193,8 +193,13 @@ class Cluster:
         assert self._proc is not None and self._proc.stdout is not None
         loop = asyncio.get_running_loop()
         fd = self._proc.stdout.fileno()
-        readable = loop.create_future()
-        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
             await asyncio.wait_for(readable, max(0.0, min(1.0, deadline - time.monotonic())))
         except TimeoutError:
