@@ -9,6 +9,13 @@
             through it: time until all are ready / all answered, and the RSS of each server's process tree
 
     PYTHONPATH=src python bench/cluster_bench.py [--runs 10] [--clusters 4] [--json out.json]
+
+Before/after in one run: `--baseline DIR` (a source tree holding `nanokube/`, e.g. `git archive main src |
+tar -x -C /tmp/base` then `--baseline /tmp/base/src`) runs the setup and parallel phases for both trees, each in
+a fresh `python` with that tree on PYTHONPATH, alternating run by run. `--bytecode` adds each tree once more
+with a warm bytecode cache (a temporary PYTHONPYCACHEPREFIX, PYTHONDONTWRITEBYTECODE unset), as an installed
+copy runs: a machine with PYTHONDONTWRITEBYTECODE=1 and no `__pycache__` in the tree compiles every module of
+nanokube at every start.
 """
 
 from __future__ import annotations
@@ -119,19 +126,23 @@ def raw_server_start() -> float:
 
 
 def tree_cpu_s(pid: int) -> float:
-    """CPU time (user + system) a process and its live descendants have used: load-independent, unlike wall time."""
+    """CPU time (user + system) a process, its children that already exited (certificate issuing) and its live
+    descendants have used: load-independent, unlike wall time."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[1] is the parent pid; the server's direct children are its proxy workers and pods
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / ticks
+        if entry.isdigit():
+            try:
+                stats[int(entry)] = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            fields = stats[p]
+            total += sum(int(f) for f in fields[11:15 if p == pid else 13]) / ticks
+        todo.extend(child for child, fields in stats.items() if int(fields[1]) == p)
     return total
 
 
@@ -216,17 +227,78 @@ def bench_parallel(count: int) -> dict:
             "ready_s": ready_at, "answered_s": answered_at, "rss_mib": rss, "service_cidrs": octets}
 
 
+Variant = tuple[str, dict[str, str]]  # name, environment of its subprocesses
+
+
+def variants(args: argparse.Namespace, cache_root: Path) -> list[Variant]:
+    here = os.environ.get("PYTHONPATH", "")
+    trees = [("branch", here)] + ([("baseline", str(args.baseline))] if args.baseline else [])
+    out: list[Variant] = []
+    for name, path in trees:
+        env = dict(os.environ, PYTHONPATH=path)
+        out.append((name, env))
+        if args.bytecode:
+            warm = dict(env, PYTHONPYCACHEPREFIX=str(cache_root / name))
+            warm.pop("PYTHONDONTWRITEBYTECODE", None)
+            out.append((f"{name}+pyc", warm))
+    return out
+
+
+def in_subprocess(env: dict[str, str], *argv: str) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run([sys.executable, __file__, *argv, "--json", out.name], env=env, check=True,
+                       stdout=subprocess.DEVNULL, timeout=1800)
+        return json.loads(Path(out.name).read_text())
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Every variant's setup (alternating run by run) and parallel phases, each in its own interpreter."""
+    with tempfile.TemporaryDirectory(prefix="nanokube-bench-pyc-") as cache:
+        chosen = variants(args, Path(cache))
+        for _, env in chosen:  # fills the bytecode caches (one start each, not counted)
+            if "PYTHONPYCACHEPREFIX" in env:
+                in_subprocess(env, "--only", "setup", "--runs", "1")
+        setups: dict[str, list[dict]] = {name: [] for name, _ in chosen}
+        for i in range(args.runs):
+            for name, env in (chosen if i % 2 == 0 else chosen[::-1]):
+                setups[name].append(in_subprocess(env, "--only", "setup", "--runs", "1")["setup"])
+                print(f"  run {i + 1} {name}: start {setups[name][-1]['start_s'][0]:.2f} s, cpu "
+                      f"{setups[name][-1]['cpu_to_ready_s'][0]:.2f} s, load {os.getloadavg()[0]:.1f}", flush=True)
+        parallel: dict[str, dict] = {}
+        if args.only in (None, "parallel"):
+            for name, env in chosen:
+                parallel[name] = in_subprocess(env, "--only", "parallel", "--clusters", str(args.clusters))["parallel"]
+    out: dict = {}
+    for name, _ in chosen:
+        runs = setups[name]
+        pick = {key: [r[key][0] for r in runs] for key in ("start_s", "stop_s", "raw_server_s", "cpu_to_ready_s")}
+        out[name] = {"setup": pick, "parallel": parallel.get(name)}
+        print(f"{name:13s} start median {statistics.median(pick['start_s']):.2f} s (min {min(pick['start_s']):.2f}, "
+              f"max {max(pick['start_s']):.2f}); CPU to ready {statistics.median(pick['cpu_to_ready_s']):.2f} s; "
+              f"bare server {statistics.median(pick['raw_server_s']):.2f} s; stop {statistics.median(pick['stop_s']):.2f} s"
+              + (f"; {args.clusters} side by side: all ready {parallel[name]['all_ready_s']:.2f} s, all serving "
+                 f"{parallel[name]['all_answered_s']:.2f} s, RSS "
+                 f"{', '.join(f'{r:.0f}' for r in parallel[name]['rss_mib'])} MiB" if name in parallel else ""))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--tests", type=int, default=20)
     parser.add_argument("--clusters", type=int, default=4)
     parser.add_argument("--only", choices=["setup", "module", "parallel"], default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="another source tree to compare with")
+    parser.add_argument("--bytecode", action="store_true", help="also each tree with a warm bytecode cache")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     load = os.getloadavg()
     out: dict = {"loadavg_before": load}
-    if args.only in (None, "setup"):
+    if args.baseline or args.bytecode:
+        out["compare"] = compare(args)
+        if args.only is None:
+            args.only = "module"
+    if args.only in (None, "setup") and "compare" not in out:
         out["setup"] = setup = bench_setup(args.runs)
         print(f"setup: start median {setup['start_median_s']:.2f} s (min {min(setup['start_s']):.2f}, max "
               f"{max(setup['start_s']):.2f}), stop median {setup['stop_median_s']:.2f} s; the bare server in the "
@@ -237,7 +309,7 @@ def main() -> None:
         print(f"module: {module['tests']} tests (Deployment + Service each) in {module['wall_s']:.1f} s wall "
               f"(pytest: {module['summary']}); session fixture setup {module['first_setup_s']:.2f} s, "
               f"median test {module['call_median_s']:.2f} s")
-    if args.only in (None, "parallel"):
+    if args.only in (None, "parallel") and "compare" not in out:
         out["parallel"] = par = bench_parallel(args.clusters)
         print(f"parallel: {par['clusters']} clusters side by side: all ready in {par['all_ready_s']:.2f} s, "
               f"all serving an app in {par['all_answered_s']:.2f} s; RSS per cluster "

@@ -11,6 +11,10 @@ Per round, alternating the modes:
   from outside the node: netns mode's node IP (the kernel's nftables DNAT) against rootless mode's host
   port 127.0.0.1:<nodePort> (the server's forwarder: one Python splice per connection, then the same DNAT
   inside), plus rootless mode from inside (`nanokube enter`, the nftables path only).
+
+Before/after in one run: `--baseline DIR` (another checkout, e.g. `git archive main | tar -x -C /tmp/base`)
+installs that tree into a second venv and starts its servers too, alternating with this tree's in every round
+(its netns-mode server runs from DIR/src). `--ready-only` measures time to ready only (no echo, no wrk).
 """
 
 from __future__ import annotations
@@ -57,8 +61,20 @@ def check_tools() -> None:
         sys.exit("run as root: it makes a throwaway user and network namespaces")
 
 
-def script(server: str, target: str, seconds: int, inside: str = "") -> str:
+def script(server: str, target: str, seconds: int, inside: str = "", ready_only: bool = False) -> str:
     """Start a server, wait for ready, apply the echo, measure, stop; prints @@ lines."""
+    if ready_only:
+        return textwrap.dedent(f"""\
+            set -u
+            DATA=$(mktemp -d /tmp/nkbench-XXXXXX)
+            start=$(date +%s%N)
+            {server} --data-dir $DATA > $DATA.out 2> $DATA.err &
+            pid=$!
+            for _ in $(seq 6000); do grep -q '^nanokube ready' $DATA.out && break; kill -0 $pid || exit 3; sleep 0.01; done
+            echo "@@ready_ms $(( ($(date +%s%N) - start) / 1000000 ))"
+            kill -TERM $pid; wait $pid
+            rm -rf $DATA $DATA.out $DATA.err
+            """)
     return textwrap.dedent(f"""\
         set -u
         DATA=$(mktemp -d /tmp/nkbench-XXXXXX)
@@ -106,45 +122,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to compare with")
+    parser.add_argument("--ready-only", action="store_true", help="time to ready only")
     args = parser.parse_args()
     check_tools()
     name = f"nkbench{os.getpid() % 100000}"
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
     home = Path(pwd.getpwnam(name).pw_dir)
-    venv = Path(tempfile.mkdtemp(prefix="nkbench-venv-"))
+    trees = {"": REPO, **({"baseline ": args.baseline.resolve()} if args.baseline else {})}
+    venvs: dict[str, Path] = {}
     try:
-        os.chmod(venv, 0o755)
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", str(REPO)], check=True)
-        user_env = ["runuser", "-u", name, "--", "env", "-i", f"HOME={home}", f"PATH={venv}/bin:/usr/bin:/bin",
-                    "bash", "-c"]
-        results: dict[str, list[dict[str, float]]] = {"netns": [], "rootless": []}
-        for _ in range(args.rounds):
-            root_server = f"{sys.executable} -m nanokube server --network netns"
-            results["netns"].append(fields(run(["bash", "-c", script(
-                root_server, "$NODE:30080", args.seconds)])))
-            inside = (f'echo "@@inside $(nanokube enter --data-dir $DATA -- wrk -t1 -c8 -d{args.seconds}s '
-                      f'http://$NODE:30080/ | sed -n \'s/^Requests\\/sec: *//p\')"')
-            results["rootless"].append(fields(run([*user_env, script(
-                "nanokube server --network rootless", "127.0.0.1:30080", args.seconds, inside)])))
+        for label, tree in trees.items():
+            venv = venvs[label] = Path(tempfile.mkdtemp(prefix="nkbench-venv-"))
+            os.chmod(venv, 0o755)
+            subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", str(tree)], check=True)
+        results: dict[str, list[dict[str, float]]] = {}
+        print(f"load average at the start: {os.getloadavg()[0]:.2f} (2 CPUs)", flush=True)
+        for i in range(args.rounds):
+            for label in (list(trees) if i % 2 == 0 else list(trees)[::-1]):
+                tree, venv = trees[label], venvs[label]
+                root_server = f"env PYTHONPATH={tree / 'src'} {sys.executable} -m nanokube server --network netns"
+                netns = fields(run(["bash", "-c", script(root_server, "$NODE:30080", args.seconds,
+                                                         ready_only=args.ready_only)]))
+                results.setdefault(f"{label}netns", []).append(netns)
+                user_env = ["runuser", "-u", name, "--", "env", "-i", f"HOME={home}",
+                            f"PATH={venv}/bin:/usr/bin:/bin", "bash", "-c"]
+                inside = (f'echo "@@inside $(nanokube enter --data-dir $DATA -- wrk -t1 -c8 -d{args.seconds}s '
+                          f'http://$NODE:30080/ | sed -n \'s/^Requests\\/sec: *//p\')"')
+                rootless = fields(run([*user_env, script("nanokube server --network rootless", "127.0.0.1:30080",
+                                                         args.seconds, inside, ready_only=args.ready_only)]))
+                results.setdefault(f"{label}rootless", []).append(rootless)
+                print(f"  round {i + 1} {label or 'this tree '}: netns {netns['ready_ms']:.0f} ms, rootless "
+                      f"{rootless['ready_ms']:.0f} ms, load {os.getloadavg()[0]:.1f}", flush=True)
         med = {mode: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for mode, runs in results.items()}
-        print(f"rounds={args.rounds} seconds={args.seconds}")
+        print(f"rounds={args.rounds} seconds={args.seconds}; load average at the end: {os.getloadavg()[0]:.2f}")
         for mode, runs in results.items():
             print(mode, runs)
-        print(f"time to ready (median): netns {med['netns']['ready_ms']:.0f} ms, "
-              f"rootless {med['rootless']['ready_ms']:.0f} ms")
-        print(f"keep-alive req/s via NodePort from outside the node: netns {med['netns']['outside']:.0f}, "
-              f"rootless {med['rootless']['outside']:.0f} "
-              f"(ratio {med['rootless']['outside'] / med['netns']['outside']:.2f}); "
-              f"rootless from inside {med['rootless']['inside']:.0f} "
-              f"(ratio {med['rootless']['inside'] / med['netns']['outside']:.2f})")
-        print(f"new connection per request, req/s: netns {med['netns']['outside_new']:.0f}, "
-              f"rootless {med['rootless']['outside_new']:.0f} "
-              f"(ratio {med['rootless']['outside_new'] / med['netns']['outside_new']:.2f})")
+        for label in trees:
+            n, r = med[f"{label}netns"], med[f"{label}rootless"]
+            print(f"{label}time to ready (median): netns {n['ready_ms']:.0f} ms, rootless {r['ready_ms']:.0f} ms")
+            if args.ready_only:
+                continue
+            print(f"{label}keep-alive req/s via NodePort from outside the node: netns {n['outside']:.0f}, "
+                  f"rootless {r['outside']:.0f} (ratio {r['outside'] / n['outside']:.2f}); "
+                  f"rootless from inside {r['inside']:.0f} (ratio {r['inside'] / n['outside']:.2f})")
+            print(f"{label}new connection per request, req/s: netns {n['outside_new']:.0f}, "
+                  f"rootless {r['outside_new']:.0f} (ratio {r['outside_new'] / n['outside_new']:.2f})")
     finally:
         kill_user_processes(pwd.getpwnam(name).pw_uid)
         subprocess.run(["userdel", "-r", name], capture_output=True)
-        shutil.rmtree(venv, ignore_errors=True)
+        for venv in venvs.values():
+            shutil.rmtree(venv, ignore_errors=True)
 
 
 if __name__ == "__main__":

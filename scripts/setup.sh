@@ -7,7 +7,7 @@
 # NANOKUBE_SKIP_APT=1 (do not touch apt); pip reads its own PIP_* variables (e.g. PIP_FIND_LINKS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="python3-venv nftables iproute2 conntrack util-linux procps uidmap mariadb-server mariadb-client dnsutils curl wrk dnsperf dnsmasq-base etcd-server etcd-client chromium nginx-light"
+PKGS="python3-venv pipx nftables iproute2 conntrack util-linux procps uidmap mariadb-server mariadb-client dnsutils curl wrk dnsperf dnsmasq-base etcd-server etcd-client chromium nginx-light"
 PYTHON="${PYTHON:-python3}"
 VENV="${NANOKUBE_VENV:-$PWD/.venv}"
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nanokube.agent import AgentSettings
 from nanokube.api.address_plan import AddressPlan
-from nanokube.controllers import ControllerSettings
-from nanokube.dns import DnsSettings
-from nanokube.proxy import ProxySettings
+
+if TYPE_CHECKING:  # each imported where its settings are made: a component's package loads when it starts
+    from nanokube.agent import AgentSettings
+    from nanokube.controllers import ControllerSettings
+    from nanokube.dns import DnsSettings
+    from nanokube.proxy import ProxySettings
 
 NODE_LEASE_DURATION = 40.0  # seconds (kubelet's default); the Lease is renewed every quarter of it
 
@@ -40,6 +43,8 @@ def agent_settings(node: NodeIdentity, *, kubelet_cert: Path | None, kubelet_key
                    cluster_dns: str, cluster_domain: str, image_dirs: list[Path], backoff_base: float, max_pods: int,
                    lease_duration_seconds: float, kubelet_port: int = 0,
                    pod_cidr_wait: float | None = None) -> AgentSettings:
+    from nanokube.agent import AgentSettings
+
     plan = node.plan
     extra = {} if pod_cidr_wait is None else {"pod_cidr_wait": pod_cidr_wait}
     return AgentSettings(
@@ -53,6 +58,8 @@ def agent_settings(node: NodeIdentity, *, kubelet_cert: Path | None, kubelet_key
 
 def proxy_settings(node: NodeIdentity, *, status_port: int, status_token: str | None, status_socket: str | None
                    ) -> ProxySettings:
+    from nanokube.proxy import ProxySettings
+
     plan = node.plan
     # A joining loopback node shares the host's `lo` with the server, whose proxy already serves every ClusterIP
     # and LB address: it serves only the node ports of its own address.
@@ -66,11 +73,15 @@ def proxy_settings(node: NodeIdentity, *, status_port: int, status_token: str | 
 def dns_settings(listen: list[tuple[str, int]], *, cluster_domain: str, ttl: int, pods_mode: str,
                  upstreams: list[str] | None, endpoint: tuple[str, int] | None = None,
                  node_name: str = "") -> DnsSettings:
+    from nanokube.dns import DnsSettings
+
     return DnsSettings(listen=listen, cluster_domain=cluster_domain, ttl=ttl, pods_mode=pods_mode,
                        upstreams=upstreams, endpoint=endpoint, node_name=node_name)
 
 
 def controller_settings(node: NodeIdentity, *, node_monitor_grace_period: float) -> ControllerSettings:
+    from nanokube.controllers import ControllerSettings
+
     return ControllerSettings(lb_pool=node.plan.lb_pool, data_dir=node.data_dir,
                               node_monitor_grace_period=node_monitor_grace_period, pod_cidr=node.plan.pod_cidr,
                               reserved_pod_cidrs={node.node_name: node.plan.first_node_pod_cidr})

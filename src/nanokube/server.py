@@ -20,7 +20,7 @@ import orjson
 from nanokube.aio import gcpause, memtrim
 from nanokube.aio.tasks import run_root_tasks, run_until_signalled
 from nanokube.apiserver.bootstrap import BootstrapSpec
-from nanokube.apiserver.certs import ensure_certs, ensure_kubelet_cert, server_context
+from nanokube.apiserver.certs import apiserver_spec, ensure_issued, kubelet_spec, server_context
 from nanokube.apiserver.run import ApiServerSettings, run_apiserver
 from nanokube.client import ApiClient
 from nanokube.datastore import open_store
@@ -114,12 +114,16 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
                         settings.api_port, plane.apiserver_lease_duration)
     api_ready = asyncio.Event()
     extra_ips, extra_names = plane.san_addresses()
-    ca_file, cert_file, key_file = ensure_certs(
-        settings.data_dir / "pki",
+    specs = [apiserver_spec(
         ip_sans=sorted({"127.0.0.1", settings.node_ip, settings.kubernetes_ip, *extra_ips}
                        | ({settings.api_host} if settings.api_host not in ("", "0.0.0.0") else set())),
         dns_sans=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name, *extra_names])
+                  f"kubernetes.default.svc.{settings.cluster_domain}", settings.node_name, *extra_names])]
+    if "agent" in components:  # issued now, in the same child: later the process has threads and needs an exec
+        specs.append(kubelet_spec(settings.node_name, sorted({settings.node_ip, "127.0.0.1"})))
+    issued = ensure_issued(settings.data_dir / "pki", *specs)
+    ca_file, cert_file, key_file = issued[0]
+    kubelet_tls = issued[1][1:] if len(issued) > 1 else None
     hosts = settings.api_listen_hosts
     # the components reach the API over a Unix socket (no TLS to ourselves) unless the data dir's path is too
     # long for one (sun_path holds 107 bytes)
@@ -149,7 +153,7 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
         async def after_api() -> None:
             await api_ready.wait()
             kubeconfig = write_kubeconfig(settings.data_dir, settings.api_url, token, ca_file)
-            starters = _component_starters(settings, client, components, readies)
+            starters = _component_starters(settings, client, components, readies, kubelet_tls)
             for name, start in extra.items():
                 readies[name] = asyncio.Event()
                 starters[name] = start(client, readies[name])
@@ -197,59 +201,85 @@ def local_socket(data_dir: Path, name: str) -> str | None:
 
 
 def _component_starters(settings: ServerSettings, client: ApiClient, components: tuple[str, ...],
-                        readies: dict[str, asyncio.Event]) -> dict[str, Coroutine[Any, Any, Any]]:
+                        readies: dict[str, asyncio.Event], kubelet_tls: tuple[Path, Path] | None
+                        ) -> dict[str, Coroutine[Any, Any, Any]]:
+    """One coroutine per component, each importing its component when its task first runs. The proxy, the
+    ingress and the agent start processes (proxy workers, nginx, the pod reaper) in their first step; the
+    controllers and the DNS let them take it first, so those processes boot while the rest is imported."""
     from nanokube import component_settings as derive
 
     node = derive.NodeIdentity(plan=settings.plan, node_name=settings.node_name, node_ip=settings.node_ip,
                                data_dir=settings.data_dir, joining=False)
     out: dict[str, Coroutine[Any, Any, Any]] = {}
     if "controllers" in components:
-        from nanokube.controllers import run_controllers
-
         readies["controllers"] = asyncio.Event()
-        out["controllers"] = run_controllers(client=client, ready=readies["controllers"], settings=(
-            derive.controller_settings(node, node_monitor_grace_period=settings.node_monitor_grace_period)))
+
+        async def controllers() -> None:
+            await asyncio.sleep(0)
+            from nanokube.controllers import run_controllers
+
+            await run_controllers(client=client, ready=readies["controllers"], settings=(
+                derive.controller_settings(node, node_monitor_grace_period=settings.node_monitor_grace_period)))
+
+        out["controllers"] = controllers()
         if settings.control_plane.leader_election.enabled:
             from nanokube.elected import elected
 
             out["controllers"] = elected(settings, client, out["controllers"], readies["controllers"])
     if "dns" in components:
-        from nanokube.dns import run_dns
-
         readies["dns"] = asyncio.Event()
         assert settings.dns_listen is not None
-        out["dns"] = run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
-            settings.dns_listen_addresses, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
-            pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams, endpoint=settings.dns_endpoint,
-            node_name=settings.node_name))
+
+        async def dns() -> None:
+            await asyncio.sleep(0)
+            from nanokube.dns import run_dns
+
+            await run_dns(client=client, ready=readies["dns"], settings=derive.dns_settings(
+                settings.dns_listen_addresses, cluster_domain=settings.cluster_domain, ttl=settings.dns_ttl,
+                pods_mode=settings.dns_pods, upstreams=settings.dns_upstreams, endpoint=settings.dns_endpoint,
+                node_name=settings.node_name))
+
+        out["dns"] = dns()
     if "proxy" in components:
-        from nanokube.proxy import run_proxy
-
         readies["proxy"] = asyncio.Event()
-        out["proxy"] = run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
-            node, status_port=settings.proxy_status_port, status_token=client.token,
-            status_socket=local_socket(settings.data_dir, "proxy.sock")))
+
+        async def proxy() -> None:
+            from nanokube.proxy import run_proxy
+
+            await run_proxy(client=client, ready=readies["proxy"], settings=derive.proxy_settings(
+                node, status_port=settings.proxy_status_port, status_token=client.token,
+                status_socket=local_socket(settings.data_dir, "proxy.sock")))
+
+        out["proxy"] = proxy()
     if "ingress" in components:
-        from nanokube.ingress import IngressSettings, run_ingress
-
         readies["ingress"] = asyncio.Event()
-        out["ingress"] = run_ingress(client=client, ready=readies["ingress"], settings=IngressSettings(
-            data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
+
+        async def ingress() -> None:
+            from nanokube.ingress import IngressSettings, run_ingress
+
+            await run_ingress(client=client, ready=readies["ingress"], settings=IngressSettings(
+                data_dir=settings.data_dir, listen_address=settings.node_ip, node_name=settings.node_name))
+
+        out["ingress"] = ingress()
     if "agent" in components:
-        from nanokube.agent import run_agent
-        from nanokube.agent.streaming import in_process
-        from nanokube.apiserver import streamproxy
-
-        streamproxy.serve_in_process(in_process)  # exec/attach/port-forward to this node skip the kubelet hop
-
         readies["agent"] = asyncio.Event()
-        _ca, kubelet_cert, kubelet_key = ensure_kubelet_cert(settings.data_dir / "pki", settings.node_name,
-                                                             sorted({settings.node_ip, "127.0.0.1"}))
-        out["agent"] = run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
-            node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
-            cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
-            image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
-            lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
+        assert kubelet_tls is not None
+        kubelet_cert, kubelet_key = kubelet_tls
+
+        async def agent() -> None:
+            from nanokube.agent import run_agent
+            from nanokube.agent.streaming import in_process
+            from nanokube.apiserver import streamproxy
+
+            streamproxy.serve_in_process(in_process)  # exec/attach/port-forward to this node skip the kubelet hop
+
+            await run_agent(client=client, ready=readies["agent"], settings=derive.agent_settings(
+                node, kubelet_cert=kubelet_cert, kubelet_key=kubelet_key, kubelet_token=client.token,
+                cluster_dns=settings.kube_dns_ip, cluster_domain=settings.cluster_domain,
+                image_dirs=settings.image_dirs, backoff_base=settings.backoff_base, max_pods=settings.max_pods,
+                lease_duration_seconds=derive.lease_duration(settings.node_monitor_grace_period)))
+
+        out["agent"] = agent()
         if settings.network == "netns" and settings.node_ip != settings.node_pod_gateway:
             # a node IP on a real link: other hosts may join (`nanokube agent`); route to their pods
             from nanokube.agent.podroutes import PodRoutes

@@ -11,7 +11,6 @@ still cleaning can never kill the new agent's pods.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -55,6 +54,8 @@ def _take_lock(path: Path, timeout: float) -> int:
 
 async def start_guardian(pods_dir: Path) -> Guardian:
     """Wait for any reaper of an earlier agent to finish, then start ours. Call before starting pods."""
+    import asyncio  # here and in _main only: the reaper process itself waits on its pipe without asyncio
+
     return await asyncio.to_thread(_start_guardian, pods_dir)
 
 
@@ -81,6 +82,8 @@ def _main(pods_dir: str, pipe_r: int, _lock_fd: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
     while os.read(pipe_r, 4096):
         pass
+    import asyncio
+
     from nanokube.agent.sandbox import clean_leftovers
 
     asyncio.run(clean_leftovers(Path(pods_dir)))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,45 +46,67 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def ensure_certs(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tuple[Path, Path, Path]:
-    """Create (once) a CA and (whenever the SANs change) a serving cert. Returns (ca, cert, key) paths."""
+@dataclass(frozen=True)
+class CertSpec:
+    """A serving certificate signed by the cluster CA: DIR/NAME.crt and DIR/NAME.key, reissued when its
+    subject alternative names change (DIR/NAME.sans records them)."""
+
+    name: str
+    cn: str
+    ip_sans: tuple[str, ...]
+    dns_sans: tuple[str, ...]
+
+    @property
+    def wanted(self) -> str:
+        return "\n".join(sorted(set(self.ip_sans)) + sorted(set(self.dns_sans)))
+
+
+def apiserver_spec(ip_sans: list[str], dns_sans: list[str]) -> CertSpec:
+    return CertSpec("server", "nanokube-apiserver", tuple(ip_sans), tuple(dns_sans))
+
+
+def kubelet_spec(node_name: str, ip_sans: list[str]) -> CertSpec:
+    """The node's kubelet serving certificate (`kubelet-NODE.crt`, CN system:node:NODE)."""
+    return CertSpec(f"kubelet-{node_name}", f"system:node:{node_name}", tuple(ip_sans), (node_name, "localhost"))
+
+
+def ensure_issued(directory: Path, *specs: CertSpec) -> list[tuple[Path, Path, Path]]:
+    """Create (once) the CA in directory and (whenever its SANs change) each certificate of specs, all in one
+    child process. Returns (ca, cert, key) paths per spec."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
-    crt, key = directory / "server.crt", directory / "server.key"
-    wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
-    sans_file = directory / "server.sans"
-    if ca_crt.exists() and ca_key.exists() and crt.exists() and key.exists() and sans_file.exists() \
-            and sans_file.read_text() == "\n".join(wanted):
-        return ca_crt, crt, key
-    _issue_in_child(directory, ip_sans, dns_sans)
-    return ca_crt, crt, key
+    have_ca = ca_crt.exists() and ca_key.exists()
+    missing = [spec for spec in specs if not (have_ca and _current(directory, spec))]
+    if missing:
+        _issue_in_child(directory, missing)
+    return [(ca_crt, directory / f"{spec.name}.crt", directory / f"{spec.name}.key") for spec in specs]
+
+
+def _current(directory: Path, spec: CertSpec) -> bool:
+    sans_file = directory / f"{spec.name}.sans"
+    return (directory / f"{spec.name}.crt").exists() and (directory / f"{spec.name}.key").exists() \
+        and sans_file.exists() and sans_file.read_text() == spec.wanted
+
+
+def ensure_certs(directory: Path, ip_sans: list[str], dns_sans: list[str]) -> tuple[Path, Path, Path]:
+    """Create (once) a CA and (whenever the SANs change) a serving cert. Returns (ca, cert, key) paths."""
+    return ensure_issued(directory, apiserver_spec(ip_sans, dns_sans))[0]
 
 
 def ensure_kubelet_cert(directory: Path, node_name: str, ip_sans: list[str]) -> tuple[Path, Path, Path]:
     """The node's kubelet serving certificate (`kubelet-NODE.crt`, CN system:node:NODE), signed by the CA in
     directory (made there first if missing), reissued when the node's addresses change. Returns (ca, cert, key)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"kubelet-{node_name}"
-    ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
-    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
-    dns_sans = [node_name, "localhost"]
-    wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
-    sans_file = directory / f"{name}.sans"
-    if ca_crt.exists() and ca_key.exists() and crt.exists() and key.exists() and sans_file.exists() \
-            and sans_file.read_text() == "\n".join(wanted):
-        return ca_crt, crt, key
-    _issue_in_child(directory, ip_sans, dns_sans, name, f"system:node:{node_name}")
-    return ca_crt, crt, key
+    return ensure_issued(directory, kubelet_spec(node_name, ip_sans))[0]
 
 
-def _issue_in_child(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str = "server",
-                    cn: str = "nanokube-apiserver") -> None:
+def _issue_in_child(directory: Path, specs: list[CertSpec]) -> None:
     if threading.active_count() == 1:  # a fork of a single-threaded process cannot inherit a held lock
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _issue(directory, ip_sans, dns_sans, name, cn)
+                for spec in specs:
+                    _issue(directory, spec)
                 code = 0
             except BaseException:
                 traceback.print_exc()
@@ -96,20 +119,20 @@ def _issue_in_child(directory: Path, ip_sans: list[str], dns_sans: list[str], na
     package_root = str(Path(__file__).resolve().parents[2])  # the directory holding the nanokube package
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH"))
                                                        if p)}
-    done = subprocess.run([sys.executable, "-m", "nanokube.apiserver.certs", str(directory), json.dumps(ip_sans),
-                           json.dumps(dns_sans), name, cn], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "nanokube.apiserver.certs", str(directory),
+                           json.dumps([asdict(spec) for spec in specs])],
+                          env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"creating the API server certificates in {directory} failed: {done.stderr.strip()}")
 
 
-def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str = "server",
-           cn: str = "nanokube-apiserver") -> tuple[Path, Path, Path]:
+def _issue(directory: Path, spec: CertSpec) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
-    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
+    crt, key = directory / f"{spec.name}.crt", directory / f"{spec.name}.key"
     now = datetime.datetime.now(datetime.UTC)
     if not ca_crt.exists() or not ca_key.exists():
         ca_private = ec.generate_private_key(ec.SECP256R1())
@@ -126,14 +149,12 @@ def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str =
         _write_private(ca_key, _key_pem(ca_private))
         ca_crt.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         crt.unlink(missing_ok=True)
-    wanted = sorted(set(ip_sans)) + sorted(set(dns_sans))
-    sans_file = directory / f"{name}.sans"
     ca_private = serialization.load_pem_private_key(ca_key.read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate(ca_crt.read_bytes())
     server_private = ec.generate_private_key(ec.SECP256R1())
-    alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(ip_sans))]
-    alt += [x509.DNSName(name) for name in sorted(set(dns_sans))]
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
+    alt: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in sorted(set(spec.ip_sans))]
+    alt += [x509.DNSName(name) for name in sorted(set(spec.dns_sans))]
+    cert = (x509.CertificateBuilder().subject_name(_name(spec.cn)).issuer_name(ca_cert.subject)
             .public_key(server_private.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=3650))
@@ -142,8 +163,7 @@ def _issue(directory: Path, ip_sans: list[str], dns_sans: list[str], name: str =
             .sign(ca_private, hashes.SHA256()))  # type: ignore[arg-type]
     _write_private(key, _key_pem(server_private))
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    sans_file.write_text("\n".join(wanted))
-    return ca_crt, crt, key
+    (directory / f"{spec.name}.sans").write_text(spec.wanted)
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -156,4 +176,6 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 if __name__ == "__main__":
-    _issue(Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), *sys.argv[4:6])
+    for fields in json.loads(sys.argv[2]):
+        _issue(Path(sys.argv[1]), CertSpec(fields["name"], fields["cn"], tuple(fields["ip_sans"]),
+                                           tuple(fields["dns_sans"])))

@@ -12,12 +12,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 AUDIENCES = (ISSUER,)
@@ -62,22 +60,38 @@ def _unb64(text: str) -> bytes:
 
 
 class TokenSigner:
-    """Issues and verifies tokens with the server's ServiceAccount key (created on first use, 0600)."""
+    """Issues and verifies tokens with the server's ServiceAccount key (created on first use, 0600).
+
+    The key, and `cryptography` with it, is loaded on the first token issued or checked: no ServiceAccount
+    token exists before the first pod starts, so a server gets ready without either."""
 
     def __init__(self, pki: Path) -> None:
-        path = pki / "sa.key"
-        if not path.exists():
-            key = ec.generate_private_key(ec.SECP256R1())
-            pki.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        loaded = serialization.load_pem_private_key(path.read_bytes(), None)
-        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
-        self._key = loaded
-        public = loaded.public_key().public_bytes(serialization.Encoding.DER,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.key_id = _b64(hashlib.sha256(public).digest())
+        self._path = pki / "sa.key"
+        self._loaded: tuple[ec.EllipticCurvePrivateKey, str] | None = None
+
+    def _key(self) -> tuple[ec.EllipticCurvePrivateKey, str]:
+        """(private key, key id), created and loaded on first use."""
+        if self._loaded is None:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            path = self._path
+            if not path.exists():
+                key = ec.generate_private_key(ec.SECP256R1())
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch(mode=0o600)
+                path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            loaded = serialization.load_pem_private_key(path.read_bytes(), None)
+            assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+            public = loaded.public_key().public_bytes(serialization.Encoding.DER,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+            self._loaded = (loaded, _b64(hashlib.sha256(public).digest()))
+        return self._loaded
+
+    @property
+    def key_id(self) -> str:
+        return self._key()[1]
 
     def issue(self, namespace: str, sa_name: str, sa_uid: str, *, seconds: int, audiences: list[str],
               bound: dict[str, str] | None = None, now: float | None = None) -> tuple[str, int]:
@@ -89,10 +103,15 @@ class TokenSigner:
             private[bound["kind"].lower()] = {"name": bound["name"], "uid": bound.get("uid", "")}
         claims = {"aud": audiences, "exp": expires, "iat": issued, "iss": ISSUER, "jti": str(uuid.uuid4()),
                   "kubernetes.io": private, "nbf": issued, "sub": f"system:serviceaccount:{namespace}:{sa_name}"}
-        header = {"alg": "ES256", "kid": self.key_id}
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        key, key_id = self._key()
+        header = {"alg": "ES256", "kid": key_id}
         signing_input = (_b64(json.dumps(header, separators=(",", ":")).encode()) + "." +
                          _b64(json.dumps(claims, separators=(",", ":")).encode()))
-        r, s = decode_dss_signature(self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return signing_input + "." + _b64(signature), expires
 
@@ -109,8 +128,13 @@ class TokenSigner:
             return None
         if not isinstance(header, dict) or header.get("alg") != "ES256" or len(signature) != 64:
             return None
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
         try:
-            self._key.public_key().verify(
+            self._key()[0].public_key().verify(
                 encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")),
                 (parts[0] + "." + parts[1]).encode(), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:

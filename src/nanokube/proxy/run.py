@@ -118,6 +118,8 @@ async def run_proxy(*, client: ApiClient, settings: ProxySettings, ready: asynci
         ready.set()
 
     try:
+        if isinstance(backend, WorkerPoolBackend):
+            await backend.start()
         if settings.status_port:
             await status_server.start()
         async with asyncio.TaskGroup() as tg:

@@ -147,6 +147,11 @@ class WorkerPoolBackend:
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self.workers if w is not None and w.alive]
 
+    async def start(self) -> None:
+        """Start the worker processes now (the first full sync would otherwise), so that their interpreters
+        boot while the proxy's informers make their first lists."""
+        await self._start_missing()
+
     # -- Backend --------------------------------------------------------------------------------------------
     async def full_sync(self, plans: dict[str, tuple[ServicePortPlan, ...]]) -> None:
         await self._start_missing()

@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -105,7 +106,7 @@ class Cluster:
             self._spawn()
             deadline = time.monotonic() + self.ready_timeout
             while not self._read_ready(deadline):
-                await asyncio.sleep(0.02)
+                await self._output_async(deadline)
         except BaseException:
             self.stop()  # not awaited in a thread: a cancelled task must still leave nothing behind
             raise
@@ -127,7 +128,7 @@ class Cluster:
                 self._spawn()
                 deadline = time.monotonic() + self.ready_timeout
                 while not self._read_ready(deadline):
-                    time.sleep(0.02)
+                    self._output(deadline)
                 return self
             except ClusterError as exc:
                 self.stop()
@@ -167,6 +168,11 @@ class Cluster:
                        "--api-listen", f"127.0.0.1:{addresses.API_PORT}"]
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        if self.network == "loopback":
+            # the userspace proxy in the server process (the `nanokube server` default is min(2, CPUs) worker
+            # processes, for forwarding throughput past one core): a test cluster starts and stops two Python
+            # processes sooner and ~50 MiB lighter; the caller's own setting wins
+            env.setdefault("NANOKUBE_PROXY_WORKERS", "1")
         # The kernel's parent-death signal follows the *thread* that forked: from any other thread than the main
         # one it would stop the server when that thread ends (asyncio.to_thread, a worker pool); the atexit
         # hook below still stops it with the interpreter.
@@ -178,6 +184,29 @@ class Cluster:
         os.set_blocking(self._proc.stdout.fileno(), False)
         self._stdout = b""
         _RUNNING.add(self)
+
+    def _output(self, deadline: float) -> None:
+        """Wait until the server writes (or closes) its stdout, or the deadline passes."""
+        assert self._proc is not None and self._proc.stdout is not None
+        select.select([self._proc.stdout], [], [], max(0.0, min(1.0, deadline - time.monotonic())))
+
+    async def _output_async(self, deadline: float) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        fd = self._proc.stdout.fileno()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await asyncio.wait_for(readable, max(0.0, min(1.0, deadline - time.monotonic())))
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
 
     def _read_ready(self, deadline: float) -> bool:
         """True once the ready line arrived; raises ClusterError when the server died or the deadline passed."""
