@@ -209,8 +209,14 @@ class ServerSettings:
 
     @property
     def announced_dns(self) -> tuple[str, int] | None:
-        """The DNS address the ready line names: where the user reaches it from the host."""
-        return self.host_dns_listen if self.network == "rootless" else self.dns_listen
+        """The DNS address the ready line names: where the user reaches it from the host. In netns mode that is
+        the kube-dns ClusterIP, as for pods (the host's nftables DNAT it to the server), unless --dns-listen
+        put the server somewhere else."""
+        if self.network == "rootless":
+            return self.host_dns_listen
+        if self.plan.node_network == "netns" and self.dns_listen is not None and self.dns_listen == self.dns_endpoint:
+            return self.kube_dns_ip, 53
+        return self.dns_listen
 
     def privileged_port_warning(self) -> str | None:
         """One line for a user's loopback mode, which cannot bind ports below the kernel's limit: what moved,
