@@ -89,3 +89,21 @@ def test_active_deadline_and_ttl_after_finished(server):
     assert conditions(get(server, "job", "slow"))["Failed"]["reason"] == "DeadlineExceeded"
     eventually(lambda: "slow" not in server.kubectl("get", "jobs", "-o", "name").stdout, timeout=60)
     eventually(lambda: not get(server, "pods", "-l", "batch.kubernetes.io/job-name=slow")["items"], timeout=60)
+
+
+def test_on_failure_restarts_count_towards_the_backoff_limit(server):
+    """restartPolicy OnFailure: the container restarts in place; its restarts count towards backoffLimit."""
+    body = job("restarts", "exit 3", backoffLimit=2)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    server.apply(body)
+
+    def restarted() -> list[str]:
+        pods = get(server, "pods", "-l", "batch.kubernetes.io/job-name=restarts")["items"]
+        return [p["metadata"]["name"] for p in pods
+                if (p["status"].get("containerStatuses") or [{}])[0].get("restartCount", 0) >= 1]
+    names = eventually(restarted, 120, what="the job's pod restarted in place")
+    server.kubectl("wait", "--for=condition=failed", "job/restarts", "--timeout=180s", timeout=200)
+    conds = conditions(get(server, "job", "restarts"))
+    assert conds["Failed"]["reason"] == "BackoffLimitExceeded"
+    assert get(server, "job", "restarts")["status"].get("failed", 0) <= 1
+    assert len(names) == 1  # one pod, restarted in place
