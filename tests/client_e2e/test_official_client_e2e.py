@@ -28,7 +28,8 @@ from tests.netns.cluster import SKIP_REASON as NETNS_SKIP
 from tests.netns.cluster import NetnsCluster
 
 CHECKOUT = os.environ.get("NANOKUBE_CLIENT_PYTHON", "")
-MODULES = ["test_client.py", "test_apps.py", "test_watch.py", "test_informer.py", "test_utils.py"]
+MODULES = ["test_client.py", "test_apps.py", "test_watch.py", "test_informer.py", "test_utils.py",
+           "test_batch.py"]  # test_batch.py: in newer checkouts only (a Job through the real agent)
 NEEDS_OTHER_ISSUES = {
     # loopback mode: the ConfigMap volume is not at /opt (pods get NANOKUBE_MOUNTS) and nginx binds 0.0.0.0:80;
     # both pass in netns mode (test_port_forward_tests_in_netns_mode below)
@@ -81,7 +82,8 @@ def test_official_client_e2e_suite(tmp_path: Path) -> None:
     try:
         report = tmp_path / "report.xml"
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"KUBECONFIG": str(srv.kubeconfig)}
-        subprocess.run(pytest_argv(report, *[f"e2e_test/{m}" for m in MODULES]),
+        modules = [f"e2e_test/{m}" for m in MODULES if (tmp_path / "e2e_test" / m).exists()]
+        subprocess.run(pytest_argv(report, *modules),
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1700)
     finally:
         srv.stop()
