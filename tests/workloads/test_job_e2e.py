@@ -107,3 +107,21 @@ def test_on_failure_restarts_count_towards_the_backoff_limit(server):
     assert conds["Failed"]["reason"] == "BackoffLimitExceeded"
     assert get(server, "job", "restarts")["status"].get("failed", 0) <= 1
     assert len(names) == 1  # one pod, restarted in place
+
+
+def test_quick_never_restart_pods_run_once(server):
+    """A container that exits at once under restartPolicy Never runs exactly once: its exit is recorded before
+    the pod's next sync can mistake it for a container that never ran (which restarted it in a loop)."""
+    for n in range(4):
+        server.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"once-{n}", "labels": {"once": "run"}},
+                      "spec": {"restartPolicy": "Never",
+                               "containers": [{"name": "main", "image": "busybox", "command": ["echo", "hi"]}]}})
+
+    def finished() -> list[dict]:
+        pods = get(server, "pods", "-l", "once=run")["items"]
+        return pods if len(pods) == 4 and all(p["status"].get("phase") == "Succeeded" for p in pods) else []
+    pods = eventually(finished, 60, what="four Succeeded pods")
+    statuses = [p["status"]["containerStatuses"][0] for p in pods]
+    assert [s["restartCount"] for s in statuses] == [0, 0, 0, 0]
+    assert all(s["state"]["terminated"]["reason"] == "Completed" and not s["lastState"] for s in statuses)
+    assert all(server.kubectl("logs", p["metadata"]["name"]).stdout == "hi\n" for p in pods)
