@@ -245,3 +245,19 @@ def test_clients_leaving_a_follow_or_a_watch_are_not_errors(srv):
     srv.kubectl("annotate", "pod", "ticker", "poke=1", "--overwrite")
     time.sleep(1.0)
     assert " ERROR " not in srv.logs()
+
+
+def test_succeeded_pod_is_not_ready(srv: Server) -> None:
+    """As kubelet reports it: a pod whose containers all exited 0 is Succeeded with Ready False (PodCompleted)."""
+    client, api_client = srv.client()
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "done"},
+                                           "spec": {"restartPolicy": "Never",
+                                                    "containers": [sh_container("once", "echo ok")]}})
+    pod = eventually(lambda: (p := core.read_namespaced_pod("done", "default")).status.phase == "Succeeded" and p,
+                     30, what="done Succeeded")
+    conditions = {c.type: c for c in pod.status.conditions}
+    assert (conditions["Ready"].status, conditions["Ready"].reason) == ("False", "PodCompleted")
+    assert (conditions["ContainersReady"].status, conditions["ContainersReady"].reason) == ("False", "PodCompleted")
+    r = row(srv, "done")
+    assert (r["READY"], r["STATUS"]) == ("0/1", "Completed")

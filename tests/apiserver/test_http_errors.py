@@ -44,6 +44,15 @@ def test_no_or_wrong_token_is_401(http):
     assert status == 401
 
 
+def test_bearer_scheme_is_case_insensitive(http, api_server):
+    """kube-apiserver lower-cases the scheme; the official client's in-cluster config sends `bearer <token>`."""
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        status, _ = http("GET", SVC, token=False, headers={"Authorization": f"{scheme} {api_server.token}"})
+        assert status == 200, scheme
+    status, _ = http("GET", SVC, token=False, headers={"Authorization": f"Basic {api_server.token}"})
+    assert status == 401
+
+
 def test_status_codes(http):
     status, body = http("POST", SVC, raw=b"{not json")
     assert status == 400 and body["reason"] == "BadRequest"

@@ -145,3 +145,27 @@ def test_apply_body_with_managed_fields_is_rejected(api_server) -> None:
     manifest["metadata"]["managedFields"] = [{"manager": "x", "operation": "Apply"}]
     out = ssa(api_server, manifest, check=False)
     assert out.returncode != 0 and "metadata.managedFields must be nil" in out.stderr
+
+
+def test_update_records_its_manager_from_field_manager_or_the_user_agent(api_server) -> None:
+    """PUT records an Update entry: kubectl replace sends ?fieldManager=kubectl-replace; the official client sends
+    none, so the manager is its User-Agent up to the first '/' (managerOrUserAgent)."""
+    api_server.kubectl("create", "-f", "-", input=yaml.safe_dump(service("mf-replaced")))
+    replaced = get(api_server, "service", "mf-replaced")
+    replaced["metadata"].pop("managedFields")
+    replaced["spec"]["selector"] = {"app": "other"}
+    api_server.kubectl("replace", "-f", "-", input=json.dumps(replaced))
+    owners = entries(get(api_server, "service", "mf-replaced"))
+    assert owners[("kubectl-replace", "Update")]["fieldsV1"] == {"f:spec": {"f:selector": {}}}  # an atomic map
+
+    client, api_client = api_server.client()
+    core = client.CoreV1Api(api_client)
+    cm = core.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="mf-by-client"), data={"a": "1"}))
+    cm.data["b"] = "2"
+    core.replace_namespaced_config_map("mf-by-client", "default", cm)
+    agent = api_client.user_agent.split("/", 1)[0]
+    fields = {(e.manager, e.operation): e.fields_v1 for e in
+              core.read_namespaced_config_map("mf-by-client", "default").metadata.managed_fields}
+    assert set(fields) == {(agent, "Update")}
+    assert fields[(agent, "Update")] == {"f:data": {".": {}, "f:a": {}, "f:b": {}}}

@@ -70,3 +70,38 @@ def test_token_request_limits_and_deleted_accounts(server):
     kubectl_ok(server, "delete", "serviceaccount", "shortlived")
     eventually(lambda: server.kubectl("--token", token, "auth", "whoami", check=False).returncode != 0, 10,
                what="the token of a deleted ServiceAccount refused")
+
+
+def claims_of(token: str) -> dict:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_tokens_are_bound_and_expiring(server):
+    """A token expires when TokenRequest says, carries its audience, and one bound to a pod dies with the pod."""
+    import json
+    import time
+
+    kubectl_ok(server, "create", "serviceaccount", "binder")
+    issued = json.loads(kubectl_ok(server, "create", "token", "binder", "--duration=20m", "-o", "json"))
+    claims = claims_of(issued["status"]["token"])
+    assert abs(claims["exp"] - time.time() - 1200) < 60 and claims["exp"] - claims["iat"] == 1200
+    assert claims["aud"] == ["https://kubernetes.default.svc.cluster.local"]
+    assert claims["sub"] == "system:serviceaccount:default:binder"
+
+    other = kubectl_ok(server, "create", "token", "binder", "--audience=vault").strip()
+    assert claims_of(other)["aud"] == ["vault"]
+    assert server.kubectl("--token", other, "auth", "whoami", check=False).returncode != 0  # not for the API
+
+    server.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "holder"},
+                  "spec": {"serviceAccountName": "binder", "containers": [{"name": "c", "image": "busybox"}]}})
+    bound = kubectl_ok(server, "create", "token", "binder", "--bound-object-kind=Pod",
+                       "--bound-object-name=holder").strip()
+    assert claims_of(bound)["kubernetes.io"]["pod"]["name"] == "holder"
+    assert "system:serviceaccount:default:binder" in kubectl_ok(server, "--token", bound, "auth", "whoami")
+    kubectl_ok(server, "delete", "pod", "holder", "--grace-period=0", "--force")
+    eventually(lambda: server.kubectl("--token", bound, "auth", "whoami", check=False).returncode != 0, 10,
+               what="the token of a deleted pod refused")

@@ -1,6 +1,6 @@
 """A pod's ServiceAccount token volume: a process in the pod reads token, ca.crt and namespace from it (in
-loopback mode through NANOKUBE_MOUNTS) and calls the API through the `kubernetes` Service with them, as the
-official client's in-cluster configuration does."""
+loopback mode through NANOKUBE_MOUNTS) and calls the API through the `kubernetes` Service with them, through the
+official client's in-cluster configuration (KUBERNETES_SERVICE_HOST/PORT, `bearer <token>`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ from tests.conftest import Server
 from tests.polling import eventually
 
 IN_CLUSTER = """
-import json, os, ssl, urllib.request
+import json, os, time
+from kubernetes import client
+from kubernetes.config.incluster_config import InClusterConfigLoader
 path = "/var/run/secrets/kubernetes.io/serviceaccount"
 path = json.loads(os.environ.get("NANOKUBE_MOUNTS", "{}")).get(path, path)
-token = open(path + "/token").read()
-namespace = open(path + "/namespace").read()
-context = ssl.create_default_context(cafile=path + "/ca.crt")
-url = "https://%s:%s/apis/authentication.k8s.io/v1/selfsubjectreviews" % (
-    os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
-request = urllib.request.Request(url, method="POST", data=b'{"kind":"SelfSubjectReview"}',
-                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-print(json.load(urllib.request.urlopen(request, context=context))["status"]["userInfo"]["username"], namespace,
-      flush=True)
-import time
+InClusterConfigLoader(token_filename=path + "/token", cert_filename=path + "/ca.crt").load_and_set()
+review = client.AuthenticationV1Api().create_self_subject_review({"kind": "SelfSubjectReview"})
+print(review.status.user_info.username, open(path + "/namespace").read(), flush=True)
 time.sleep(3600)
 """
 

@@ -98,3 +98,13 @@ def test_time_zone_schedules_in_that_zone(server):
     server.apply(cronjob("berlin", "true", timeZone="Europe/Berlin", suspend=False))
     eventually(lambda: events(server, "berlin", "SuccessfulCreate"), timeout=60)
     server.kubectl("delete", "cronjob", "berlin")
+
+
+def test_replace_deletes_the_running_job_for_the_next(server):
+    server.apply(cronjob("swap", "sleep 60", concurrencyPolicy="Replace"))
+    deleted = eventually(lambda: events(server, "swap", "SuccessfulDelete"), timeout=120, what="a replaced job")
+    gone = deleted[0]["message"].removeprefix("Deleted job ")
+    eventually(lambda: gone not in {j["metadata"]["name"] for j in jobs_of(server, "swap")}, timeout=60)
+    eventually(lambda: len(get(server, "cronjob", "swap")["status"].get("active") or []) == 1, timeout=60)
+    server.kubectl("patch", "cronjob/swap", "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    server.kubectl("delete", "cronjob", "swap")

@@ -109,7 +109,20 @@ def test_rolling_update_replaces_every_pod(cluster):
 
 def test_node_leaving_removes_its_pod(cluster):
     srv, agents = cluster
-    stop_agent(agents.pop("dsnode3"))
+    gone = agents.pop("dsnode3")
+    stop_agent(gone)
+    shutil.rmtree(gone.data_dir, ignore_errors=True)
+    gone.log_path.unlink(missing_ok=True)
     srv.kubectl("delete", "node", "dsnode3")
     eventually(lambda: set(placement(srv, "every")) == {"server1", "dsnode2"}, timeout=90)
     eventually(lambda: get(srv, "ds", "every")["status"].get("desiredNumberScheduled") == 2, timeout=30)
+
+
+def test_a_joining_node_gets_its_pod(cluster):
+    """A node that joins after the DaemonSet exists gets its pod (the node from the test before, joined again)."""
+    srv, agents = cluster
+    at = srv.args.index("--service-cidr")
+    flat = srv.args[at:at + 4]  # the fixture's --service-cidr X --pod-cidr Y
+    agents["dsnode3"] = start_agent(srv, *flat, "--node-name", "dsnode3", "--node-ip", NODES["dsnode3"])
+    eventually(lambda: running_on(srv, "every", set(NODES)), timeout=90)
+    eventually(lambda: get(srv, "ds", "every")["status"].get("numberReady") == 3, timeout=60)

@@ -89,3 +89,39 @@ def test_active_deadline_and_ttl_after_finished(server):
     assert conditions(get(server, "job", "slow"))["Failed"]["reason"] == "DeadlineExceeded"
     eventually(lambda: "slow" not in server.kubectl("get", "jobs", "-o", "name").stdout, timeout=60)
     eventually(lambda: not get(server, "pods", "-l", "batch.kubernetes.io/job-name=slow")["items"], timeout=60)
+
+
+def test_on_failure_restarts_count_towards_the_backoff_limit(server):
+    """restartPolicy OnFailure: the container restarts in place; its restarts count towards backoffLimit."""
+    body = job("restarts", "exit 3", backoffLimit=2)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    server.apply(body)
+
+    def restarted() -> list[str]:
+        pods = get(server, "pods", "-l", "batch.kubernetes.io/job-name=restarts")["items"]
+        return [p["metadata"]["name"] for p in pods
+                if (p["status"].get("containerStatuses") or [{}])[0].get("restartCount", 0) >= 1]
+    names = eventually(restarted, 120, what="the job's pod restarted in place")
+    server.kubectl("wait", "--for=condition=failed", "job/restarts", "--timeout=180s", timeout=200)
+    conds = conditions(get(server, "job", "restarts"))
+    assert conds["Failed"]["reason"] == "BackoffLimitExceeded"
+    assert get(server, "job", "restarts")["status"].get("failed", 0) <= 1
+    assert len(names) == 1  # one pod, restarted in place
+
+
+def test_quick_never_restart_pods_run_once(server):
+    """A container that exits at once under restartPolicy Never runs exactly once: its exit is recorded before
+    the pod's next sync can mistake it for a container that never ran (which restarted it in a loop)."""
+    for n in range(4):
+        server.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"once-{n}", "labels": {"once": "run"}},
+                      "spec": {"restartPolicy": "Never",
+                               "containers": [{"name": "main", "image": "busybox", "command": ["echo", "hi"]}]}})
+
+    def finished() -> list[dict]:
+        pods = get(server, "pods", "-l", "once=run")["items"]
+        return pods if len(pods) == 4 and all(p["status"].get("phase") == "Succeeded" for p in pods) else []
+    pods = eventually(finished, 60, what="four Succeeded pods")
+    statuses = [p["status"]["containerStatuses"][0] for p in pods]
+    assert [s["restartCount"] for s in statuses] == [0, 0, 0, 0]
+    assert all(s["state"]["terminated"]["reason"] == "Completed" and not s["lastState"] for s in statuses)
+    assert all(server.kubectl("logs", p["metadata"]["name"]).stdout == "hi\n" for p in pods)

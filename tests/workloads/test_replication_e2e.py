@@ -64,3 +64,14 @@ def test_rc_does_not_adopt_pods_another_controller_owns(server, kubelet):
     eventually(lambda: len(pods(server, "app=shared")) == 3)
     kinds = sorted(p["metadata"]["ownerReferences"][0]["kind"] for p in pods(server, "app=shared"))
     assert kinds == ["ReplicaSet", "ReplicationController", "ReplicationController"]
+
+
+def test_cluster_info_dump_lists_replication_controllers(server, kubelet, tmp_path):
+    """`kubectl cluster-info dump` walks replicationcontrollers in every namespace it dumps."""
+    out = server.kubectl("cluster-info", "dump", "--namespaces=default,kube-system",
+                         f"--output-directory={tmp_path}", timeout=60)
+    assert "Cluster info dumped to" in out.stdout, out.stderr
+    for ns in ("default", "kube-system"):
+        dumped = json.loads((tmp_path / ns / "replication-controllers.json").read_text())
+        assert dumped["kind"] == "ReplicationControllerList"
+    assert json.loads((tmp_path / "nodes.json").read_text())["kind"] == "NodeList"

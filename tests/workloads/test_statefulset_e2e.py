@@ -140,3 +140,26 @@ def test_parallel_creates_all_at_once_and_on_delete_does_not_roll(server, kubele
     eventually(lambda: pods(server, "par").get("par-1", {}).get("metadata", {}).get("labels", {})
                .get("controller-revision-hash") == new_rev)
     assert pods(server, "par")["par-1"]["spec"]["containers"][0]["image"] == "echo:2"
+
+
+def claim_names(server: Server, app: str) -> set[str]:
+    return {c["metadata"]["name"] for c in get(server, "pvc", "-l", f"app={app}")["items"]
+            if not c["metadata"].get("deletionTimestamp")}
+
+
+def test_claim_retention_policy_delete_when_scaled_and_when_deleted(server, kubelet):
+    """persistentVolumeClaimRetentionPolicy: whenScaled=Delete removes the claims of the ordinals scaled away,
+    whenDeleted=Delete removes every claim with the StatefulSet; the Retain default is the other tests'."""
+    server.apply(statefulset("ret", 3, policy="Parallel", persistentVolumeClaimRetentionPolicy={
+        "whenScaled": "Delete", "whenDeleted": "Delete"}))
+    eventually(lambda: set(pods(server, "ret")) == {"ret-0", "ret-1", "ret-2"})
+    ready_all(server, kubelet, "ret", ["ret-0", "ret-1", "ret-2"])
+    assert claim_names(server, "ret") == {"data-ret-0", "data-ret-1", "data-ret-2"}
+    owners = get(server, "pvc", "data-ret-0")["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("StatefulSet", "ret")]
+    server.kubectl("scale", "sts/ret", "--replicas=1")
+    eventually(lambda: set(pods(server, "ret")) == {"ret-0"}, 30)
+    eventually(lambda: claim_names(server, "ret") == {"data-ret-0"}, 30, what="the scaled-away claims deleted")
+    server.kubectl("delete", "sts", "ret")
+    eventually(lambda: not claim_names(server, "ret") and not pods(server, "ret"), 30,
+               what="every claim deleted with the StatefulSet")

@@ -546,8 +546,7 @@ def build_app(state: ApiServerState) -> web.Application:
                     ) -> web.StreamResponse:
         try:
             if state.token and request.path not in PUBLIC_PATHS and not request.path.startswith(mounted_prefixes):
-                auth = request.headers.get("Authorization", "")
-                given = auth[7:].strip() if auth.startswith("Bearer ") else ""
+                given = tokens.bearer_token(request.headers.get("Authorization", ""))
                 if given and hmac.compare_digest(given, state.token):
                     user: UserInfo | None = tokens.ADMIN
                 else:

@@ -51,6 +51,14 @@ def service_account_user(namespace: str, name: str, uid: str = "", extra: dict[s
                     extra or {})
 
 
+def bearer_token(header: str) -> str:
+    """The token of an `Authorization` header, "" when there is none. As kube-apiserver's bearertoken
+    authenticator reads it: the scheme is case-insensitive (the official Python client's in-cluster configuration
+    sends `bearer <token>`) and the token is the second space-separated word."""
+    parts = header.strip().split(" ")
+    return parts[1] if len(parts) >= 2 and parts[0].lower() == "bearer" else ""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
