@@ -121,6 +121,8 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         victim_ip = page.locator('[data-service="web"] .endpoint').first.get_attribute("data-address")
         cluster.kubectl("delete", "pod", victim, "--wait=false")
         eventually(lambda: victim_ip not in _page_addresses(page, "web"), timeout=10, what="deleted pod gone")
+        eventually(lambda: page.locator(f'[data-service="web"] [data-pod="{victim}"]').count() == 0, timeout=30,
+                   what="the deleted pod's terminating endpoint gone too")
         page.screenshot(path=str(tmp_path / "map-deleted.png"), full_page=True)
 
         phone = context.new_page()
@@ -132,9 +134,15 @@ def test_service_map_follows_the_cluster(cluster: Server, tmp_path: Path) -> Non
         # one click to a pod's YAML
         def yaml_shown() -> bool:  # the map may redraw under the click: click again until the YAML shows
             try:
-                page.locator('[data-service="web"] .endpoint .pod').first.click(timeout=5000)
+                if page.locator("#details").is_visible():
+                    page.locator("#close").click(timeout=5000)
+                endpoint = page.locator('[data-service="web"] .endpoint.ready').first
+                name = endpoint.get_attribute("data-pod", timeout=5000)
+                endpoint.locator(".pod").click(timeout=5000)
                 return bool(page.wait_for_function(
-                    "document.getElementById('details-body').textContent.includes('kind: Pod')", timeout=5000))
+                    "name => { const text = document.getElementById('details-body').textContent;"
+                    " return text.includes('kind: Pod') && text.includes('name: ' + name); }", arg=name,
+                    timeout=5000))
             except Exception as err:  # playwright's TimeoutError: try again
                 if type(err).__name__ != "TimeoutError":
                     raise
