@@ -87,6 +87,8 @@ EXPECTED_COLUMNS.update({
     ("scheduling.k8s.io", "priorityclasses"): [("Name", S, "name", 0), ("Value", N, "", 0), ("Global-Default", B, "", 0),
                                                ("Age", S, "", 0), ("PreemptionPolicy", S, "", 0)],
     ("node.k8s.io", "runtimeclasses"): [("Name", S, "name", 0), ("Handler", S, "", 0), ("Age", S, "", 0)],
+    ("apiregistration.k8s.io", "apiservices"): [("Name", S, "name", 0), ("Service", S, "", 0),
+                                                ("Available", S, "", 0), ("Age", S, "", 0)],
 })
 for _binding in ("rolebindings", "clusterrolebindings"):
     EXPECTED_COLUMNS[("rbac.authorization.k8s.io", _binding)] = [

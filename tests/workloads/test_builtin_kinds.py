@@ -452,3 +452,32 @@ def test_a_jobs_template_cannot_change(server) -> None:
     assert 'The Job "hook" is invalid: spec.template: Invalid value: ' in proc.stderr
     assert ": field is immutable" in proc.stderr
     server.kubectl("patch", "job", "hook", "--type=merge", "-p", '{"spec":{"activeDeadlineSeconds":60}}')
+
+
+API_SERVICE = """
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1alpha1.wardle.example.com
+spec:
+  group: wardle.example.com
+  version: v1alpha1
+  groupPriorityMinimum: 2000
+  versionPriority: 10
+  insecureSkipTLSVerify: true
+  service: {namespace: wardle, name: api}
+"""
+
+
+def test_api_services_are_stored_listed_and_conflict_on_a_second_create(server) -> None:
+    assert "apiservice.apiregistration.k8s.io/v1alpha1.wardle.example.com created" in \
+        server.kubectl("create", "-f", "-", input=API_SERVICE).stdout
+    again = server.kubectl("create", "-f", "-", input=API_SERVICE, check=False)
+    assert again.returncode == 1 and "AlreadyExists" in again.stderr, again.stderr
+    rows = _columns(server.kubectl("get", "apiservices").stdout)
+    assert rows[0] == ["NAME", "SERVICE", "AVAILABLE", "AGE"]
+    assert rows[1][:3] == ["v1alpha1.wardle.example.com", "wardle/api", "Unknown"]
+    bad = server.kubectl("create", "-f", "-", input=API_SERVICE.replace("groupPriorityMinimum: 2000",
+                                                                        "groupPriorityMinimum: many"), check=False)
+    assert bad.returncode == 1 and "groupPriorityMinimum" in bad.stderr, bad.stderr
+    server.kubectl("delete", "apiservice", "v1alpha1.wardle.example.com")

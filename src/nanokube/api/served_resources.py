@@ -129,6 +129,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+    # Stored only: no aggregation layer behind it (clients and charts create them; the official client's e2e too)
+    Resource("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("status",), ("api-extensions",)),
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
              ("crd", "crds"), ("status",), ("api-extensions",)),
 )

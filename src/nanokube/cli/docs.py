@@ -103,6 +103,19 @@ ACTED_ON: dict[tuple[str, str], str] = {
     ("authorization.k8s.io", "selfsubjectrulesreviews"): "answered by the API server (`kubectl auth can-i --list`)",
     ("authorization.k8s.io", "subjectaccessreviews"): "answered by the API server (RBAC)",
     ("authorization.k8s.io", "localsubjectaccessreviews"): "answered by the API server (RBAC)",
+    ("", "serviceaccounts"): "serviceaccount controller (a `default` one per namespace), TokenRequest (`kubectl create "
+                             "token`), token volumes in pods",
+    ("networking.k8s.io", "ingresses"): "the ingress component routes it ([ingress.md](ingress.md))",
+    ("networking.k8s.io", "ingressclasses"): "read by the ingress component (which class it serves)",
+    ("policy", "poddisruptionbudgets"): "disruption controller writes status; the Eviction subresource honours it "
+                                        "(`kubectl drain`)",
+    ("rbac.authorization.k8s.io", "roles"): "RBAC authorization of every request but the admin token's",
+    ("rbac.authorization.k8s.io", "rolebindings"): "RBAC authorization of every request but the admin token's",
+    ("rbac.authorization.k8s.io", "clusterroles"): "RBAC authorization (a subset of the default roles is "
+                                                   "bootstrapped)",
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): "RBAC authorization (the default bindings are bootstrapped)",
+    ("apiregistration.k8s.io", "apiservices"): "stored only: no aggregation layer (requests for its group are not "
+                                               "proxied anywhere)",
 }
 
 
@@ -110,7 +123,7 @@ def served_kinds() -> str:
     out = ["## API kinds served\n",
            "Every kind below is served with discovery, OpenAPI, validation, defaulting and `kubectl get` columns. "
            "Kinds without an entry under \"acted on by\" are stored, validated and listed only: nothing in nanokube "
-           "acts on them yet (an Ingress routes nothing).\n",
+           "acts on them yet (a NetworkPolicy filters nothing, an HPA scales nothing).\n",
            "| kind | API version | acted on by |\n|---|---|---|"]
     for r in RESOURCES:
         out.append(f"| {r.kind} | {r.group_version} | {ACTED_ON.get((r.group, r.plural), 'stored only')} |")

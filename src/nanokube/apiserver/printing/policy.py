@@ -1,5 +1,5 @@
 """Ingresses, IngressClasses, NetworkPolicies, PodDisruptionBudgets, HorizontalPodAutoscalers, RBAC bindings,
-PriorityClasses, RuntimeClasses and ResourceQuotas (Roles, ClusterRoles and LimitRanges have no printer of
+PriorityClasses, RuntimeClasses, ResourceQuotas and APIServices (Roles, ClusterRoles and LimitRanges have no printer of
 their own in Kubernetes: they get the default Name / Created At table)."""
 
 from __future__ import annotations
@@ -250,6 +250,29 @@ RUNTIME_CLASSES = Printer(
     # Kubernetes describes this column with ObjectMeta's (absent) "handler" doc: an empty description.
     (name_column(), Column("Handler"), age_column()),
     lambda rc, now: [name_of(rc), rc.get("handler") or "", age_of(rc, now)],
+)
+
+
+
+def _api_service_row(svc: Obj, now: datetime) -> list[Cell]:
+    """kube-aggregator's apiservice REST.ConvertToTable: "Local" or namespace/name, and the Available condition
+    with its reason unless it is True."""
+    ref = spec(svc).get("service")
+    service = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else "Local"
+    available = "Unknown"
+    for cond in status(svc).get("conditions") or []:
+        if cond.get("type") == "Available":
+            available = str(cond.get("status", ""))
+            if available != "True" and cond.get("reason"):
+                available = f"{available} ({cond['reason']})"
+            break
+    return [name_of(svc), service, available, age_of(svc, now)]
+
+
+API_SERVICES = Printer(
+    (name_column(), Column("Service", description="The reference to the service that hosts this API endpoint."),
+     Column("Available", description="Whether this service is available."), age_column()),
+    _api_service_row,
 )
 
 

@@ -50,6 +50,7 @@ PRINTERS: dict[tuple[str, str], Printer] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): policy.CLUSTER_ROLE_BINDINGS,
     ("scheduling.k8s.io", "priorityclasses"): policy.PRIORITY_CLASSES,
     ("node.k8s.io", "runtimeclasses"): policy.RUNTIME_CLASSES,
+    ("apiregistration.k8s.io", "apiservices"): policy.API_SERVICES,
 }
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
