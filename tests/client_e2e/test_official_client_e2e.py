@@ -8,7 +8,7 @@ Their code is not part of this repository: point NANOKUBE_CLIENT_PYTHON at a che
 
 The tests are copied to a scratch directory (they import themselves as `kubernetes.e2e_test`, which a conftest
 there aliases) and run in a subprocess with KUBECONFIG naming the server. Every test must pass except the ones
-listed in NEEDS_OTHER_ISSUES: a kind nanokube does not serve (APIService), and the two port-forward tests, which
+listed in NEEDS_OTHER_ISSUES: the two port-forward tests, which
 need what only netns mode gives a pod and pass there (test_port_forward_tests_in_netns_mode, as root).
 """
 
@@ -35,7 +35,6 @@ NEEDS_OTHER_ISSUES = {
     # both pass in netns mode (test_port_forward_tests_in_netns_mode below)
     "test_client.TestClient.test_portforward_http": "loopback mode: nginx binds *:80, shared by every pod",
     "test_client.TestClient.test_portforward_raw": "loopback mode: the script's volume is not mounted at /opt",
-    "test_utils.TestUtils.test_create_apiservice_from_yaml_with_conflict": "apiregistration.k8s.io APIService",
 }
 PORT_FORWARD = ["test_portforward_raw", "test_portforward_http"]
 ALIAS = """import importlib
