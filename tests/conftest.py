@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from nanokube.testing.ports import free_port
-
 REPO = Path(__file__).resolve().parent.parent
 KUBECTL = shutil.which("kubectl") or "kubectl"
 
@@ -146,6 +144,8 @@ class Server:
                 for line in buf.splitlines():
                     if line.startswith("nanokube ready"):
                         self.ready_line = line
+                        if self.api_port == 0:  # the server took a port the kernel chose; a restart keeps it
+                            self.api_port = int(line.split(" api=", 1)[1].split()[0].rsplit(":", 1)[1])
                         return self
             time.sleep(0.02)
         self.stop()
@@ -202,7 +202,7 @@ class Server:
 
 def start_server(*args: str, data_dir: Path | None = None) -> Server:
     data = data_dir or Path(tempfile.mkdtemp(prefix="nanokube-test-", dir=_scratch()))
-    srv = Server(data_dir=data, api_port=free_port(), args=[*args, *datastore_args(data)])
+    srv = Server(data_dir=data, api_port=0, args=[*args, *datastore_args(data)])  # 0: no bind-then-release race
     return srv.start()
 
 

@@ -10,6 +10,7 @@ import base64
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -78,6 +79,27 @@ def write_kubeconfig(path: Path, server: str, token: str, ca_file: Path) -> Path
 ExtraComponents = dict[str, Callable[[ApiClient, asyncio.Event], Coroutine[Any, Any, Any]]]
 
 
+def reserve_api_port(hosts: list[str]) -> tuple[int, list[socket.socket]]:
+    """`--api-listen HOST:0`: a port the kernel picks that is free on every listen address, held (bound with
+    SO_REUSEADDR, not listening) until the API server's own sockets bind it, so the kernel hands it to no one
+    else meanwhile. The ready line and the kubeconfig name it."""
+    for _ in range(20):
+        held: list[socket.socket] = []
+        port = 0
+        try:
+            for host in hosts:
+                sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host or "0.0.0.0", port))
+                port = sock.getsockname()[1]
+            return port, held
+        except OSError:
+            for sock in held:
+                sock.close()
+    raise SettingsError(f"--api-listen port 0: no port free on all of {', '.join(hosts)}")
+
+
 async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
                      components: tuple[str, ...] = ("controllers", "agent", "proxy", "dns"),
                      extra: ExtraComponents | None = None) -> None:
@@ -88,19 +110,25 @@ async def run_server(settings: ServerSettings, *, stop: asyncio.Event,
     if warning:
         log.warning("%s", warning)
     token = load_token(settings.data_dir)
+    reserved: list[socket.socket] = []
+    if settings.api_port == 0:
+        settings.api_port, reserved = reserve_api_port(settings.api_listen_hosts)
     node_network = (NodeNetwork(settings.node_pod_cidr, dns_address=settings.local_dns_address)
                     if settings.plan.node_network == "netns" else None)
     try:
         if node_network is not None:
             await node_network.setup()
-        await _run_cluster(settings, token, stop, components, extra or {})
+        await _run_cluster(settings, token, stop, components, extra or {}, reserved)
     finally:
+        for sock in reserved:
+            sock.close()
         if node_network is not None:
             await node_network.teardown()
 
 
 async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event,
-                       components: tuple[str, ...], extra: ExtraComponents) -> None:
+                       components: tuple[str, ...], extra: ExtraComponents,
+                       reserved: list[socket.socket]) -> None:
     plane = settings.control_plane
     store = open_store(settings.data_dir, plane)
     await store.start()
@@ -152,6 +180,8 @@ async def _run_cluster(settings: ServerSettings, token: str, stop: asyncio.Event
     try:
         async def after_api() -> None:
             await api_ready.wait()
+            for sock in reserved:  # the API's own sockets hold the port now
+                sock.close()
             kubeconfig = write_kubeconfig(settings.data_dir, settings.api_url, token, ca_file)
             starters = _component_starters(settings, client, components, readies, kubelet_tls)
             for name, start in extra.items():

@@ -9,10 +9,11 @@ import tempfile
 from pathlib import Path
 
 from tests.apiserver.helpers_http import live_keys
-from tests.conftest import DATASTORE, Server, _scratch, free_port
+from tests.conftest import DATASTORE, Server, _scratch
 
 from nanokube.server import DATA_DIR_MARKER
 from nanokube.store import SqliteStore
+from nanokube.testing.ports import free_port
 
 
 async def _write_legacy(path: Path) -> None:

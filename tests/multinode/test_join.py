@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.conftest import Server, free_port, start_server
+from tests.conftest import Server, start_server
 from tests.loopback.conftest import _free_octets, echo_deployment, http_get, kubectl_json, manifest, service
 from tests.polling import eventually
+
+from nanokube.testing.ports import free_port
 
 NODE2 = "node2"
 NODE2_IP = "127.0.0.2"

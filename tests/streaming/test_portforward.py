@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from tests.conftest import Server, free_port
+from tests.conftest import Server
 from tests.loopback.conftest import echo_deployment, manifest, service
 from tests.polling import eventually
+
+from nanokube.testing.ports import free_port
 
 
 @pytest.fixture(scope="module")

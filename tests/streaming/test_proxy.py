@@ -9,9 +9,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import Server, free_port
+from tests.conftest import Server
 from tests.loopback.conftest import echo_deployment, manifest, service
 from tests.polling import eventually
+
+from nanokube.testing.ports import free_port
 
 
 @pytest.fixture(scope="module")

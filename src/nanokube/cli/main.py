@@ -20,7 +20,9 @@ def _server_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p = sub.add_parser("server", help="run the API server, controllers, a node agent, proxy and DNS")
     p.add_argument("--data-dir", type=Path, default=None, help="state, token, kubeconfig, volumes, logs "
                    "(default ~/.local/share/nanokube, root: /var/lib/nanokube)")
-    p.add_argument("--api-listen", default="127.0.0.1:6443", help="HOST:PORT of the API (default 127.0.0.1:6443)")
+    p.add_argument("--api-listen", default="127.0.0.1:6443",
+                   help="HOST:PORT of the API (default 127.0.0.1:6443); port 0: a free port the kernel picks, named "
+                        "on the ready line and in the kubeconfig")
     p.add_argument("--max-pods", type=int, default=110, help="pods this node runs at most (default 110)")
     p.add_argument("--proxy-status-port", type=int, default=10256,
                    help="port of the proxy's status endpoint on 127.0.0.1 (/healthz, /services; 0 = off; default 10256)")

@@ -16,6 +16,9 @@ from nanokube.settings import ServerSettings, SettingsError
 def main_rootless(settings: ServerSettings, components: tuple[str, ...],
                   main_server: Callable[..., int]) -> int:
     assert settings.dns_listen is not None and settings.host_dns_listen is not None
+    if settings.api_port == 0:  # the host side binds the API port before the server inside picks one
+        print("nanokube: --api-listen with port 0 is not supported in rootless mode; name a port", file=sys.stderr)
+        return 2
     dns_host_port = settings.host_dns_listen[1]
     inside_dns = settings.dns_listen
     static = {("tcp", settings.api_port): ("127.0.0.1", settings.api_port),
