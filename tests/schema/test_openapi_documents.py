@@ -14,7 +14,7 @@ def test_index_lists_every_group_version_with_its_hash() -> None:
                                    "apis/coordination.k8s.io/v1", "apis/storage.k8s.io/v1", "apis/events.k8s.io/v1",
                                    "apis/batch/v1", "apis/autoscaling/v2", "apis/autoscaling/v1", "apis/networking.k8s.io/v1",
                                    "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1", "apis/scheduling.k8s.io/v1",
-                                   "apis/node.k8s.io/v1", "apis/apiextensions.k8s.io/v1",
+                                   "apis/node.k8s.io/v1", "apis/apiextensions.k8s.io/v1", "apis/apiregistration.k8s.io/v1",
                                    "apis/authentication.k8s.io/v1", "apis/authorization.k8s.io/v1"}
     url = index["paths"]["api/v1"]["serverRelativeURL"]
     body = openapi.openapi_v3_document("api/v1")
