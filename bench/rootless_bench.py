@@ -62,27 +62,21 @@ def check_tools() -> None:
 
 
 def script(server: str, target: str, seconds: int, inside: str = "", ready_only: bool = False) -> str:
-    """Start a server, wait for ready, apply the echo, measure, stop; prints @@ lines."""
-    if ready_only:
-        return textwrap.dedent(f"""\
-            set -u
-            DATA=$(mktemp -d /tmp/nkbench-XXXXXX)
-            start=$(date +%s%N)
-            {server} --data-dir $DATA > $DATA.out 2> $DATA.err &
-            pid=$!
-            for _ in $(seq 6000); do grep -q '^nanokube ready' $DATA.out && break; kill -0 $pid || exit 3; sleep 0.01; done
-            echo "@@ready_ms $(( ($(date +%s%N) - start) / 1000000 ))"
-            kill -TERM $pid; wait $pid
-            rm -rf $DATA $DATA.out $DATA.err
-            """)
-    return textwrap.dedent(f"""\
+    """Start a server, wait for ready, apply the echo, measure, stop; prints @@ lines. `ready_only`: start and
+    stop only (time to ready)."""
+    start = textwrap.dedent(f"""\
         set -u
         DATA=$(mktemp -d /tmp/nkbench-XXXXXX)
         start=$(date +%s%N)
         {server} --data-dir $DATA > $DATA.out 2> $DATA.err &
         pid=$!
-        for _ in $(seq 1200); do grep -q '^nanokube ready' $DATA.out && break; kill -0 $pid || exit 3; sleep 0.01; done
+        for _ in $(seq 6000); do grep -q '^nanokube ready' $DATA.out && break; kill -0 $pid || exit 3; sleep 0.01; done
         echo "@@ready_ms $(( ($(date +%s%N) - start) / 1000000 ))"
+        """)
+    stop = "kill -TERM $pid; wait $pid\nrm -rf $DATA $DATA.out $DATA.err\n"
+    if ready_only:
+        return start + stop
+    return start + textwrap.dedent(f"""\
         export KUBECONFIG=$DATA/kubeconfig.yaml
         echo '{ECHO}' | kubectl apply -f - > /dev/null
         kubectl wait --for=condition=Available deployment/echo --timeout=60s > /dev/null
@@ -90,10 +84,7 @@ def script(server: str, target: str, seconds: int, inside: str = "", ready_only:
         for _ in $(seq 100); do curl -sf -o /dev/null http://{target}/ && break; sleep 0.1; done
         echo "@@outside $(wrk -t1 -c8 -d{seconds}s http://{target}/ | sed -n 's/^Requests\\/sec: *//p')"
         echo "@@outside_new $(wrk -t1 -c8 -d{seconds}s -H 'Connection: close' http://{target}/ | sed -n 's/^Requests\\/sec: *//p')"
-        {inside}
-        kill -TERM $pid; wait $pid
-        rm -rf $DATA $DATA.out $DATA.err
-        """)
+        """) + inside + "\n" + stop
 
 
 def run(argv: list[str]) -> str:

@@ -15,7 +15,6 @@ need what only netns mode gives a pod and pass there (test_port_forward_tests_in
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import start_server
 from tests.netns.cluster import SKIP_REASON as NETNS_SKIP
-from tests.netns.cluster import NetnsCluster
+from tests.netns.conftest import netns_cluster
 
 CHECKOUT = os.environ.get("NANOKUBE_CLIENT_PYTHON", "")
 MODULES = ["test_client.py", "test_apps.py", "test_watch.py", "test_informer.py", "test_utils.py",
@@ -99,20 +98,11 @@ def test_port_forward_tests_in_netns_mode(tmp_path: Path) -> None:
     """The two port-forward tests need a pod of their own (volumes at their mountPath, a port 80 of their own):
     netns mode, the suite run inside the server's network namespace."""
     copy_suite(tmp_path)
-    cluster = NetnsCluster(name=f"nk-e2e-{secrets.token_hex(4)}", data_dir=tmp_path / "data",
-                           log_path=tmp_path / "server.log")
     report = tmp_path / "report.xml"
-    try:
-        cluster.start()
+    with netns_cluster() as cluster:
         cluster.run("env", "-u", "PYTHONPATH", *pytest_argv(report, "--rootdir", str(tmp_path), "-k",
                                                             " or ".join(PORT_FORWARD),
                                                             str(tmp_path / "e2e_test" / "test_client.py")),
                     check=False, timeout=500)
-        code, _ = cluster.stop()
-        assert code == 0, cluster.logs()[-3000:]
-        assert not cluster.leftovers()
-    finally:
-        problems = cluster.destroy()
-    assert not problems, problems
     passed, failed = outcomes(report)
     assert passed == {f"test_client.TestClient.{name}" for name in PORT_FORWARD} and not failed, (passed, failed)

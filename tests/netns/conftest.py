@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[NetnsCluster]:
-    """A netns-mode server in a fresh namespace, shared by one test module; checked for leaks afterwards."""
-    tmp = Path(tempfile.mkdtemp(prefix="nk-e2e-"))
+@contextmanager
+def netns_cluster(*args: str, tmp_dir: str | None = None) -> Iterator[NetnsCluster]:
+    """A netns-mode server started with `args` in a fresh namespace; on exit stopped (within 10 s, exit 0 unless a
+    test stopped it already), checked for leaks, and everything removed even when a test failed."""
+    tmp = Path(tempfile.mkdtemp(prefix="nk-e2e-", dir=tmp_dir))
     c = NetnsCluster(name=f"nk-e2e-{secrets.token_hex(4)}", data_dir=tmp / "data", log_path=tmp / "server.log")
     try:
-        c.start()
+        c.start(*args)
         yield c
         if c.proc is not None:  # not stopped by a test already
             code, took = c.stop()
@@ -44,3 +46,10 @@ def cluster() -> Iterator[NetnsCluster]:
         problems = c.destroy()
         shutil.rmtree(tmp, ignore_errors=True)
         assert not problems, problems
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[NetnsCluster]:
+    """A netns-mode server in a fresh namespace, shared by one test module; checked for leaks afterwards."""
+    with netns_cluster() as c:
+        yield c

@@ -4,14 +4,11 @@ ClusterIP in their resolv.conf, and the host reaches the DNS where it asked."""
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.netns.cluster import NetnsCluster
+from tests.netns.conftest import netns_cluster
 from tests.netns.manifests import echo_deployment
 
 PORT = 5353
@@ -20,19 +17,8 @@ NODE_IP = "10.244.0.1"  # the netns server's default node IP: its pod gateway
 
 @pytest.fixture(scope="module")
 def elsewhere() -> Iterator[NetnsCluster]:
-    tmp = Path(tempfile.mkdtemp(prefix="nk-e2e-"))
-    c = NetnsCluster(name=f"nk-e2e-{secrets.token_hex(4)}", data_dir=tmp / "data", log_path=tmp / "server.log")
-    try:
-        c.start("--dns-listen", f"127.0.0.1:{PORT}", "--dns-upstream", "127.0.0.1:9")
+    with netns_cluster("--dns-listen", f"127.0.0.1:{PORT}", "--dns-upstream", "127.0.0.1:9") as c:
         yield c
-        code, took = c.stop()
-        assert code == 0 and took < 10, f"stop: exit {code} after {took:.1f}s\n{c.logs()[-3000:]}"
-        left = c.leftovers()
-        assert not left, f"left behind: {left}\n{c.logs()[-3000:]}"
-    finally:
-        problems = c.destroy()
-        shutil.rmtree(tmp, ignore_errors=True)
-        assert not problems, problems
 
 
 def test_pods_resolve_through_the_cluster_ip_when_dns_listens_on_127_0_0_1(elsewhere: NetnsCluster) -> None:

@@ -5,15 +5,13 @@ allowPrivilegeEscalation=false (no_new_privs), capabilities drop/add on top of a
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.netns.cluster import NetnsCluster
+from tests.netns.conftest import netns_cluster
 
 from nanokube.agent.security import CAPABILITY_NUMBERS, DEFAULT_CAPABILITIES
 
@@ -22,19 +20,8 @@ from nanokube.agent.security import CAPABILITY_NUMBERS, DEFAULT_CAPABILITIES
 def cluster() -> Iterator[NetnsCluster]:
     """Unlike the shared fixture, the data dir is outside /tmp (which every pod gets a private one of
     anyway), as the default /var/lib/nanokube is."""
-    tmp = Path(tempfile.mkdtemp(prefix="nk-e2e-sec-", dir="/var/tmp"))
-    c = NetnsCluster(name=f"nk-e2e-{secrets.token_hex(4)}", data_dir=tmp / "data", log_path=tmp / "server.log")
-    try:
-        c.start()
+    with netns_cluster(tmp_dir="/var/tmp") as c:
         yield c
-        if c.proc is not None:
-            code, _took = c.stop()
-            assert code == 0, c.logs()[-3000:]
-        assert not c.leftovers()
-    finally:
-        problems = c.destroy()
-        shutil.rmtree(tmp, ignore_errors=True)
-        assert not problems, problems
 
 
 def mask(names: list[str]) -> int:
