@@ -33,6 +33,14 @@ def test_ipam_skips_network_and_gateway():
     assert ipam.allocate("b") == "10.244.3.2"
 
 
+def test_ipam_gives_back_a_pods_earlier_ip_when_free():
+    ipam = Ipam("10.244.3.0/24")
+    assert ipam.allocate("a", prefer="10.244.3.7") == "10.244.3.7"
+    assert ipam.allocate("b", prefer="10.244.3.7") == "10.244.3.2"  # taken: the next free one instead
+    for outside in ("10.244.4.9", "10.244.3.1", "10.244.3.0", "10.244.3.255", "junk"):
+        assert ipam.allocate(outside, prefer=outside) != outside
+
+
 def test_image_names_and_catalogue(tmp_path: Path):
     assert normalize_image("docker.io/library/nginx:1.25") == "nginx"
     assert normalize_image("mariadb:10.11@sha256:abc") == "mariadb"

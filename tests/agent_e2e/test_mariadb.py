@@ -115,6 +115,7 @@ def test_the_row_survives_a_server_restart(article):
     article.start()
     pod = live_pod(article)
     assert pod["metadata"]["uid"] == before["metadata"]["uid"]  # the same pod object, started again
+    assert pod["status"]["podIP"] == before["status"]["podIP"]  # at the address clients knew it by
     assert sql_when_up(pod["status"]["podIP"], "SELECT item FROM shop.orders WHERE id = 1") == "article row\n"
     rows = table(article.kubectl("get", "pvc").stdout)
     assert [(r["STATUS"], r["VOLUME"]) for r in rows] == [("Bound", f"pvc-{pvc_uid(article)}")]

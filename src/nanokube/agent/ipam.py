@@ -20,10 +20,15 @@ class Ipam:
     def prefixlen(self) -> int:
         return self.network.prefixlen
 
-    def allocate(self, owner: str) -> str:
+    def allocate(self, owner: str, prefer: str | None = None) -> str:
+        """An address for ``owner``: the one it holds, else ``prefer`` (the pod's IP before the agent restarted)
+        when that is in the pool and free, else the next free one."""
         for ip, who in self._used.items():
             if who == owner:
                 return ip
+        if prefer and self._assignable(prefer) and prefer not in self._used:
+            self._used[prefer] = owner
+            return prefer
         size = self.network.num_addresses
         for step in range(size):
             offset = 2 + (self._next - 2 + step) % max(1, size - 3)
@@ -34,8 +39,13 @@ class Ipam:
                 return ip
         raise PoolExhausted(f"no free pod IP left in {self.network}")
 
-    def reserve(self, ip: str, owner: str) -> None:
-        self._used[ip] = owner
+    def _assignable(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return address in self.network and address not in (
+            self.network.network_address, self.gateway, self.network.broadcast_address)
 
     def release(self, ip: str) -> None:
         self._used.pop(ip, None)

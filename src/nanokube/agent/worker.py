@@ -207,7 +207,9 @@ class PodWorker:
                 for old in c.log.directory.glob("*.log"):
                     old.unlink()
         host_network = bool(spec.get("hostNetwork"))
-        ip = rt.settings.node_ip if host_network else rt.ipam.allocate(self.uid)  # type: ignore[union-attr]
+        # a pod started again after an agent restart keeps its IP when it is still free, as clients cached it
+        earlier = (self.pod.get("status") or {}).get("podIP")
+        ip = rt.settings.node_ip if host_network else rt.ipam.allocate(self.uid, earlier)  # type: ignore[union-attr]
         sandbox = Sandbox(self.dir, SandboxRecord(self.uid, self.namespace, self.name, ip=ip))
         sandbox.save()
         try:
