@@ -112,14 +112,18 @@ class FakeKubelet:
                 if md.get("deletionTimestamp"):
                     await self.client.delete(PODS, md["name"], md["namespace"], grace_period_seconds=0)
                 elif not pod.get("status", {}).get("podIP"):
-                    await self.set_ready(md["namespace"], md["name"], self.auto_ready)
+                    await self.set_ready(md["namespace"], md["name"], self.auto_ready, first=True)
             except ApiError as err:
                 if err.code not in (404, 409):
                     raise
 
-    async def set_ready(self, namespace: str, name: str, ready: bool) -> None:
+    async def set_ready(self, namespace: str, name: str, ready: bool, *, first: bool = False) -> None:
+        """Write the pod's status. ``first``: the pod's first status, written only if nothing has been since (the
+        informer's copy may be stale, and the test may have readied the pod meanwhile: that must stand)."""
         assert self.client is not None
         pod = await self.client.get(PODS, name, namespace)
+        if first and pod.get("status", {}).get("podIP"):
+            return
         ip = pod.get("status", {}).get("podIP") or f"127.244.{next(self._ips) // 250}.{next(self._ips) % 250 + 2}"
         status = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1",
                   "conditions": [{"type": "PodScheduled", "status": "True"},
@@ -130,7 +134,10 @@ class FakeKubelet:
                                          "image": c.get("image", ""), "imageID": "", "started": True,
                                          "state": {"running": {"startedAt": rfc3339()}}}
                                         for c in pod["spec"].get("containers") or []]}
-        await self.client.patch(PODS, name, {"status": status}, namespace, subresource="status")
+        if first:  # an update, not a patch: its resourceVersion makes a write that came in between win (409 here)
+            await self.client.update(PODS, dict(pod, status=status), subresource="status")
+        else:
+            await self.client.patch(PODS, name, {"status": status}, namespace, subresource="status")
 
     def ready(self, name: str, ready: bool = True, namespace: str = "default") -> None:
         self.call(self.set_ready(namespace, name, ready))

@@ -110,5 +110,11 @@ def throwaway_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
         yield user
     finally:
         _kill_all(user)
-        subprocess.run(["userdel", "-r", name], capture_output=True, timeout=60)
-        assert not Path(f"/home/{name}").exists()
+        # the home holds a whole venv (~500 MB): removing it takes over a minute on a loaded machine, so it is
+        # removed here without a time limit, and userdel (which would be killed mid-way by one, leaving the
+        # user and its locks behind) only drops the account
+        shutil.rmtree(user.home, ignore_errors=True)
+        subprocess.run(["userdel", name], capture_output=True, timeout=120)
+        assert not user.home.exists()
+        with pytest.raises(KeyError):
+            pwd.getpwnam(name)
