@@ -113,7 +113,11 @@ def test_foreground_deletion_keeps_owner_until_dependents_are_gone(server, kubel
             "foregroundDeletion" in d["metadata"].get("finalizers", []) and \
             all(r["metadata"].get("deletionTimestamp") for r in rss) and \
             [p["metadata"]["name"] for p in pods_of(server, "fg")] == [held]
-    eventually(owner_waiting)
+    eventually(owner_waiting, 30)
+    # The ReplicaSet, deleting in the foreground too, still blocks the Deployment: so the Deployment cannot go
+    # before the held pod (the collector unblocked it before deleting it, and the Deployment went within a second).
+    rs = get(server, "rs", "-l", "app=fg")["items"][0]
+    assert [r["blockOwnerDeletion"] for r in rs["metadata"]["ownerReferences"]] == [True]
     assert get(server, "deployment", "fg")["metadata"].get("deletionTimestamp")  # still there while the pod is
     server.kubectl("patch", "pod", held, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     eventually(lambda: "fg" not in server.kubectl("get", "deployments", "-o", "name").stdout and

@@ -213,15 +213,22 @@ class GarbageCollector(Controller):
                 await self._rewrite_refs(resource, obj, lambda ref: ref.get("uid") not in gone)
             return None
         waiting = [u for u, s in states.items() if s == "waiting"]
-        if waiting and self._dependents.get(md["uid"]):
-            body_filter = set(waiting)
-            await self._rewrite_refs(resource, obj, lambda ref: True, unblock=body_filter)
+        if waiting and (dependents := self._dependents.get(md["uid"])):
+            # Deleted in the foreground itself, so the waiting owner keeps waiting for this one's dependents too.
+            # Only a dependent that is itself deleting its dependents could make that a cycle: then (as
+            # Kubernetes' GC does) this object stops blocking its owners.
+            if any(self._deleting_dependents(p, k) for p, k in list(dependents)):
+                await self._rewrite_refs(resource, obj, lambda ref: True, unblock=set(waiting))
             await self._delete(resource, obj, "Foreground")
             return None
         policy = "Orphan" if ORPHAN in _finalizers(obj) else "Foreground" if FOREGROUND in _finalizers(obj) \
             else "Background"
         await self._delete(resource, obj, policy)
         return None
+
+    def _deleting_dependents(self, plural: str, key: str) -> bool:
+        obj = self._get(plural, key)
+        return obj is not None and bool(obj["metadata"].get("deletionTimestamp")) and FOREGROUND in _finalizers(obj)
 
     async def _delete(self, resource: Resource, obj: Obj, policy: str) -> None:
         md = obj["metadata"]
