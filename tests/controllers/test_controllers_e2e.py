@@ -14,8 +14,11 @@ from tests.polling import eventually
 pytestmark = pytest.mark.timeout(120)
 
 
+# The default node grace period (40 s): the test's kubelet renews its Lease every 0.3 s, but a heavily loaded
+# machine can stall that for more than a short grace, and its node would turn Unknown mid-test
+# (the lease expiry test has a server of its own: test_node_lease_e2e.py).
 server = module_server("--network", "loopback", "--components=controllers", "--no-agent",
-                       "--lb-pool", "127.240.0.1-127.240.0.2", "--node-monitor-grace-period", "1.5")
+                       "--lb-pool", "127.240.0.1-127.240.0.2")
 
 
 
@@ -195,23 +198,3 @@ def test_garbage_collection_background_orphan_and_namespace(server, kubelet):
     server.kubectl("rollout", "status", "-n", "scratch", "deployment/inner", "--timeout=30s")
     server.kubectl("delete", "namespace", "scratch", "--timeout=30s", timeout=40)
     assert "scratch" not in server.kubectl("get", "namespaces").stdout
-
-
-def test_node_lease_expiry_marks_node_unknown_and_pods_not_ready(server, kubelet):
-    server.apply(deployment("lease", 1))
-    server.kubectl("rollout", "status", "deployment/lease", "--timeout=30s")
-    kubelet.renew = False
-    try:
-        def unknown() -> bool:
-            node = get(server, "node", kubelet.node)
-            return any(c["type"] == "Ready" and c["status"] == "Unknown" for c in node["status"]["conditions"])
-        eventually(unknown, timeout=10)
-        eventually(lambda: all(any(c["type"] == "Ready" and c["status"] == "False"
-                                   for c in p["status"]["conditions"]) for p in pods_of(server, "lease")))
-    finally:
-        kubelet.renew = True
-        node = get(server, "node", kubelet.node)
-        node["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
-        kubelet.call(kubelet.client.update(__import__("nanokube.controllers.resources", fromlist=["NODES"]).NODES,
-                                           node, subresource="status"))
-
