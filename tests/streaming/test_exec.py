@@ -196,7 +196,10 @@ def test_client_gone_mid_stream_leaves_nothing(cluster: Server, sleeper: str) ->
         eventually(lambda: not [p for p in _processes_with(marker) if not _is_client(p)], 20,
                  what="the command to be killed with its session")
     assert cluster.proc is not None
-    assert not [t for t in _fd_targets(cluster.proc.pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"]
+    server_pid = cluster.proc.pid
+    # the session closes its pty once it has reaped the command: a moment after the command is gone from /proc
+    eventually(lambda: not [t for t in _fd_targets(server_pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"], 20,
+               what="the server to close the session's pty")
 
 
 def _fd_targets(pid: int) -> list[str]:
