@@ -60,3 +60,29 @@ def children_of(pid: int) -> list[int]:
         out += kids
         todo += kids
     return out
+
+
+ATTACHING = b"If you don't see a command prompt"  # what kubectl attach/run -it/debug -it print as they attach
+
+
+def type_after(proc: subprocess.Popen[bytes], marker: bytes, typed: bytes, timeout: float = 60) -> bytes:
+    """Everything `proc` (kubectl in script(1)'s terminal) prints: once its output shows `marker` (b"": any output,
+    such as a shell's prompt) `typed` is written and its input closed. Typing earlier can reach kubectl before it
+    is attached to the container's terminal."""
+    import os
+    import select
+    import time
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while not seen or marker not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"no {marker!r} from {proc.args!r} in {timeout}s: {seen!r}")
+        if select.select([fd], [], [], left)[0]:
+            seen += os.read(fd, 65536)
+    out, _ = proc.communicate(typed, timeout=timeout)
+    return seen + out

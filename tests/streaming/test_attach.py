@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Server
 from tests.loopback.conftest import echo_deployment, manifest, service
 from tests.polling import eventually
-from tests.streaming.conftest import kubectl_run
+from tests.streaming.conftest import ATTACHING, kubectl_run, type_after
 
 
 def _pods(cluster: Server) -> list[str]:
@@ -47,8 +47,7 @@ def test_run_it_shell(cluster: Server) -> None:
     inner = f"kubectl --kubeconfig {cluster.kubeconfig} run shell --rm -it --image=busybox --restart=Never -- sh"
     proc = subprocess.Popen(["script", "-qec", inner, "/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    time.sleep(3.0)  # kubectl waits for the pod to run, then attaches
-    out, _ = proc.communicate(b"echo in-$((6*7))\nexit 7\n", timeout=60)
+    out = type_after(proc, ATTACHING, b"echo in-$((6*7))\nexit 7\n")
     assert "in-42" in out.decode(errors="replace"), out
     assert proc.returncode == 7
     eventually(lambda: "shell" not in _pods(cluster), 30, what="the pod to be deleted")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 
 import pytest
 from tests.conftest import Server
 from tests.polling import eventually
-from tests.streaming.conftest import kubectl_run
+from tests.streaming.conftest import ATTACHING, kubectl_run, type_after
 
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) for a terminal")
@@ -20,8 +19,7 @@ def test_debug_it_attaches_a_shell(cluster: Server, sleeper: str) -> None:
             "--container=dbg1 -- sh"
     proc = subprocess.Popen(["script", "-qec", inner, "/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    time.sleep(3.0)
-    out, _ = proc.communicate(b"echo dbg-$((6*7))\nexit\n", timeout=60)
+    out = type_after(proc, ATTACHING, b"echo dbg-$((6*7))\nexit\n")
     assert b"dbg-42" in out, out
     pod = json.loads(cluster.kubectl("get", "pod", sleeper, "-o", "json").stdout)
     assert [c["name"] for c in pod["spec"]["ephemeralContainers"]] == ["dbg1"]
@@ -33,9 +31,20 @@ def test_debug_it_attaches_a_shell(cluster: Server, sleeper: str) -> None:
         return bool(statuses) and "terminated" in statuses[0]["state"]
 
     eventually(terminated, 30, what="the debug container to be reported terminated")
-    time.sleep(1.5)
-    pod = json.loads(cluster.kubectl("get", "pod", sleeper, "-o", "json").stdout)
-    assert pod["status"]["ephemeralContainerStatuses"][0]["restartCount"] == 0
+    # A second debug container that runs to its end: the agent has synced this pod again since (starting and
+    # reaping dbg2), and would have restarted dbg1 by then.
+    done = kubectl_run(cluster, "debug", sleeper, "--image=busybox", "--container=dbg2", "--", "sh", "-c", "true")
+    assert done.returncode == 0, done.stderr
+
+    def dbg2_terminated() -> dict:
+        pod = json.loads(cluster.kubectl("get", "pod", sleeper, "-o", "json").stdout)
+        statuses = {s["name"]: s for s in pod["status"].get("ephemeralContainerStatuses") or []}
+        return pod if "terminated" in (statuses.get("dbg2") or {}).get("state", {}) else {}
+
+    pod = eventually(dbg2_terminated, 30, what="the second debug container to be reported terminated")
+    first = pod["status"]["ephemeralContainerStatuses"][0]
+    assert first["name"] == "dbg1" and "terminated" in first["state"], first
+    assert first["restartCount"] == 0
     assert pod["status"]["phase"] == "Running"
     assert [s["name"] for s in pod["status"]["containerStatuses"]] == ["main"]
 

@@ -17,7 +17,7 @@ import pytest
 import websocket
 from tests.conftest import Server
 from tests.polling import eventually
-from tests.streaming.conftest import kubectl_run
+from tests.streaming.conftest import kubectl_run, type_after
 
 
 def test_exit_codes_pass_through(cluster: Server, sleeper: str) -> None:
@@ -52,9 +52,7 @@ def test_tty_runs_a_shell_that_answers(cluster: Server, sleeper: str) -> None:
     typed = b"stty size; tty; echo answer-$((6*7))\nexit 4\n"
     proc = subprocess.Popen(["script", "-qec", f"stty cols 99 rows 33; {inner}", "/dev/null"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdin is not None
-    time.sleep(1.0)  # let the shell start: script passes typed input only to a running child
-    out, _ = proc.communicate(typed, timeout=60)
+    out = type_after(proc, b"", typed)  # the shell's prompt
     text = out.decode(errors="replace")
     assert "answer-42" in text and "33 99" in text and "/dev/pts/" in text, text
     assert proc.returncode == 4, text
