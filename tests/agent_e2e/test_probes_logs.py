@@ -16,6 +16,7 @@ import pytest
 from tests.agent_e2e.conftest import kubectl_json, loopback_args, pod_processes, table
 from tests.conftest import KUBECTL, Server, start_server
 from tests.polling import eventually
+from tests.procnet import CLOSE_WAIT, tcp_sockets
 
 PERIOD = 1
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
@@ -232,18 +233,29 @@ def test_post_start_and_pre_stop_hooks_run(srv: Server, files: Path) -> None:
 def test_clients_leaving_a_follow_or_a_watch_are_not_errors(srv):
     """A client going away mid-stream is normal: at most a debug line, never an ERROR with a traceback."""
     eventually(lambda: "tick" in logs(srv, "ticker"), 20, what="ticker's first line")
+    assert srv.proc is not None
+    server_pid = srv.proc.pid
+    left: set[tuple[str, int]] = set()  # the followers' ends of their connections to the server
     for argv in (["logs", "-f", "ticker"], ["get", "pods", "-w"]):
         follower = subprocess.Popen([KUBECTL, "--kubeconfig", str(srv.kubeconfig), *argv], stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True)
         try:
             assert follower.stdout is not None and follower.stdout.readline()
+            left |= {s.local for s in tcp_sockets(follower.pid) if s.remote[1] == srv.api_port}
         finally:
             follower.kill()
             follower.wait(10)
+    assert left
     # the next write into a dead stream is where the server notices: the ticker writes every 0.1 s, and a pod
     # update reaches the watch
     srv.kubectl("annotate", "pod", "ticker", "poke=1", "--overwrite")
-    time.sleep(1.0)
+
+    def noticed() -> bool:
+        """The server closed its side of both streams, and of anything else a peer closed (the apiserver's
+        connection to the node's log server)."""
+        held = tcp_sockets(server_pid)
+        return not [s for s in held if s.remote in left or s.state == CLOSE_WAIT]
+    eventually(noticed, 30, what="the server to close the streams the clients left")
     assert " ERROR " not in srv.logs()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import socket
 import subprocess
 import urllib.request
@@ -16,6 +15,7 @@ import pytest
 from tests.conftest import Server
 from tests.loopback.conftest import echo_deployment, manifest, service
 from tests.polling import eventually
+from tests.procnet import tcp_sockets
 
 from nanokube.testing.ports import free_port
 
@@ -115,22 +115,6 @@ def test_python_client_portforward(cluster: Server, web: str) -> None:
         pf.close() if hasattr(pf, "close") else None
 
 
-def _connections_to(pid: int, addresses: set[tuple[str, int]]) -> int:
-    """How many of process `pid`'s open TCP sockets are connected to one of `addresses` (from /proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed since the listing
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    wanted = {f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}" for ip, port in addresses}
-    with open(f"/proc/{pid}/net/tcp") as fh:
-        rows = [line.split() for line in fh.readlines()[1:]]
-    return sum(1 for row in rows if row[2] in wanted and row[9] in inodes)
-
-
 def test_no_connections_left_after_clients_go(cluster: Server, web: str) -> None:
     assert cluster.proc is not None
     server_pid = cluster.proc.pid
@@ -138,7 +122,7 @@ def test_no_connections_left_after_clients_go(cluster: Server, web: str) -> None
     backends = {(p["status"]["podIP"], 8080) for p in pods}
 
     def forwarded() -> int:
-        return _connections_to(server_pid, backends)
+        return sum(1 for s in tcp_sockets(server_pid) if s.remote in backends)
 
     # the earlier tests' forwarded connections are closed first (a leak there fails here too)
     eventually(lambda: forwarded() == 0, 20, what="no forwarded connection from earlier tests")
