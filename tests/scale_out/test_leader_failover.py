@@ -18,6 +18,8 @@ from tests.etcd_cluster import ETCD, EtcdCluster, running_etcd
 from tests.polling import eventually
 from tests.scale_out.conftest import LEASE, RETRY, control_plane_args, new_server, ranges
 
+MARK = "testmark"  # an annotation the test writes last; no dots: it is a custom-columns path
+
 
 def lease_holder(srv: Server) -> str:
     lease = json.loads(srv.kubectl("get", "lease", "-n", "kube-system", "kube-controller-manager",
@@ -54,13 +56,21 @@ def test_kill9_of_the_leading_server_while_scaling(etcd: EtcdCluster, start: Cal
     leader = by_identity[holder]
     (other,) = [srv for srv in candidates if srv is not leader]
 
-    added: list[str] = []
-    watches = [subprocess.Popen([KUBECTL, "get", kind, "-l", "app=scale", "--watch", "-o", "name"],
-                                env={**os.environ, "KUBECONFIG": str(node.kubeconfig)}, stdout=subprocess.PIPE,
-                                text=True) for kind in ("pods", "replicasets")]
-    for watch in watches:
-        threading.Thread(target=lambda w=watch: added.extend(line.strip() for line in w.stdout or []),
-                         daemon=True).start()
+    added: list[str] = []  # "pod/NAME" or "replicaset/NAME", one per event
+    marks: set[str] = set()  # the same, for events of objects carrying the test's mark annotation
+    columns = f"custom-columns=NAME:.metadata.name,MARK:.metadata.annotations.{MARK}"
+    watches = {kind: subprocess.Popen([KUBECTL, "get", f"{kind}s", "-l", "app=scale", "--watch", "-o", columns,
+                                       "--no-headers"], env={**os.environ, "KUBECONFIG": str(node.kubeconfig)},
+                                      stdout=subprocess.PIPE, text=True) for kind in ("pod", "replicaset")}
+
+    def read(kind: str, watch: subprocess.Popen[str]) -> None:
+        for line in watch.stdout or []:
+            name, mark = line.split()
+            added.append(f"{kind}/{name}")
+            if mark == "done":
+                marks.add(f"{kind}/{name}")
+    for kind, watch in watches.items():
+        threading.Thread(target=read, args=(kind, watch), daemon=True).start()
     try:
         node.apply(sleeper("scale", 10))
         eventually(lambda: ready_replicas(node, "scale") == 10, timeout=120, what="10 ready pods")
@@ -78,14 +88,19 @@ def test_kill9_of_the_leading_server_while_scaling(etcd: EtcdCluster, start: Cal
         replicasets = json.loads(node.kubectl("get", "replicasets", "-l", "app=scale", "-o", "json").stdout)["items"]
         assert len(replicasets) == 1
         assert len(pods) == 50 and not any(p["metadata"].get("deletionTimestamp") for p in pods)
-        time.sleep(1.0)  # let the watches catch up
+        # A write after all that: once each watch has shown it, it has shown every earlier event (in order).
+        last = {"pod": pods[0]["metadata"]["name"], "replicaset": replicasets[0]["metadata"]["name"]}
+        for kind, name in last.items():
+            node.kubectl("annotate", kind, name, f"{MARK}=done")
+        eventually(lambda: marks == {f"{kind}/{name}" for kind, name in last.items()}, timeout=30,
+                   what="the watches to catch up")
     finally:
-        for watch in watches:
+        for watch in watches.values():
             watch.terminate()
             watch.wait(10)
     created = set(added)
     assert len([n for n in created if n.startswith("pod/")]) == 50, sorted(created)  # none created and removed
-    assert len([n for n in created if n.startswith("replicaset")]) == 1
+    assert len([n for n in created if n.startswith("replicaset/")]) == 1
 
 
 def test_three_member_etcd_keeps_serving_when_a_member_dies() -> None:
@@ -103,7 +118,11 @@ def test_three_member_etcd_keeps_serving_when_a_member_dies() -> None:
             threading.Thread(target=lambda: seen.extend(line.strip() for line in watch.stdout or []),
                              daemon=True).start()
             try:
-                time.sleep(1.0)
+                # kubectl lists, then watches from the list's resourceVersion: a change it prints proves it watches
+                pokes = iter(range(2, 1000))
+                eventually(lambda: srv.kubectl("patch", "configmap", "before", "-p",
+                                               json.dumps({"data": {"v": str(next(pokes))}})) and
+                           "configmap/before" in seen, timeout=30, interval=0.2, what="the watch to start")
                 etcd.members[0].kill()  # the member the server talks to first
                 for i in range(5):
                     srv.kubectl("create", "configmap", f"after-{i}", "--from-literal=v=1", timeout=60)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -52,13 +51,19 @@ def test_objects_and_watch_events_are_the_same_through_any_server(servers: list[
                                                          for line in watch.stdout or []), daemon=True)
     reader.start()
     try:
-        time.sleep(1.0)  # the watch is established (kubectl prints nothing until the first event)
+        # kubectl lists, then watches from the list's resourceVersion: a change it prints proves it is watching
+        a.kubectl("create", "configmap", "canary", "--from-literal=v=0")
+        pokes = iter(range(1, 1000))
+        eventually(lambda: kubectl_via(a, b, "patch", "configmap", "canary", "-p",
+                                       json.dumps({"data": {"v": str(next(pokes))}})) and
+                   any(s.startswith("canary=") for s in seen), timeout=30, interval=0.2, what="the watch to start")
         a.kubectl("create", "configmap", "through-a", "--from-literal=v=1")
         kubectl_via(a, b, "patch", "configmap", "through-a", "-p", '{"data":{"v":"2"}}')
         for srv in servers:
             got = json.loads(kubectl_via(a, srv, "get", "configmap", "through-a", "-o", "json").stdout)
             assert got["data"] == {"v": "2"}
-        eventually(lambda: seen[:2] == ["through-a=1", "through-a=2"], timeout=20, what=f"watch events {seen}")
+        eventually(lambda: [e for e in seen if e.startswith("through-a=")] == ["through-a=1", "through-a=2"],
+                   timeout=20, what=f"watch events {seen}")
     finally:
         watch.terminate()
         watch.wait(10)
