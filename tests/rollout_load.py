@@ -58,14 +58,27 @@ def stop_load(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(line)
 
 
-def run_changes(kubectl: Callable[..., Any], settle: float = 2.0, round_no: int = 0) -> list[tuple[str, float]]:
-    """Each change, then `rollout status`; returns (change, seconds to complete). `settle` seconds between
-    changes let the old pods finish draining under load."""
+def run_changes(kubectl: Callable[..., Any], drain_timeout: float = 60.0, round_no: int = 0) -> list[tuple[str, float]]:
+    """Each change, then `rollout status`; returns (change, seconds to complete). Before the next change the old
+    pods finish draining under load (they are gone)."""
     took = []
     for what, argv in changes(round_no):
         began = time.monotonic()
         kubectl(*argv)
         kubectl("rollout", "status", f"deployment/{NAME}", "--timeout=180s", timeout=200)
         took.append((what, time.monotonic() - began))
-        time.sleep(settle)
+        wait_drained(kubectl, drain_timeout)
     return took
+
+
+def wait_drained(kubectl: Callable[..., Any], timeout: float) -> None:
+    """Until no pod of the Deployment is terminating any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = json.loads(kubectl("get", "pods", "-l", f"app={NAME}", "-o", "json").stdout)["items"]
+        terminating = [p["metadata"]["name"] for p in pods if p["metadata"].get("deletionTimestamp")]
+        if not terminating:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pods still terminating after {timeout}s: {terminating}")
+        time.sleep(0.2)

@@ -41,7 +41,26 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     proc.wait(10)
-    time.sleep(0.05)  # the group's other members (mariadbd) are reaped by init
+    # the group's other members (mariadbd) die a moment later: until then they hold the data dir's lock and the port
+    deadline = time.monotonic() + 10
+    while (left := group_members(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not left, f"still running after SIGKILL: {left}"
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of a process group that have not exited (zombies, waiting to be reaped, have)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
 
 
 def query(address: str, password: str | None) -> subprocess.CompletedProcess[bytes]:
