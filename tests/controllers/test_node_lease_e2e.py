@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from tests.conftest import module_server
-from tests.controllers.test_controllers_e2e import deployment, get, pods_of
+from tests.controllers.test_controllers_e2e import deployment, get, pods_of, with_ip
 from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -19,7 +19,9 @@ server = module_server("--network", "loopback", "--components=controllers", "--n
 
 def test_node_lease_expiry_marks_node_unknown_and_pods_not_ready(server, kubelet):
     server.apply(deployment("lease", 1))
-    server.kubectl("rollout", "status", "deployment/lease", "--timeout=60s", timeout=90)
+    # the kubelet has started the pod and reported it ready (not `rollout status`: a stall of the renewals under
+    # load before this point would turn it not ready early, and it would never roll out)
+    eventually(lambda: with_ip(pods_of(server, "lease")), 60, what="the kubelet to start the pod")
     kubelet.renew = False
 
     def unknown() -> bool:
