@@ -139,5 +139,10 @@ class FakeKubelet:
         else:
             await self.client.patch(PODS, name, {"status": status}, namespace, subresource="status")
 
-    def ready(self, name: str, ready: bool = True, namespace: str = "default") -> None:
-        self.call(self.set_ready(namespace, name, ready))
+    def ready(self, name: str, ready: bool = True, namespace: str = "default", *, missing_ok: bool = False) -> None:
+        """``missing_ok``: the pod may be deleted meanwhile (a controller still at work), which is no failure."""
+        try:
+            self.call(self.set_ready(namespace, name, ready))
+        except ApiError as err:
+            if not (missing_ok and err.code == 404):
+                raise
