@@ -33,10 +33,13 @@ SKIP_MIRROR = {"endpointslice.kubernetes.io/skip-mirror": "true"}
 RECHECK_SECONDS = 10.0
 
 
-def desired_objects(address: str, port: int, node_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def desired_objects(address: str, port: int, node_name: str,
+                    metrics_port: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The kube-dns Endpoints and EndpointSlice for one DNS server at address:port (ports named as the
-    Service's: `dns` UDP, `dns-tcp` TCP)."""
+    Service's: `dns` UDP, `dns-tcp` TCP, and `metrics` TCP when it serves /metrics there)."""
     ports = [{"name": "dns", "port": port, "protocol": "UDP"}, {"name": "dns-tcp", "port": port, "protocol": "TCP"}]
+    if metrics_port is not None:
+        ports.append({"name": "metrics", "port": metrics_port, "protocol": "TCP"})
     endpoints = {"apiVersion": "v1", "kind": "Endpoints",
                  "metadata": {"name": KUBE_DNS_SERVICE, "namespace": KUBE_SYSTEM, "labels": dict(SKIP_MIRROR)},
                  "subsets": [{"addresses": [{"ip": address, **({"nodeName": node_name} if node_name else {})}],
@@ -60,9 +63,10 @@ def _empty(obj: dict[str, Any]) -> bool:
 
 
 class KubeDnsEndpoints:
-    def __init__(self, client: ApiClient, address: str, port: int, node_name: str = "") -> None:
+    def __init__(self, client: ApiClient, address: str, port: int, node_name: str = "",
+                 metrics_port: int | None = None) -> None:
         self.client = client
-        self.objects = desired_objects(address, port, node_name)
+        self.objects = desired_objects(address, port, node_name, metrics_port)
 
     async def _put(self, resource: Any, obj: dict[str, Any], *, replace: bool) -> None:
         md = obj["metadata"]

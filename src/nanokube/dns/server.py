@@ -1,16 +1,21 @@
-"""UDP and TCP listeners. The UDP hit path is one dict lookup on the raw bytes and one sendto."""
+"""UDP and TCP listeners. The UDP hit path is one dict lookup on the raw bytes and one sendto, then one counter
+increment and one histogram observation (dns/metrics.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import struct
+import time
+from bisect import bisect_left
 from collections.abc import Awaitable
 
 from nanokube.dns import wire
 from nanokube.dns.engine import DnsEngine
+from nanokube.dns.metrics import FIRST_BUCKET, SUM_INDEX, TIME_BUCKETS, observe
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +24,12 @@ UDP_RCVBUF = 4 << 20
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, engine: DnsEngine) -> None:
+    def __init__(self, engine: DnsEngine, slot: int = 0) -> None:
         self.engine = engine
         self.memo = engine.memo
         self.volatile_memo = engine.volatile_memo
+        self.slot = slot
+        self.hist = engine.metrics.histograms[slot]
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -34,43 +41,58 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        start = time.perf_counter()
         key = data[2:]
         hit = self.memo.get(key)
         if hit is None:
             hit = self.volatile_memo.get(key)
         if hit is not None:
-            self.transport.sendto(data[:2] + hit, addr)  # type: ignore[union-attr]
+            self.transport.sendto(data[:2] + hit[0], addr)  # type: ignore[union-attr]
+            hit[1][self.slot] += 1
+            took = time.perf_counter() - start
+            hist = self.hist  # metrics.observe, inlined: this is the path every cached answer takes
+            if took <= FIRST_BUCKET:
+                hist[0] += 1
+            else:
+                hist[bisect_left(TIME_BUCKETS, took)] += 1
+            hist[SUM_INDEX] += took
             return
         try:
-            out = self.engine.handle(data, tcp=False)
+            out = self.engine.handle(data, tcp=False, slot=self.slot)
         except Exception:
             log.exception("dns: failed to answer a query")
-            out = _servfail(data)
+            out = _servfail(data, self.engine, self.slot)
         if out is None:
             return
         if isinstance(out, bytes):
             self.transport.sendto(out, addr)  # type: ignore[union-attr]
+            observe(self.hist, time.perf_counter() - start)
             return
-        task = asyncio.get_running_loop().create_task(self._send_later(out, addr))
+        task = asyncio.get_running_loop().create_task(self._send_later(out, addr, start))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _send_later(self, pending: Awaitable[bytes | None], addr: tuple[str, int]) -> None:
+    async def _send_later(self, pending: Awaitable[bytes | None], addr: tuple[str, int], start: float) -> None:
         try:
             out = await pending
         except Exception:
             log.exception("dns: failed to answer a forwarded query")
+            self.engine.metrics.panics += 1
             return
         if out is not None and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(out, addr)
+            observe(self.hist, time.perf_counter() - start)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("dns: udp error: %s", exc)
 
 
-def _servfail(data: bytes) -> bytes | None:
+def _servfail(data: bytes, engine: DnsEngine, slot: int) -> bytes | None:
+    """The answer to a query whose handling raised (counted as a panic, as CoreDNS counts recovered ones)."""
+    engine.metrics.panics += 1
     if len(data) < 12 or data[2] & 0x80:
         return None
+    engine.metrics.count(slot, 0, wire.SERVFAIL, "")
     return wire.error_response(data, wire.SERVFAIL)
 
 
@@ -91,19 +113,25 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         for host, port in self.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            metrics = self.engine.metrics
+            udp_slot = metrics.slot(host, port, "udp")
+            tcp_slot = metrics.slot(host, port, "tcp")
             for attempt in range(20):
                 transport, proto = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.engine), local_addr=(host, port), family=family)
+                    functools.partial(UdpProtocol, self.engine, udp_slot), local_addr=(host, port), family=family)
                 bound = transport.get_extra_info("sockname")[1]
                 try:  # port 0 means "any free port": TCP then takes the number UDP got
-                    tcp = await asyncio.start_server(self._serve_tcp, host, bound, family=family,
-                                                     reuse_address=True)
+                    tcp = await asyncio.start_server(functools.partial(self._serve_tcp, slot=tcp_slot), host, bound,
+                                                     family=family, reuse_address=True)
                 except OSError:
                     transport.close()
                     if port != 0 or attempt == 19:
                         raise
                     continue
                 break
+            if port == 0:
+                metrics.bound(udp_slot, bound)
+                metrics.bound(tcp_slot, bound)
             self._udp.append(transport)
             self._udp_protocols.append(proto)
             self._tcp.append(tcp)
@@ -123,7 +151,7 @@ class DnsServer:
         for server in self._tcp:
             await server.wait_closed()
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, slot: int = 0) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
@@ -132,16 +160,18 @@ class DnsServer:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
                 size = struct.unpack("!H", head)[0]
                 data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_TIMEOUT)
+                start = time.perf_counter()
                 try:
-                    out = self.engine.handle(data, tcp=True)
+                    out = self.engine.handle(data, tcp=True, slot=slot)
                     if out is not None and not isinstance(out, bytes):
                         out = await out
                 except Exception:
                     log.exception("dns: failed to answer a tcp query")
-                    out = _servfail(data)
+                    out = _servfail(data, self.engine, slot)
                 if out is None:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)
+                observe(self.engine.metrics.histograms[slot], time.perf_counter() - start)
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
