@@ -2,6 +2,10 @@
 
     python bench/dns_bench.py [--services 10000] [--endpoints 10] [--seconds 10] [--runs 3]
     python bench/dns_bench.py --fuzz 60      # 60 s of malformed packets against a loaded server
+    python bench/dns_bench.py --baseline /tmp/base/src   # also an older checkout's server, same runs
+
+With --baseline, a third server runs the DNS code of another source tree (e.g. `git archive main src | tar -x
+-C /tmp/base`), queried in turn with the other two in every run: the before/after ratio of a change.
 
 Our server runs in its own process (uvloop) with N Services x M endpoints fed into its cache as the API would
 send them; dnsmasq answers the same N names from a hosts file. Each run asks every service name once in turn
@@ -75,7 +79,8 @@ def serve_child(port: int, services: int, endpoints: int) -> None:
     from nanokube.dns.run import serve
 
     async def main() -> None:
-        parts = build_dns(DnsSettings(listen=[("127.0.0.1", port)], upstreams=[]))
+        extra = {"metrics_port": 0} if "metrics_port" in DnsSettings.__dataclass_fields__ else {}
+        parts = build_dns(DnsSettings(listen=[("127.0.0.1", port)], upstreams=[], **extra))
         started = time.perf_counter()
         for obj in objects(services, endpoints):
             parts.cache.add(obj)
@@ -96,13 +101,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_ours(port: int, services: int, endpoints: int) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+def start_ours(port: int, services: int, endpoints: int, src: Path = ROOT / "src",
+               label: str = "ours") -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(services), str(endpoints)],
                             stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
-        print("  ours:", line.strip())
+        print(f"  {label}:", line.strip())
         if line.startswith("READY"):
             return proc
     raise RuntimeError("our DNS server did not start")
@@ -161,34 +167,40 @@ def bench(args: argparse.Namespace) -> None:
             fqdn = f"{name}.{ns}.svc.cluster.local"
             h.write(f"{cluster_ip(i)} {fqdn}\n")
             q.write(f"{fqdn} A\n")
-    ours_port, theirs_port = free_port(), free_port()
+    ours_port, theirs_port, base_port = free_port(), free_port(), free_port()
     print(f"{args.services} services x {args.endpoints} endpoints; dnsperf {args.seconds}s x {args.runs} runs")
     ours = start_ours(ours_port, args.services, args.endpoints)
+    servers = [("nanokube", ours_port)]
+    base = None
+    if args.baseline:
+        base = start_ours(base_port, args.services, args.endpoints, Path(args.baseline).resolve(), "baseline")
+        servers.append(("baseline", base_port))
     theirs = start_dnsmasq(theirs_port, hosts, workdir)
+    servers.append(("dnsmasq", theirs_port))
     try:
         print(f"  ours: RSS after load {rss_mb(ours.pid):.1f} MB")
-        dnsperf(ours_port, queries, 2)  # warm-up: first answers fill the per-query memo
-        dnsperf(theirs_port, queries, 2)
-        results: dict[str, list[dict[str, float]]] = {"nanokube": [], "dnsmasq": []}
+        for _, port in servers:
+            dnsperf(port, queries, 2)  # warm-up: first answers fill the per-query memo
+        results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in servers}
         for run in range(args.runs):
-            for label, port in (("nanokube", ours_port), ("dnsmasq", theirs_port)):
+            for label, port in servers:
                 r = dnsperf(port, queries, args.seconds)
                 results[label].append(r)
                 print(f"  run {run + 1} {label:9s} {r['qps']:>10,.0f} qps  avg {r['avg_ms']:.3f} ms  lost {r['lost']:.0f}")
-        latency = {label: dnsperf(port, queries, 5, verbose=True)
-                   for label, port in (("nanokube", ours_port), ("dnsmasq", theirs_port))}
+        latency = {label: dnsperf(port, queries, 5, verbose=True) for label, port in servers}
         rss_after = rss_mb(ours.pid)
+        rss_base = rss_mb(base.pid) if base is not None else 0.0
     finally:
-        ours.terminate()
-        theirs.terminate()
-        ours.wait(10)
-        theirs.wait(10)
+        for proc in (ours, theirs, base):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print("| server | qps (median of runs) | runs | avg latency ms | p50 ms | p99 ms (dnsperf -v run) |")
     print("|---|---:|---|---:|---:|---:|")
     med = {}
-    for label in ("nanokube", "dnsmasq"):
+    for label, _ in servers:
         qps = [r["qps"] for r in results[label]]
         med[label] = statistics.median(qps)
         avg = statistics.median(r["avg_ms"] for r in results[label])
@@ -196,6 +208,10 @@ def bench(args: argparse.Namespace) -> None:
         print(f"| {label} | {med[label]:,.0f} | {' / '.join(f'{x:,.0f}' for x in qps)} | {avg:.3f} | "
               f"{lat.get('p50_ms', float('nan')):.3f} | {lat.get('p99_ms', float('nan')):.3f} |")
     print(f"\nratio nanokube/dnsmasq: {med['nanokube'] / med['dnsmasq']:.2f}  (goal >= 0.9)")
+    if base is not None:
+        per_run = [a["qps"] / b["qps"] for a, b in zip(results["nanokube"], results["baseline"], strict=True)]
+        print(f"ratio nanokube/baseline: {med['nanokube'] / med['baseline']:.2f} (median of medians); per run "
+              f"{' / '.join(f'{x:.2f}' for x in per_run)}; baseline RSS {rss_base:.1f} MB")
     print(f"nanokube RSS with {args.services} services x {args.endpoints} endpoints: {rss_after:.1f} MB (goal < 60)")
 
 
@@ -267,6 +283,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fuzz", type=float, default=0, help="run the malformed-packet fuzz for this many seconds")
+    parser.add_argument("--baseline", default="", help="a source tree (its src/) whose DNS also runs, for before/after")
     args = parser.parse_args()
     if args.fuzz:
         fuzz(args.fuzz)
