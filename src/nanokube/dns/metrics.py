@@ -21,14 +21,14 @@ counts with one in-place increment; labels are joined only when /metrics is scra
 
 Durations: every answer that is computed (resolver, forwarder, TCP) is timed and observed. Memo hits (the
 pre-rendered answer bytes sent back as they are, ~0.3 us of Python) are counted exactly but timed only one in
-SAMPLE_EVERY per cell (and the first few): two clock reads would double their cost. When scraped, the memo hits
+64 per label set (SAMPLE_MASK): two clock reads would double their cost. When scraped, the memo hits
 of a listener (its requests minus its timed answers) are spread over the buckets in the proportions of their
 timed sample, and add count x the sample's mean to the sum; _count therefore always equals the requests.
 """
 
 from __future__ import annotations
 
-import platform
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,8 +48,10 @@ VIEW = ""
 # the histogram's slots: one per bucket, one for +Inf, then the sum
 INF_INDEX = len(TIME_BUCKETS)
 SUM_INDEX = INF_INDEX + 1
-SAMPLE_MASK = 63  # a memo hit is timed when its cell's count & SAMPLE_MASK == 0 (or the count is small)
-SAMPLE_FIRST = 8
+# a memo hit is timed when its cell's count & SAMPLE_MASK == SAMPLE_AT: one in 64, from the first hit of a label
+# set on (its first answer was computed, so its first memo hit makes the count 2); dns/server.py has them inline
+SAMPLE_MASK = 63
+SAMPLE_AT = 2
 
 Cell = list[int]
 
@@ -74,7 +76,7 @@ def observe(hist: list[float], took: float) -> None:
 
 
 class DnsMetrics:
-    def __init__(self, listen: Iterable[tuple[str, int]], *, version: str = "") -> None:
+    def __init__(self, listen: Iterable[tuple[str, int]], *, version: str | None = None) -> None:
         self.slots: list[Slot] = []
         for host, port in listen:
             family = "2" if ":" in host else "1"
@@ -85,7 +87,7 @@ class DnsMetrics:
         self.samples: list[list[float]] = [new_histogram() for _ in self.slots]  # timed memo hits
         self.cells: dict[tuple[str, int, str], Cell] = {}
         self.panics = 0
-        self.version = version
+        self.version = version  # None: nanokube's, looked up when first scraped (importlib.metadata is not small)
         # (success entries, denial entries), hits by type, misses: the forwarder's cache, read when scraped
         self.cache_stats: Callable[[], tuple[int, int, int, int, int]] | None = None
 
@@ -135,7 +137,7 @@ class DnsMetrics:
         self._render_cache(out)
         _family(out, "coredns_build_info", "gauge", "A metric with a constant '1' value labeled by version, "
                 "revision, and goversion from which CoreDNS was built.", ("version", "revision", "goversion"),
-                {(self.version, "", f"python{platform.python_version()}"): 1})
+                {(self._version(), "", "python{}.{}.{}".format(*sys.version_info[:3])): 1})
         servers = sorted({s.server for s in self.slots})
         _family(out, "coredns_plugin_enabled", "gauge", "A metric that indicates whether a plugin is enabled on "
                 "per server and zone basis.", ("server", "zone", "view", "name"),
@@ -143,6 +145,16 @@ class DnsMetrics:
         _family(out, "coredns_panics_total", "counter", "A metrics that counts the number of panics.", (),
                 {(): self.panics})
         return "".join(out)
+
+    def _version(self) -> str:
+        if self.version is None:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                self.version = version("nanokube")
+            except PackageNotFoundError:
+                self.version = ""
+        return self.version
 
     def _render_durations(self, out: list[str]) -> None:
         name = "coredns_dns_request_duration_seconds"

@@ -68,7 +68,7 @@ def build_dns(settings: DnsSettings, cache: DnsCache | None = None) -> DnsCompon
     upstreams = ([parse_upstream(u) for u in settings.upstreams] if settings.upstreams is not None
                  else resolv_conf_upstreams())
     forwarder = Forwarder(upstreams, listen=settings.listen)
-    metrics = DnsMetrics(settings.listen, version=_version())
+    metrics = DnsMetrics(settings.listen)
     metrics.cache_stats = forwarder.cache_stats
     ns_addresses = tuple(ipaddress.ip_address(h).packed for h, _ in settings.listen
                          if h not in ("", "0.0.0.0", "::"))
@@ -78,15 +78,6 @@ def build_dns(settings: DnsSettings, cache: DnsCache | None = None) -> DnsCompon
     metrics_server = (MetricsServer(metrics, [h for h, _ in settings.listen], settings.metrics_port)
                       if settings.metrics_port is not None else None)
     return DnsComponents(cache, engine, DnsServer(engine, settings.listen), forwarder, metrics, metrics_server)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nanokube")
-    except PackageNotFoundError:
-        return ""
 
 
 async def serve(parts: DnsComponents, *, check_loops: bool = True) -> None:

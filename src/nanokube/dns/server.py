@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 
 from nanokube.dns import wire
 from nanokube.dns.engine import DnsEngine
-from nanokube.dns.metrics import SAMPLE_FIRST, SAMPLE_MASK, observe
+from nanokube.dns.metrics import observe
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
         if hit is None:
             hit = self.volatile_memo.get(key)
         if hit is not None:
-            cell = hit[1]
-            n = cell[self.slot] + 1
-            cell[self.slot] = n
-            if n & SAMPLE_MASK and n > SAMPLE_FIRST:
-                self.transport.sendto(data[:2] + hit[0], addr)  # type: ignore[union-attr]
+            body, cell = hit
+            slot = self.slot
+            n = cell[slot] = cell[slot] + 1
+            if n & 63 != 2:  # SAMPLE_MASK, SAMPLE_AT as literals: this line runs for every cached answer
+                self.transport.sendto(data[:2] + body, addr)  # type: ignore[union-attr]
                 return
             start = time.perf_counter()  # a timed sample of the memo hits (dns/metrics.py)
-            self.transport.sendto(data[:2] + hit[0], addr)  # type: ignore[union-attr]
+            self.transport.sendto(data[:2] + body, addr)  # type: ignore[union-attr]
             observe(self.sample, time.perf_counter() - start)
             return
         start = time.perf_counter()
