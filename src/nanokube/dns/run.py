@@ -135,6 +135,7 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
     async def announce() -> None:
         await asyncio.gather(*(i.synced.wait() for i in informers))
         await parts.server.started.wait()
+        await parts.metrics_started.wait()
         ready.set()
         log.info("dns: serving %s on %s", settings.cluster_domain, parts.server.addresses)
 
