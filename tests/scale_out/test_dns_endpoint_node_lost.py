@@ -19,7 +19,9 @@ from tests.polling import eventually
 from tests.scale_out.conftest import control_plane_args, ranges
 
 NODE = "dnsnode"
-GRACE = "3"  # --node-monitor-grace-period: the control plane's patience and the DNS node's Lease duration
+GRACE = "4"  # --node-monitor-grace-period: the control plane's patience and the DNS node's Lease duration
+READY = {"ready": True, "serving": True, "terminating": False}
+NOT_READY = {"ready": False, "serving": False, "terminating": False}
 
 
 def get(srv: Server, *args: str) -> dict:
@@ -55,22 +57,20 @@ def test_dns_endpoint_turns_not_ready_with_its_node_and_back(etcd: EtcdCluster,
     node = start(*common, "--components=agent,proxy,dns", "--node-name", NODE)
     assert node.proc is not None
     eventually(lambda: node_ready(control) == "True", timeout=30, what="the DNS's node Ready")
-    addresses, conditions, by = eventually(lambda: dns_endpoint(control), timeout=30, what="the DNS endpoint")
-    assert conditions == {"ready": True, "serving": True, "terminating": False}
+    addresses, _, by = eventually(lambda: (e := dns_endpoint(control))[1] == READY and e, timeout=30,
+                                  what="the DNS endpoint, ready")
     assert by == {"addresses": addresses, "notReadyAddresses": []}
     assert answers(addresses[0])
 
     os.kill(node.proc.pid, signal.SIGSTOP)
     try:
         eventually(lambda: node_ready(control) == "Unknown", timeout=30, what="the frozen node Ready=Unknown")
-        eventually(lambda: dns_endpoint(control)[1] == {"ready": False, "serving": False, "terminating": False},
-                   timeout=20, what="the DNS endpoint not ready")
+        eventually(lambda: dns_endpoint(control)[1] == NOT_READY, timeout=20, what="the DNS endpoint not ready")
         assert dns_endpoint(control)[2] == {"addresses": [], "notReadyAddresses": addresses}
     finally:
         os.kill(node.proc.pid, signal.SIGCONT)
 
     eventually(lambda: node_ready(control) == "True", timeout=30, what="the thawed node Ready again")
-    eventually(lambda: dns_endpoint(control)[1:] == ({"ready": True, "serving": True, "terminating": False},
-                                                     {"addresses": addresses, "notReadyAddresses": []}),
+    eventually(lambda: dns_endpoint(control)[1:] == (READY, {"addresses": addresses, "notReadyAddresses": []}),
                timeout=20, what="the DNS endpoint ready again")
     assert answers(addresses[0])
