@@ -2,6 +2,11 @@
 
     python bench/dns_bench.py [--services 10000] [--endpoints 10] [--seconds 10] [--runs 3]
     python bench/dns_bench.py --fuzz 60      # 60 s of malformed packets against a loaded server
+    python bench/dns_bench.py --baseline /tmp/base/src   # also an older checkout's server, same runs
+    python bench/dns_bench.py --hot-path --baseline /tmp/base/src   # CPU per memo hit, in-process, both trees
+
+With --baseline, a third server runs the DNS code of another source tree (e.g. `git archive main src | tar -x
+-C /tmp/base`), queried in turn with the other two in every run: the before/after ratio of a change.
 
 Our server runs in its own process (uvloop) with N Services x M endpoints fed into its cache as the API would
 send them; dnsmasq answers the same N names from a hosts file. Each run asks every service name once in turn
@@ -75,7 +80,8 @@ def serve_child(port: int, services: int, endpoints: int) -> None:
     from nanokube.dns.run import serve
 
     async def main() -> None:
-        parts = build_dns(DnsSettings(listen=[("127.0.0.1", port)], upstreams=[]))
+        extra = {"metrics_port": 0} if "metrics_port" in DnsSettings.__dataclass_fields__ else {}
+        parts = build_dns(DnsSettings(listen=[("127.0.0.1", port)], upstreams=[], **extra))
         started = time.perf_counter()
         for obj in objects(services, endpoints):
             parts.cache.add(obj)
@@ -96,13 +102,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_ours(port: int, services: int, endpoints: int) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+def start_ours(port: int, services: int, endpoints: int, src: Path = ROOT / "src",
+               label: str = "ours") -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(src))
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(services), str(endpoints)],
                             stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
-        print("  ours:", line.strip())
+        print(f"  {label}:", line.strip())
         if line.startswith("READY"):
             return proc
     raise RuntimeError("our DNS server did not start")
@@ -161,34 +168,40 @@ def bench(args: argparse.Namespace) -> None:
             fqdn = f"{name}.{ns}.svc.cluster.local"
             h.write(f"{cluster_ip(i)} {fqdn}\n")
             q.write(f"{fqdn} A\n")
-    ours_port, theirs_port = free_port(), free_port()
+    ours_port, theirs_port, base_port = free_port(), free_port(), free_port()
     print(f"{args.services} services x {args.endpoints} endpoints; dnsperf {args.seconds}s x {args.runs} runs")
     ours = start_ours(ours_port, args.services, args.endpoints)
+    servers = [("nanokube", ours_port)]
+    base = None
+    if args.baseline:
+        base = start_ours(base_port, args.services, args.endpoints, Path(args.baseline).resolve(), "baseline")
+        servers.append(("baseline", base_port))
     theirs = start_dnsmasq(theirs_port, hosts, workdir)
+    servers.append(("dnsmasq", theirs_port))
     try:
         print(f"  ours: RSS after load {rss_mb(ours.pid):.1f} MB")
-        dnsperf(ours_port, queries, 2)  # warm-up: first answers fill the per-query memo
-        dnsperf(theirs_port, queries, 2)
-        results: dict[str, list[dict[str, float]]] = {"nanokube": [], "dnsmasq": []}
+        for _, port in servers:
+            dnsperf(port, queries, 2)  # warm-up: first answers fill the per-query memo
+        results: dict[str, list[dict[str, float]]] = {label: [] for label, _ in servers}
         for run in range(args.runs):
-            for label, port in (("nanokube", ours_port), ("dnsmasq", theirs_port)):
+            for label, port in (servers if run % 2 == 0 else servers[::-1]):  # no server always goes first
                 r = dnsperf(port, queries, args.seconds)
                 results[label].append(r)
                 print(f"  run {run + 1} {label:9s} {r['qps']:>10,.0f} qps  avg {r['avg_ms']:.3f} ms  lost {r['lost']:.0f}")
-        latency = {label: dnsperf(port, queries, 5, verbose=True)
-                   for label, port in (("nanokube", ours_port), ("dnsmasq", theirs_port))}
+        latency = {label: dnsperf(port, queries, 5, verbose=True) for label, port in servers}
         rss_after = rss_mb(ours.pid)
+        rss_base = rss_mb(base.pid) if base is not None else 0.0
     finally:
-        ours.terminate()
-        theirs.terminate()
-        ours.wait(10)
-        theirs.wait(10)
+        for proc in (ours, theirs, base):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print("| server | qps (median of runs) | runs | avg latency ms | p50 ms | p99 ms (dnsperf -v run) |")
     print("|---|---:|---|---:|---:|---:|")
     med = {}
-    for label in ("nanokube", "dnsmasq"):
+    for label, _ in servers:
         qps = [r["qps"] for r in results[label]]
         med[label] = statistics.median(qps)
         avg = statistics.median(r["avg_ms"] for r in results[label])
@@ -196,7 +209,59 @@ def bench(args: argparse.Namespace) -> None:
         print(f"| {label} | {med[label]:,.0f} | {' / '.join(f'{x:,.0f}' for x in qps)} | {avg:.3f} | "
               f"{lat.get('p50_ms', float('nan')):.3f} | {lat.get('p99_ms', float('nan')):.3f} |")
     print(f"\nratio nanokube/dnsmasq: {med['nanokube'] / med['dnsmasq']:.2f}  (goal >= 0.9)")
+    if base is not None:
+        per_run = [a["qps"] / b["qps"] for a, b in zip(results["nanokube"], results["baseline"], strict=True)]
+        print(f"ratio nanokube/baseline: {med['nanokube'] / med['baseline']:.2f} (median of medians); per run "
+              f"{' / '.join(f'{x:.2f}' for x in per_run)}; baseline RSS {rss_base:.1f} MB")
     print(f"nanokube RSS with {args.services} services x {args.endpoints} endpoints: {rss_after:.1f} MB (goal < 60)")
+
+
+# -- the UDP memo-hit path alone, in-process ---------------------------------------------------------------
+def hot_path_child() -> None:
+    """ns of Python per answered memo hit (UdpProtocol.datagram_received with a transport that drops the
+    datagram): the best of 7 rounds of 200,000, so a loaded machine inflates it less than a qps figure."""
+    import dns.message
+
+    from nanokube.dns import DnsSettings, build_dns
+    from nanokube.dns.server import UdpProtocol
+
+    class Drop:
+        def sendto(self, data: bytes, addr: object) -> None:
+            pass
+
+    extra = {"metrics_port": None} if "metrics_port" in DnsSettings.__dataclass_fields__ else {}
+    parts = build_dns(DnsSettings(listen=[("127.0.0.1", 53)], upstreams=[], **extra))
+    for obj in objects(100, 10):
+        parts.cache.add(obj)
+    parts.cache.mark_synced()
+    proto = UdpProtocol(parts.engine)
+    proto.transport = Drop()  # type: ignore[assignment]
+    query = dns.message.make_query("svc-7.ns-7.svc.cluster.local", "A").to_wire()
+    addr = ("127.0.0.1", 1)
+    proto.datagram_received(query, addr)
+    assert parts.engine.memo, "the query was not memoized"
+    receive = proto.datagram_received
+    best = float("inf")
+    for _ in range(7):
+        started = time.perf_counter()
+        for _ in range(200_000):
+            receive(query, addr)
+        best = min(best, (time.perf_counter() - started) / 200_000)
+    print(f"{best * 1e9:.0f}")
+
+
+def hot_path(baseline: str) -> None:
+    trees = [("nanokube", ROOT / "src")] + ([("baseline", Path(baseline).resolve())] if baseline else [])
+    results: dict[str, list[int]] = {label: [] for label, _ in trees}
+    for _ in range(3):  # alternate the trees: both see the same load
+        for label, src in trees:
+            out = subprocess.run([sys.executable, __file__, "--hot-path-child"], capture_output=True, text=True,
+                                 check=True, env=dict(os.environ, PYTHONPATH=str(src)))
+            results[label].append(int(out.stdout.strip()))
+    for label, values in results.items():
+        print(f"{label:9s} ns per memo hit: {' / '.join(map(str, values))} (best {min(values)})")
+    if baseline:
+        print(f"nanokube - baseline: {min(results['nanokube']) - min(results['baseline']):+d} ns per memo hit")
 
 
 # -- malformed-packet fuzz --------------------------------------------------------------------------------
@@ -261,14 +326,21 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve_child(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--hot-path-child":
+        hot_path_child()
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", type=int, default=10000)
     parser.add_argument("--endpoints", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fuzz", type=float, default=0, help="run the malformed-packet fuzz for this many seconds")
+    parser.add_argument("--baseline", default="", help="a source tree (its src/) whose DNS also runs, for before/after")
+    parser.add_argument("--hot-path", action="store_true", help="only the in-process CPU cost of a memo hit")
     args = parser.parse_args()
-    if args.fuzz:
+    if args.hot_path:
+        hot_path(args.baseline)
+    elif args.fuzz:
         fuzz(args.fuzz)
     else:
         require("dnsperf", "dnsmasq")

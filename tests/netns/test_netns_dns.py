@@ -45,8 +45,8 @@ def test_kube_dns_is_a_proxied_service_with_the_dns_server_as_endpoint(cluster: 
     assert len(slices) == 1, slices
     assert slices[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "nanokube-dns"
     assert [e["addresses"] for e in slices[0]["endpoints"]] == [[node_ip]]
-    assert {(p["name"], p["port"], p["protocol"]) for p in slices[0]["ports"]} == {("dns", 53, "UDP"),
-                                                                                  ("dns-tcp", 53, "TCP")}
+    assert {(p["name"], p["port"], p["protocol"]) for p in slices[0]["ports"]} == {
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")}
     addrs = json.loads(cluster.run("ip", "-j", "addr", "show", "dev", "lo").stdout)[0]["addr_info"]
     assert KUBE_DNS not in {a["local"] for a in addrs}  # not local: DNATed like any ClusterIP
     assert KUBE_DNS in cluster.run("nft", "list", "map", "ip", "nanokube", "service-ips").stdout
@@ -99,3 +99,43 @@ def test_names_outside_the_cluster_fail_fast_without_an_uplink(cluster: NetnsClu
     out = cluster.run("dig", f"@{KUBE_DNS}", "+tries=1", "+time=2", "example.com", check=False)
     assert "status: SERVFAIL" in out.stdout, out.stdout
     assert time.monotonic() - began < 1.5
+
+
+def _counter(text: str, metric: str, **labels: str) -> float:
+    """Sum of a Prometheus text series over the lines carrying all `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name != metric:
+            continue
+        body, _, number = rest.rpartition("} ")
+        if all(f'{k}="{v}"' in body.split(",") for k, v in labels.items()):
+            total += float(number)
+    return total
+
+
+def test_coredns_metrics_through_the_kube_dns_cluster_ip(cluster: NetnsCluster, dns: dict[str, Any]) -> None:
+    """Port `metrics` (9153) of kube-dns is served by the DNS on the node IP, DNATed from the ClusterIP like port 53;
+    queries from the node (dig, UDP and TCP) and from a pod show up in CoreDNS's counters."""
+    url = f"http://{KUBE_DNS}:9153/metrics"
+    before = cluster.run("curl", "-sS", "--max-time", "5", url).stdout
+    udp = {"server": "dns://:53", "zone": ".", "proto": "udp", "family": "1"}
+    a_before = _counter(before, "coredns_dns_requests_total", type="A", **udp)
+    srv_before = _counter(before, "coredns_dns_requests_total", type="SRV", **udp)
+    tcp_before = _counter(before, "coredns_dns_requests_total", type="A", proto="tcp")
+    nx_before = _counter(before, "coredns_dns_responses_total", rcode="NXDOMAIN", plugin="kubernetes")
+    for _ in range(3):
+        cluster.run("dig", "+short", "+notcp", f"@{KUBE_DNS}", "web.default.svc.cluster.local")
+    cluster.run("dig", "+short", "+tcp", f"@{KUBE_DNS}", "web.default.svc.cluster.local")
+    cluster.run("dig", "+short", f"@{KUBE_DNS}", "SRV", "_http._tcp.web.default.svc.cluster.local")
+    cluster.run("dig", "+short", f"@{KUBE_DNS}", "nope.default.svc.cluster.local")
+    assert getent(cluster, dns["web_pod"], "web")[0] == 0  # a pod's resolver, through its resolv.conf
+    out = cluster.in_pod(dns["web_pod"], "curl", "-sS", "--max-time", "5", "-i", url)
+    assert out.stdout.startswith("HTTP/1.1 200") and "text/plain; version=0.0.4" in out.stdout
+    after = out.stdout
+    assert _counter(after, "coredns_dns_requests_total", type="A", **udp) >= a_before + 3 + 1 + 1
+    assert _counter(after, "coredns_dns_requests_total", type="SRV", **udp) == srv_before + 1
+    assert _counter(after, "coredns_dns_requests_total", type="A", proto="tcp") == tcp_before + 1
+    assert _counter(after, "coredns_dns_responses_total", rcode="NXDOMAIN", plugin="kubernetes") >= nx_before + 1
+    assert _counter(after, "coredns_dns_request_duration_seconds_count", server="dns://:53") > 0
+    assert "coredns_build_info{" in after

@@ -25,7 +25,7 @@ def test_pods_resolve_through_the_cluster_ip_when_dns_listens_on_127_0_0_1(elsew
     (eps,) = elsewhere.get("endpointslices", "-n", "kube-system", "-l",
                            "kubernetes.io/service-name=kube-dns")["items"]
     assert [e["addresses"] for e in eps["endpoints"]] == [[NODE_IP]]
-    assert {(p["name"], p["port"]) for p in eps["ports"]} == {("dns", PORT), ("dns-tcp", PORT)}
+    assert {(p["name"], p["port"]) for p in eps["ports"]} == {("dns", PORT), ("dns-tcp", PORT), ("metrics", 9153)}
     elsewhere.apply([echo_deployment("web", 1)])
     elsewhere.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
     pod = elsewhere.pod_names("app=web")[0]
@@ -35,3 +35,6 @@ def test_pods_resolve_through_the_cluster_ip_when_dns_listens_on_127_0_0_1(elsew
         got = elsewhere.run("dig", "+short", "+tries=1", "+time=3", f"@{host}", "-p", str(PORT),
                             "kubernetes.default.svc.cluster.local").stdout
         assert got.split() == ["10.96.0.1"], (host, got)
+    for url in ("http://127.0.0.1:9153/metrics", "http://10.96.0.10:9153/metrics"):  # beside each listener
+        metrics = elsewhere.run("curl", "-sS", "--max-time", "5", url).stdout
+        assert f'coredns_dns_requests_total{{family="1",proto="udp",server="dns://:{PORT}"' in metrics, url

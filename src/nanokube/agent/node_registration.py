@@ -135,10 +135,12 @@ async def _ensure_lease_namespace(client: ApiClient) -> None:
 
 async def heartbeat(client: ApiClient, settings: AgentSettings, node: Obj, kubelet_port: int,
                     capacity: dict[str, str]) -> None:
-    """Renew the node Lease every node_lease_seconds and refresh the Node's conditions every minute."""
+    """Renew the node Lease every node_lease_seconds and refresh the Node's conditions every minute, and right
+    after a renewal that came late (the process was frozen or cut off from the API: the node lifecycle
+    controller may have turned the node Ready=Unknown meanwhile, which only a status post turns back)."""
     name = settings.node_name
     lease: Obj | None = None
-    last_status = time.monotonic()
+    last_status = last_renewal = time.monotonic()
     duration = max(40, int(settings.node_lease_seconds * 4))
     while True:
         try:
@@ -160,7 +162,9 @@ async def heartbeat(client: ApiClient, settings: AgentSettings, node: Obj, kubel
             if body:
                 lease["spec"] = {**(lease.get("spec") or {}), **body}
                 lease = await client.update(LEASES, lease)
-            if time.monotonic() - last_status > 60:
+            late = time.monotonic() - last_renewal > 2 * settings.node_lease_seconds
+            last_renewal = time.monotonic()
+            if late or time.monotonic() - last_status > 60:
                 last_status = time.monotonic()
                 await client.patch(NODES, name, {"status": node_status(settings, kubelet_port, capacity)},
                                    subresource="status")

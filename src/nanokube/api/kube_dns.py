@@ -12,6 +12,7 @@ from __future__ import annotations
 
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 KUBE_DNS_PROXY_NAME = "nanokube-dns"
+KUBE_DNS_MANAGED_BY = "nanokube-dns"  # endpointslice.kubernetes.io/managed-by of the slices the DNS writes itself
 KUBE_DNS_SERVICE = "kube-dns"
 KUBE_SYSTEM = "kube-system"
 KUBE_DNS_HOST_INDEX = 10  # the kube-dns ClusterIP is the service CIDR's .10, kubernetes' is .1

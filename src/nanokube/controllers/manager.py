@@ -10,6 +10,7 @@ from nanokube.controllers.cronjob import CronJobController
 from nanokube.controllers.daemonset import DaemonSetController
 from nanokube.controllers.deployment import DeploymentController
 from nanokube.controllers.disruption import DisruptionController
+from nanokube.controllers.dnsendpoints import DnsEndpointsReadinessController
 from nanokube.controllers.endpoints_controller import EndpointsController
 from nanokube.controllers.endpointslice_controller import EndpointSliceController
 from nanokube.controllers.framework import Context, Controller
@@ -54,6 +55,7 @@ def build(ctx: Context) -> list[Controller]:
         ResourceQuotaController(ctx),
         Scheduler(ctx),
         NodeLifecycleController(ctx),
+        DnsEndpointsReadinessController(ctx),
         TaintEvictionController(ctx),
         LocalPathProvisioner(ctx),
         GarbageCollector(ctx),

@@ -1,8 +1,9 @@
 """From query bytes to answer bytes: the answer caches, rendering, and the split zone / reverse / upstream.
 
 Three levels, fastest first:
-* `memo` / `volatile_memo`: the exact query bytes after the ID -> the response bytes after the ID. The UDP
-  protocol answers a hit with one dict lookup and one concatenation; nothing is parsed.
+* `memo` / `volatile_memo`: the exact query bytes after the ID -> (the response bytes after the ID, the metrics
+  cell of its labels). The UDP protocol answers a hit with one dict lookup and one concatenation, and counts
+  it with one increment; nothing is parsed.
 * `answers` / `volatile`: case-folded question -> precomputed `Answer`, rendered per query by copying the
   question (so its spelling comes back) and appending precomputed record bytes.
 * the resolver, for a question asked for the first time since its objects changed.
@@ -20,6 +21,7 @@ from collections.abc import Awaitable
 from nanokube.dns import wire
 from nanokube.dns.cache import DnsCache
 from nanokube.dns.forward import Forwarder
+from nanokube.dns.metrics import Cell, DnsMetrics
 from nanokube.dns.records import ServiceKey
 from nanokube.dns.resolver import Answer, Resolver
 
@@ -31,19 +33,23 @@ MAX_SPELLINGS = 8  # memo entries per answer (case variants, EDNS sizes); more a
 REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
 
 Result = bytes | None | Awaitable[bytes | None]
+Memo = dict[bytes, tuple[bytes, Cell]]
+KUBERNETES, FORWARD, CACHE, SERVER = "kubernetes", "forward", "cache", ""  # the `plugin` label: who answered
 
 
 class DnsEngine:
-    def __init__(self, cache: DnsCache, resolver: Resolver, forwarder: Forwarder | None) -> None:
+    def __init__(self, cache: DnsCache, resolver: Resolver, forwarder: Forwarder | None,
+                 metrics: DnsMetrics | None = None) -> None:
         self.cache = cache
+        self.metrics = metrics or DnsMetrics(())
         self.resolver = resolver
         self.forwarder = forwarder
         self.zone_labels = [z.encode() for z in resolver.zone_labels]
         self.zone_wire = resolver.zone_wire
         self.answers: dict[bytes, Answer] = {}
         self.volatile: dict[bytes, Answer] = {}
-        self.memo: dict[bytes, bytes] = {}
-        self.volatile_memo: dict[bytes, bytes] = {}
+        self.memo: Memo = {}
+        self.volatile_memo: Memo = {}
         self.by_service: dict[ServiceKey, list[bytes]] = {}
         cache.add_listener(self.invalidate)
         if cache.synced:
@@ -78,37 +84,45 @@ class DnsEngine:
             self.prebuild(key)
 
     # -- queries ---------------------------------------------------------------------------------------
-    def handle(self, data: bytes, *, tcp: bool) -> Result:
-        """The response for one query: bytes, None (drop), or an awaitable when upstream must be asked."""
+    def handle(self, data: bytes, *, tcp: bool, slot: int = 0) -> Result:
+        """The response for one query: bytes, None (drop), or an awaitable when upstream must be asked.
+        Every response is counted in the metrics under the listener `slot`."""
         try:
             q = wire.parse_query(data)
         except (wire.FormatError, IndexError, struct.error):
+            self.metrics.count(slot, 0, wire.FORMERR, SERVER)
             return wire.error_response(data, wire.FORMERR)
         if q is None:
             return None
+        count = self.metrics.cell
         if q.opcode != 0:
+            count(q.qtype, wire.NOTIMP, SERVER)[slot] += 1
             return wire.error_response(data, wire.NOTIMP, q)
         if q.edns and q.edns_version > 0:
+            count(q.qtype, wire.BADVERS, SERVER)[slot] += 1
             return wire.error_response(data, wire.BADVERS, q)
         lname = q.qname.lower()
         labels = wire.labels_of(lname)
         n = len(self.zone_labels)
         if labels[len(labels) - n:] == self.zone_labels:
             if q.qclass != wire.CLASS_IN:
+                count(q.qtype, wire.REFUSED, KUBERNETES)[slot] += 1
                 return wire.error_response(data, wire.REFUSED, q)
             answer = self._answer(lname, q.qtype)
             if answer.upstream is not None:
-                return self._with_upstream(data, q, answer, tcp)
+                return self._with_upstream(data, q, answer, tcp, slot)
+            count(q.qtype, answer.rcode, KUBERNETES)[slot] += 1
             return self._respond(data, q, answer, tcp)
         if len(labels) >= 2 and tuple(labels[-2:]) in ((b"in-addr", b"arpa"), (b"ip6", b"arpa")):
             reverse = self._reverse(lname, labels, q.qtype)
             if reverse is not None:
+                count(q.qtype, reverse.rcode, KUBERNETES)[slot] += 1
                 return self._respond(data, q, reverse, tcp)
-        if self.forwarder is not None and self.forwarder.saw_query(lname):
+        if (self.forwarder is not None and self.forwarder.saw_query(lname)) or (
+                self.forwarder is None or not self.forwarder.upstreams):
+            count(q.qtype, wire.SERVFAIL, SERVER)[slot] += 1
             return wire.error_response(data, wire.SERVFAIL, q)
-        if self.forwarder is None or not self.forwarder.upstreams:
-            return wire.error_response(data, wire.SERVFAIL, q)
-        return self._forward(data, q, lname, tcp)
+        return self._forward(data, q, lname, tcp, slot)
 
     def _answer(self, lname: bytes, qtype: int) -> Answer:
         key = lname + struct.pack("!H", qtype)
@@ -166,26 +180,29 @@ class DnsEngine:
             if len(memo) >= (MAX_VOLATILE if volatile else MAX_MEMO):
                 memo.clear()
             memo_key = data[2:]
-            memo[memo_key] = out[2:]
+            memo[memo_key] = (out[2:], self.metrics.cell(q.qtype, answer.rcode, KUBERNETES))
             answer.memo_keys.append(memo_key)
         return out
 
-    async def _with_upstream(self, data: bytes, q: wire.Query, answer: Answer, tcp: bool) -> bytes:
+    async def _with_upstream(self, data: bytes, q: wire.Query, answer: Answer, tcp: bool, slot: int) -> bytes:
         """An ExternalName pointing outside the zone: our CNAME, then the target's records from upstream."""
         assert answer.upstream is not None
         chunks: list[bytes] = []
         count, rcode = 0, wire.NOERROR
         if self.forwarder is not None and self.forwarder.upstreams:
             chunks, count, rcode = await self.forwarder.lookup_records(*answer.upstream)
-        out = self._render(data, q, answer, b"".join(chunks), count,
-                           rcode if rcode in (wire.NOERROR, wire.NXDOMAIN) else wire.NOERROR)
+        rcode = rcode if rcode in (wire.NOERROR, wire.NXDOMAIN) else wire.NOERROR
+        out = self._render(data, q, answer, b"".join(chunks), count, rcode)
+        self.metrics.count(slot, q.qtype, rcode, KUBERNETES)
         if not tcp and len(out) > q.max_udp():
             out = wire.truncated_response(out, q)
         return out
 
-    async def _forward(self, data: bytes, q: wire.Query, lname: bytes, tcp: bool) -> bytes:
+    async def _forward(self, data: bytes, q: wire.Query, lname: bytes, tcp: bool, slot: int) -> bytes:
         assert self.forwarder is not None
-        entry = await self.forwarder.resolve(lname, q.qtype, q.qclass, tcp=tcp)
+        entry, cached = await self.forwarder.resolve_counted(lname, q.qtype, q.qclass, tcp=tcp)
         if entry is None:
+            self.metrics.count(slot, q.qtype, wire.SERVFAIL, SERVER)
             return wire.error_response(data, wire.SERVFAIL, q)
+        self.metrics.count(slot, q.qtype, entry.raw[3] & 0x0F, CACHE if cached else FORWARD)
         return self.forwarder.client_response(entry, data, q, tcp=tcp)

@@ -85,6 +85,11 @@ class _Cached:
     ttl_offsets: list[int]
     opt_span: tuple[int, int] | None
 
+    @property
+    def denial(self) -> bool:
+        """NXDOMAIN or NODATA: what CoreDNS's cache files under type "denial" (else "success")."""
+        return self.raw[3] & 0x0F == wire.NXDOMAIN or self.raw[6:8] == b"\x00\x00"
+
 
 class _UpstreamProtocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
@@ -121,6 +126,7 @@ class Forwarder:
         self._probes: dict[bytes, Addr] = {}
         self._sockets: dict[Addr, _UpstreamProtocol] = {}
         self._inflight: dict[bytes, asyncio.Future[_Cached | None]] = {}
+        self.hits_success = self.hits_denial = self.misses = 0  # coredns_cache_hits_total / misses_total
 
     async def start(self) -> None:
         for u in self.upstreams:
@@ -172,18 +178,33 @@ class Forwarder:
             self.upstreams.remove(upstream)
         return True
 
+    def cache_stats(self) -> tuple[int, int, int, int, int]:
+        """(success entries, denial entries, success hits, denial hits, misses), for the metrics."""
+        denial = sum(1 for entry in self.cache.values() if entry.denial)
+        return len(self.cache) - denial, denial, self.hits_success, self.hits_denial, self.misses
+
     # -- queries ---------------------------------------------------------------------------------------
     async def resolve(self, qname_lower: bytes, qtype: int, qclass: int, *, tcp: bool = False) -> _Cached | None:
+        return (await self.resolve_counted(qname_lower, qtype, qclass, tcp=tcp))[0]
+
+    async def resolve_counted(self, qname_lower: bytes, qtype: int, qclass: int, *,
+                              tcp: bool = False) -> tuple[_Cached | None, bool]:
+        """(the upstream answer or None, whether it came from the cache)."""
         key = qname_lower + struct.pack("!HH", qtype, qclass)
         hit = self.cache.get(key)
         now = time.monotonic()
         if hit is not None and now - hit.stored < hit.ttl and not (tcp and hit.raw[2] & 0x02):
-            return hit
+            if hit.denial:
+                self.hits_denial += 1
+            else:
+                self.hits_success += 1
+            return hit, True
+        self.misses += 1
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return await asyncio.shield(pending), False
         if len(self._inflight) >= self.max_inflight:
-            return None
+            return None, False
         fut: asyncio.Future[_Cached | None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         entry = None
@@ -194,7 +215,7 @@ class Forwarder:
         finally:
             self._inflight.pop(key, None)
             fut.set_result(entry)
-        return entry
+        return entry, False
 
     def _store(self, key: bytes, raw: bytes, now: float) -> _Cached | None:
         try:

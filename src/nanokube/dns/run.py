@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from nanokube.dns.cache import KINDS, DnsCache
 from nanokube.dns.engine import DnsEngine
 from nanokube.dns.forward import Forwarder, parse_upstream, resolv_conf_upstreams
+from nanokube.dns.metrics import DnsMetrics
+from nanokube.dns.metrics_http import MetricsServer
 from nanokube.dns.records import trim_endpointslice, trim_namespace, trim_pod, trim_service
 from nanokube.dns.resolver import Resolver
 from nanokube.dns.server import DnsServer
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POD_MODES = ("disabled", "insecure", "verified")
+METRICS_PORT = 9153  # CoreDNS's `prometheus :9153`, the kube-dns Service's port `metrics`
 
 
 @dataclass
@@ -37,6 +40,8 @@ class DnsSettings:
     # (address, port) to publish as the kube-dns Service's endpoint once listening (dns/publish.py); None: don't
     endpoint: tuple[str, int] | None = None
     node_name: str = ""
+    # GET /metrics on this port of every listen address (None: not served)
+    metrics_port: int | None = METRICS_PORT
 
     def __post_init__(self) -> None:
         if self.pods_mode not in POD_MODES:
@@ -51,6 +56,9 @@ class DnsComponents:
     engine: DnsEngine
     server: DnsServer
     forwarder: Forwarder
+    metrics: DnsMetrics
+    metrics_server: MetricsServer | None = None
+    metrics_started: asyncio.Event = field(default_factory=asyncio.Event)  # tried to listen (maybe failed)
 
 
 def build_dns(settings: DnsSettings, cache: DnsCache | None = None) -> DnsComponents:
@@ -60,12 +68,16 @@ def build_dns(settings: DnsSettings, cache: DnsCache | None = None) -> DnsCompon
     upstreams = ([parse_upstream(u) for u in settings.upstreams] if settings.upstreams is not None
                  else resolv_conf_upstreams())
     forwarder = Forwarder(upstreams, listen=settings.listen)
+    metrics = DnsMetrics(settings.listen)
+    metrics.cache_stats = forwarder.cache_stats
     ns_addresses = tuple(ipaddress.ip_address(h).packed for h, _ in settings.listen
                          if h not in ("", "0.0.0.0", "::"))
     resolver = Resolver(cache, zone=settings.cluster_domain, ttl=settings.ttl, pods_mode=settings.pods_mode,
                         dns_service=settings.dns_service, ns_addresses=ns_addresses)
-    engine = DnsEngine(cache, resolver, forwarder)
-    return DnsComponents(cache, engine, DnsServer(engine, settings.listen), forwarder)
+    engine = DnsEngine(cache, resolver, forwarder, metrics)
+    metrics_server = (MetricsServer(metrics, [h for h, _ in settings.listen], settings.metrics_port)
+                      if settings.metrics_port is not None else None)
+    return DnsComponents(cache, engine, DnsServer(engine, settings.listen), forwarder, metrics, metrics_server)
 
 
 async def serve(parts: DnsComponents, *, check_loops: bool = True) -> None:
@@ -74,12 +86,17 @@ async def serve(parts: DnsComponents, *, check_loops: bool = True) -> None:
     try:
         await parts.server.start()
         try:
+            if parts.metrics_server is not None:
+                await parts.metrics_server.start()
+            parts.metrics_started.set()
             if check_loops:
                 await parts.forwarder.check_loops()
             else:
                 parts.forwarder.loop_checked.set()
             await asyncio.Event().wait()
         finally:
+            if parts.metrics_server is not None:
+                await parts.metrics_server.close()
             await parts.server.close()
     finally:
         parts.forwarder.close()
@@ -118,6 +135,7 @@ async def run_dns(*, client: ApiClient, settings: DnsSettings, ready: asyncio.Ev
     async def announce() -> None:
         await asyncio.gather(*(i.synced.wait() for i in informers))
         await parts.server.started.wait()
+        await parts.metrics_started.wait()
         ready.set()
         log.info("dns: serving %s on %s", settings.cluster_domain, parts.server.addresses)
 
@@ -135,4 +153,8 @@ async def _publish(client: ApiClient, settings: DnsSettings, parts: DnsComponent
 
     assert settings.endpoint is not None
     await parts.server.started.wait()  # an endpoint only once it answers
-    await KubeDnsEndpoints(client, *settings.endpoint, node_name=settings.node_name).run(wake)
+    await parts.metrics_started.wait()
+    host = settings.endpoint[0]
+    metrics_port = parts.metrics_server.serves(host) if parts.metrics_server is not None else None
+    await KubeDnsEndpoints(client, *settings.endpoint, node_name=settings.node_name,
+                           metrics_port=metrics_port).run(wake)
