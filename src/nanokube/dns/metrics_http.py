@@ -7,9 +7,9 @@ query counts by type and rcode, no names. One request per connection; Prometheus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from nanokube.aio.onerequest import answer_once
 from nanokube.dns.metrics import DnsMetrics
 
 log = logging.getLogger(__name__)
@@ -64,20 +64,7 @@ class MetricsServer:
         return 200, CONTENT_TYPE, self.metrics.render().encode()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            if len(parts) < 2:
-                code, ctype, body = 400, "text/plain; charset=utf-8", b"bad request\n"
-            else:
-                code, ctype, body = self.respond(parts[0], parts[1])
-            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[code]
-            writer.write(f"HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                         "Connection: close\r\n\r\n".encode() + (b"" if parts[:1] == ["HEAD"] else body))
-            await writer.drain()
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        await answer_once(reader, writer, self._respond, READ_TIMEOUT)
+
+    async def _respond(self, _head: bytes, request_line: list[str]) -> tuple[int, str, bytes]:
+        return self.respond(request_line[0], request_line[1])

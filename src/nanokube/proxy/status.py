@@ -61,6 +61,7 @@ from typing import Any
 
 import orjson
 
+from nanokube.aio.onerequest import answer_once
 from nanokube.api.meta import rfc3339_micro
 from nanokube.api.privileged_ports import PRIVILEGED_PORT_ERROR
 from nanokube.proxy.plan import ServicePortPlan
@@ -209,10 +210,6 @@ def metrics_text(by_service: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-REASONS = {200: "OK", 202: "Accepted", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           503: "Service Unavailable"}
-
-
 class StatusServer:
     """A tiny HTTP/1.1 server for the endpoints above (one request per connection)."""
 
@@ -289,34 +286,22 @@ class StatusServer:
         await self._handle(reader, writer, local=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, local: bool = False) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-            peer = "127.0.0.1" if local else (writer.get_extra_info("peername") or ("",))[0]
+        peer = "127.0.0.1" if local else (writer.get_extra_info("peername") or ("",))[0]
+
+        async def respond(head: bytes, request_line: list[str]) -> tuple[int, str, bytes]:
             authorized = local or self.authorized(head)
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            content_type = "application/json"
-            if authorized and parts[0] in ("GET", "HEAD") and path in ("/counters", "/metrics"):
+            method, target = request_line[0], request_line[1]
+            path = target.split("?", 1)[0]
+            if authorized and method in ("GET", "HEAD") and path in ("/counters", "/metrics"):
                 counts = await self.counters() if self.counters is not None else {}
                 counted = service_counts(self.status.services, counts)
-                body: Any = counted
-                code = 200
                 if path == "/metrics":
-                    body, content_type = metrics_text(counted), "text/plain; version=0.0.4"
-            else:
-                code, body = (self.route(parts[0], parts[1], peer, authorized=authorized)
-                              if len(parts) >= 2 else (405, {"error": "bad request"}))
-            data = body.encode() if isinstance(body, str) else orjson.dumps(body) + b"\n"
-            writer.write(f"HTTP/1.1 {code} {REASONS.get(code, '')}\r\nContent-Type: {content_type}\r\n"
-                         f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(data)}\r\n"
-                         "Connection: close\r\n\r\n".encode() + (b"" if parts[0] == "HEAD" else data))
-            await writer.drain()
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+                    return 200, "text/plain; version=0.0.4", metrics_text(counted).encode()
+                return 200, "application/json", orjson.dumps(counted) + b"\n"
+            code, body = self.route(method, target, peer, authorized=authorized)
+            return code, "application/json", orjson.dumps(body) + b"\n"
+
+        await answer_once(reader, writer, respond)
 
     async def close(self) -> None:
         if self.server is not None:
