@@ -87,6 +87,7 @@ def test_article_in_rootless_mode(throwaway_user: User):
         echo "@@dns $DNS"
         echo "@@dig $(dig +short @${DNS%:*} -p ${DNS##*:} mariadb-service.default.svc.cluster.local)"
         echo "@@clusterip $CIP"
+        echo "@@dns_metrics $(try curl -sf http://127.0.0.1:9153/metrics | grep -c '^coredns_dns_requests_total{')"
         WEB=$(kubectl get svc web -o jsonpath="{.spec.clusterIP}")
         echo "@@web_inside $(try nanokube enter -- curl -s -o /dev/null -w '%{http_code}' http://$WEB:80/)"
         echo "@@web_lb $(try curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:10080/)"
@@ -109,6 +110,7 @@ def test_article_in_rootless_mode(throwaway_user: User):
     assert field(out, "enter") == pod, detail
     assert "ERROR" in field(out, "clusterip_host") or field(out, "clusterip_host") == "", detail  # internal only
     assert field(out, "dig") == field(out, "clusterip"), detail
+    assert int(field(out, "dns_metrics")) >= 1, detail  # the DNS's metrics port, forwarded to the host like its :53
     assert field(out, "web_inside") == "200", detail
     assert field(out, "web_lb") == "200", detail
     assert field(out, "nk0_host") == "0", detail

@@ -17,3 +17,4 @@ KUBE_DNS_SERVICE = "kube-dns"
 KUBE_SYSTEM = "kube-system"
 KUBE_DNS_HOST_INDEX = 10  # the kube-dns ClusterIP is the service CIDR's .10, kubernetes' is .1
 KUBERNETES_HOST_INDEX = 1
+KUBE_DNS_METRICS_PORT = 9153  # CoreDNS's `prometheus :9153`, the kube-dns Service's port `metrics`

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanokube.api.errors import ApiError
-from nanokube.api.kube_dns import KUBE_DNS_PROXY_NAME, SERVICE_PROXY_NAME_LABEL
+from nanokube.api.kube_dns import KUBE_DNS_METRICS_PORT, KUBE_DNS_PROXY_NAME, SERVICE_PROXY_NAME_LABEL
 from nanokube.api.served_resources import by_kind
 from nanokube.apiserver import rbac
 from nanokube.apiserver.registry import Registry
@@ -98,7 +98,8 @@ async def bootstrap(registry: Registry, spec: BootstrapSpec) -> None:
                   _slice("kubernetes", "default", "kubernetes", spec.api_address, api_ports), replace=True)
     dns_ports = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                  {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                 {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
+                 {"name": "metrics", "port": KUBE_DNS_METRICS_PORT, "protocol": "TCP",
+                  "targetPort": KUBE_DNS_METRICS_PORT}]
     dns_labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS", "kubernetes.io/cluster-service": "true"}
     bound = spec.dns_address == spec.kube_dns_ip  # the DNS binds the ClusterIP itself: not the proxy's to serve
     if bound:

@@ -13,6 +13,7 @@ SECURITY = """
 | `DATA_DIR/api.sock` (0600) | the API for the server's own components | the token |
 | kubelet port (a free one; `nanokube agent --kubelet-port`; HTTPS) | container logs for `kubectl logs` (and the streaming subresources) | the token (the API server sends it); `/healthz` open. Its certificate (`pki/kubelet-NODE.crt`, CN `system:node:NODE`) is signed by the cluster CA, which the API server checks; a `nanokube agent` that cannot read the server's `pki/ca.key` issues one from a CA of its own, and then `kubectl logs` of its pods fails with a certificate error |
 | proxy status (`--proxy-status-port`, HTTP) | `/healthz`, `/livez` (open, as kube-proxy's); `/services`, `/status`, `/counters`, `/metrics` (connections per endpoint), `POST /full-sync` | the token, or the owner of `DATA_DIR/proxy.sock` (0600), which `nanokube explain` and the UI use |
+| DNS metrics (9153 of each DNS listen address, HTTP) | `/metrics`: CoreDNS's `coredns_dns_*` and `coredns_cache_*` series (query counts by type and rcode, no names) | anyone, as CoreDNS's `prometheus :9153` |
 
 **Files.** The data dir is 0700; the token, `state.db` with its `-wal`/`-shm` files (they hold Secrets) and
 every private key are 0600.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from nanokube.api.kube_dns import KUBE_DNS_METRICS_PORT
 from nanokube.rootless.forwarder import Forwarder
 from nanokube.rootless.host_ports import HostPorts
 from nanokube.rootless.launcher import run_rootless
@@ -25,6 +26,8 @@ def main_rootless(settings: ServerSettings, components: tuple[str, ...],
               ("udp", dns_host_port): inside_dns, ("tcp", dns_host_port): inside_dns}
     best_effort = ({("tcp", settings.proxy_status_port): ("127.0.0.1", settings.proxy_status_port)}
                    if settings.proxy_status_port else {})
+    # the DNS's metrics beside its listener, as on a root node (another rootless server may hold 9153 already)
+    best_effort[("tcp", KUBE_DNS_METRICS_PORT)] = (inside_dns[0], KUBE_DNS_METRICS_PORT)
 
     def run_node(host_ports: HostPorts) -> int:
         forwarder = Forwarder(host_ports, node_ip=settings.node_ip, static=static, best_effort=best_effort)

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nanokube.api.kube_dns import KUBE_DNS_METRICS_PORT
 from nanokube.dns.cache import KINDS, DnsCache
 from nanokube.dns.engine import DnsEngine
 from nanokube.dns.forward import Forwarder, parse_upstream, resolv_conf_upstreams
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POD_MODES = ("disabled", "insecure", "verified")
-METRICS_PORT = 9153  # CoreDNS's `prometheus :9153`, the kube-dns Service's port `metrics`
+METRICS_PORT = KUBE_DNS_METRICS_PORT
 
 
 @dataclass
