@@ -162,10 +162,11 @@ async def heartbeat(client: ApiClient, settings: AgentSettings, node: Obj, kubel
             if body:
                 lease["spec"] = {**(lease.get("spec") or {}), **body}
                 lease = await client.update(LEASES, lease)
-            late = time.monotonic() - last_renewal > 2 * settings.node_lease_seconds
-            last_renewal = time.monotonic()
-            if late or time.monotonic() - last_status > 60:
-                last_status = time.monotonic()
+            now = time.monotonic()
+            late = now - last_renewal > 2 * settings.node_lease_seconds
+            last_renewal = now
+            if late or now - last_status > 60:
+                last_status = now
                 await client.patch(NODES, name, {"status": node_status(settings, kubelet_port, capacity)},
                                    subresource="status")
         except ApiError as err:

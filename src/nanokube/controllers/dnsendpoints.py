@@ -18,19 +18,17 @@ from typing import Any
 from nanokube.api.kube_dns import KUBE_DNS_MANAGED_BY, KUBE_DNS_SERVICE, KUBE_SYSTEM
 from nanokube.api.meta import Obj
 from nanokube.client import object_key
+from nanokube.controllers import scheduler
+from nanokube.controllers.endpointslice_reconciler import LABEL_MANAGED_BY
 from nanokube.controllers.framework import Context, Controller
 from nanokube.controllers.resources import ENDPOINTS, ENDPOINTSLICES, NODES
 
-MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 KUBE_DNS_KEY = f"{KUBE_SYSTEM}/{KUBE_DNS_SERVICE}"
 
 
 def node_ready(node: Obj | None) -> bool | None:
-    """True/False from the Node's Ready condition; None when there is no such Node."""
-    if node is None:
-        return None
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
+    """The Node's readiness as the scheduler reads it; None when there is no such Node."""
+    return None if node is None else scheduler.node_ready(node)
 
 
 def slice_with_readiness(eps: Obj, ready_of: Any) -> Obj | None:
@@ -87,7 +85,7 @@ class DnsEndpointsReadinessController(Controller):
 
     def _slice(self, eps: Obj) -> None:
         key = object_key(eps)
-        if ((eps.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == KUBE_DNS_MANAGED_BY:
+        if ((eps.get("metadata") or {}).get("labels") or {}).get(LABEL_MANAGED_BY) == KUBE_DNS_MANAGED_BY:
             self.ours.add(key)
             self.queue.add(("slice", key))
         else:

@@ -118,8 +118,8 @@ class DnsEngine:
             if reverse is not None:
                 count(q.qtype, reverse.rcode, KUBERNETES)[slot] += 1
                 return self._respond(data, q, reverse, tcp)
-        if (self.forwarder is not None and self.forwarder.saw_query(lname)) or (
-                self.forwarder is None or not self.forwarder.upstreams):
+        forwarder = self.forwarder
+        if forwarder is None or forwarder.saw_query(lname) or not forwarder.upstreams:  # a loop, or nowhere to ask
             count(q.qtype, wire.SERVFAIL, SERVER)[slot] += 1
             return wire.error_response(data, wire.SERVFAIL, q)
         return self._forward(data, q, lname, tcp, slot)

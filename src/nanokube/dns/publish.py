@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 ENDPOINTS = by_kind("", "Endpoints")
 SLICES = by_kind("discovery.k8s.io", "EndpointSlice")
-MANAGED_BY = KUBE_DNS_MANAGED_BY
 SKIP_MIRROR = {"endpointslice.kubernetes.io/skip-mirror": "true"}
 RECHECK_SECONDS = 10.0
 
@@ -52,7 +51,7 @@ def desired_objects(address: str, port: int, node_name: str,
     eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"name": KUBE_DNS_SERVICE, "namespace": KUBE_SYSTEM,
                         "labels": {"kubernetes.io/service-name": KUBE_DNS_SERVICE,
-                                   "endpointslice.kubernetes.io/managed-by": MANAGED_BY}},
+                                   "endpointslice.kubernetes.io/managed-by": KUBE_DNS_MANAGED_BY}},
            "addressType": "IPv4", "endpoints": [endpoint], "ports": ports}
     return endpoints, eps
 

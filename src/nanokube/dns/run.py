@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POD_MODES = ("disabled", "insecure", "verified")
-METRICS_PORT = KUBE_DNS_METRICS_PORT
 
 
 @dataclass
@@ -42,7 +41,7 @@ class DnsSettings:
     endpoint: tuple[str, int] | None = None
     node_name: str = ""
     # GET /metrics on this port of every listen address (None: not served)
-    metrics_port: int | None = METRICS_PORT
+    metrics_port: int | None = KUBE_DNS_METRICS_PORT
 
     def __post_init__(self) -> None:
         if self.pods_mode not in POD_MODES:
