@@ -1,5 +1,5 @@
-"""A process's TCP sockets as /proc shows them: what tests wait on to know a server has closed its side of a
-connection (a socket the peer closed stays CLOSE_WAIT until the server notices and closes it)."""
+"""A process's open files and TCP sockets as /proc shows them: what tests wait on to know a server has closed
+its side of a connection (a socket the peer closed stays CLOSE_WAIT until the server notices and closes it)."""
 
 from __future__ import annotations
 
@@ -26,16 +26,20 @@ def _address(text: str) -> tuple[str, int]:
     return ip, int(port, 16)
 
 
-def tcp_sockets(pid: int) -> list[TcpSocket]:
-    """The TCP sockets process `pid` holds open (listening ones included)."""
-    inodes = set()
+def fd_targets(pid: int) -> list[str]:
+    """What each open file descriptor of process `pid` points at (paths, `socket:[inode]`, `pipe:[...]`)."""
+    out = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
         except FileNotFoundError:  # closed since the listing
             continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
+    return out
+
+
+def tcp_sockets(pid: int) -> list[TcpSocket]:
+    """The TCP sockets process `pid` holds open (listening ones included)."""
+    inodes = {target[8:-1] for target in fd_targets(pid) if target.startswith("socket:[")}
     out = []
     for table in ("tcp", "tcp6"):
         try:

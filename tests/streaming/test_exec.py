@@ -17,6 +17,7 @@ import pytest
 import websocket
 from tests.conftest import Server
 from tests.polling import eventually
+from tests.procnet import fd_targets
 from tests.streaming.conftest import kubectl_run, type_after
 
 
@@ -196,18 +197,8 @@ def test_client_gone_mid_stream_leaves_nothing(cluster: Server, sleeper: str) ->
     assert cluster.proc is not None
     server_pid = cluster.proc.pid
     # the session closes its pty once it has reaped the command: a moment after the command is gone from /proc
-    eventually(lambda: not [t for t in _fd_targets(server_pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"], 20,
+    eventually(lambda: not [t for t in fd_targets(server_pid) if t.startswith("/dev/pts") or t == "/dev/ptmx"], 20,
                what="the server to close the session's pty")
-
-
-def _fd_targets(pid: int) -> list[str]:
-    out = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:  # closed meanwhile
-            continue
-    return out
 
 
 def _is_client(pid: int) -> bool:
